@@ -1,0 +1,176 @@
+"""The ``geohm`` command: a thin layer over the library.
+
+Each command builds or loads a config and makes one library call. Exit codes: 0 on
+success, 2 on bad input or config (one clear line on stderr), 1 on a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from geohm import __version__
+from geohm.errors import GeohmError
+
+app = typer.Typer(
+    name="geohm",
+    help="Map heavy-metal (Cu, Pb, ...) concentration of soil from Landsat 8/9 and a DEM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"geohm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """GeohmError -> exit 2 with one line; anything else -> traceback and exit 1."""
+    try:
+        yield
+    except GeohmError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception:
+        traceback.print_exc()
+        console.print("[bold red]geohm hit a bug[/]; please report it with the traceback above.")
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("tiles"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def _summary(result: Any) -> None:
+    rep = result.report
+    table = Table(title=f"{rep['name']}: accuracy (mg/kg)", title_justify="left")
+    for col in ("target", "set", "n", "RMSE", "MAE", "R2", "MRE"):
+        table.add_column(col, justify="right" if col not in ("target", "set") else "left")
+    for target, t in rep["targets"].items():
+        for set_name in ("test", "cv"):
+            m = t.get(set_name)
+            if m:
+                table.add_row(target, set_name, str(m["n"]), f"{m['rmse']:.2f}", f"{m['mae']:.2f}",
+                              f"{m['r2']:.3f}", f"{m['mre']:.3f}")
+    out.print(table)
+    dropped = rep["samples"]["dropped"]
+    out.print(f"samples: {rep['samples']['used']} of {rep['samples']['total']} used"
+              + (f"; dropped: {', '.join(d['id'] + ' (' + d['reason'] + ')' for d in dropped)}"
+                 if dropped else ""))
+    out.print(f"outputs in [bold]{result.output_dir}[/]: {', '.join(rep['outputs'])}")
+    out.print(f"done in {rep['timings']['total']:.1f} s")
+
+
+OutOption = Annotated[
+    Path | None,
+    typer.Option("--out", "-o", help="Output folder (overrides output.dir).", show_default=False),
+]
+
+
+@app.command()
+def run(
+    scene: Annotated[Path, typer.Argument(help="Scene config (YAML).", show_default=False)],
+    out_dir: OutOption = None,
+) -> None:
+    """Run one scene job: read, sample, train, validate, map, report."""
+    from geohm.config import load_config
+    from geohm.pipeline import run_scene
+
+    with _errors():
+        cfg = load_config(scene, output_dir=out_dir)
+        with _progress_bar() as progress:
+            result = run_scene(cfg, progress=progress)
+        _summary(result)
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the case into.")],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 0,
+    size: Annotated[int, typer.Option(help="Scene size in pixels (square, 30 m).", min=64)] = 400,
+) -> None:
+    """Write the built-in synthetic two-year mining-area case (inputs and truth)."""
+    from geohm.synth import make_demo
+
+    with _errors():
+        make_demo(out_dir, seed=seed, size=size)
+        out.print(f"wrote the synthetic case to [bold]{out_dir}[/] "
+                  f"(run it with: geohm run {out_dir / 'scene.yaml'})")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo"),
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 0,
+    size: Annotated[int, typer.Option(help="Scene size in pixels.", min=64)] = 400,
+) -> None:
+    """Make the built-in demo data in OUT/data and map it into OUT."""
+    from geohm.config import load_config
+    from geohm.pipeline import run_scene
+    from geohm.synth import make_demo
+
+    with _errors():
+        data = out_dir / "data"
+        console.print(f"writing the synthetic demo case to {data} ...")
+        make_demo(data, seed=seed, size=size)
+        cfg = load_config(data / "scene.yaml", output_dir=out_dir)
+        with _progress_bar() as progress:
+            result = run_scene(cfg, progress=progress)
+        _summary(result)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The scene-job schema: one pydantic model for everything a ``geohm run`` needs.
+
+Key names are the contract of ``design.md``. Unknown keys are an error (with a
+"did you mean" hint), relative paths resolve against the config file's folder, and
+every problem becomes a :class:`~geohm.errors.ConfigError` whose one-line message
+names the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from geohm.errors import ConfigError, InputError
+
+__all__ = [
+    "CovariateSpec",
+    "ModelSpec",
+    "OutputSpec",
+    "SamplesSpec",
+    "SceneConfig",
+    "SelectionSpec",
+    "SourceSpec",
+    "ValidationSpec",
+    "load_config",
+    "parse_config",
+]
+
+#: QA_PIXEL conditions that may be masked (see geohm.io.landsat).
+QA_NAMES = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water")
+DEFAULT_QA_MASK = list(QA_NAMES)
+#: Model names the pipeline knows.
+MODEL_NAMES = ("rf",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class CovariateSpec(_Strict):
+    """An extra raster on any grid, aligned onto the scene grid."""
+
+    path: Path
+    categorical: bool = False
+
+
+class SamplesSpec(_Strict):
+    """Soil sample points with measured concentrations (mg/kg)."""
+
+    path: Path
+    targets: list[str] = Field(default_factory=lambda: ["Cu", "Pb"], min_length=1)
+    id: str | None = Field(default=None, description="column with sample ids (default: row number)")
+    x: str | None = None
+    y: str | None = None
+    crs: str | None = None
+    layer: str | None = None
+    window: int = Field(default=1, ge=1, description="odd number of pixels averaged per side")
+
+    @field_validator("window")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError("must be an odd number of pixels (1, 3, 5, ...)")
+        return v
+
+
+class _ImagerySpec(_Strict):
+    landsat: Path | None = None
+    bands: dict[str, Path] | None = None
+    band_scale: float | None = None
+    band_offset: float | None = None
+    qa_mask: list[Literal[QA_NAMES]] = Field(default_factory=lambda: list(DEFAULT_QA_MASK))  # type: ignore[valid-type]
+    dem: Path | None = None
+    covariates: dict[str, CovariateSpec] = Field(default_factory=dict)
+
+    @field_validator("covariates", mode="before")
+    @classmethod
+    def _short_form(cls, v: Any) -> Any:
+        # ``name: path`` is shorthand for ``name: {path: path}``.
+        if isinstance(v, dict):
+            return {k: {"path": x} if isinstance(x, str | Path) else x for k, x in v.items()}
+        return v
+
+    @model_validator(mode="after")
+    def _one_imagery_source(self) -> _ImagerySpec:
+        if self.landsat is not None and self.bands is not None:
+            raise ValueError("give either 'landsat' (a scene folder) or 'bands' (band files), not both")
+        if (self.band_scale is not None or self.band_offset is not None) and self.bands is None:
+            raise ValueError("'band_scale'/'band_offset' apply to 'bands' only; a Landsat folder's "
+                             "scale is read from its MTL")
+        return self
+
+
+
+class SourceSpec(_ImagerySpec):
+    """An earlier acquisition of the same area (transfer learning)."""
+
+    samples: SamplesSpec
+
+
+class SelectionSpec(_Strict):
+    """Factor screening."""
+
+    method: Literal["none", "correlation_vif"] = "none"
+    max_vif: float = Field(default=10.0, gt=1.0)
+    max_p: float = Field(default=0.05, gt=0.0, le=1.0)
+    force: list[str] = Field(default_factory=list)
+
+
+class ModelSpec(_Strict):
+    """The regressor and its parameters."""
+
+    name: str = "rf"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in MODEL_NAMES:
+            raise ValueError(f"unknown model '{v}'; choose one of {', '.join(MODEL_NAMES)}")
+        return v
+
+
+class ValidationSpec(_Strict):
+    """Hold-out test split and k-fold cross-validation."""
+
+    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    cv_folds: int = Field(default=5, ge=0)
+    seed: int = 0
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _folds(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("must be 0 (no cross-validation) or at least 2")
+        return v
+
+
+class RiskSpec(_Strict):
+    """Risk assessment settings (standards, land use, pH)."""
+
+    standard: str = "gb15618"
+    land_use: str = "other"
+    ph: float | Path = 6.8
+
+
+class OutputSpec(_Strict):
+    """Where and how outputs are written."""
+
+    dir: Path = Path("out")
+    tile: int = Field(default=512, ge=16, description="prediction window size in pixels")
+    quicklooks: bool = True
+
+
+class SceneConfig(_ImagerySpec):
+    """One scene job (see ``design.md`` for the contract)."""
+
+    name: str = Field(min_length=1)
+    grid: Path | None = None
+    samples: SamplesSpec
+    source: SourceSpec | None = None
+    features: Literal["auto"] | list[str] = "auto"
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    risk: RiskSpec | None = None
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    @model_validator(mode="after")
+    def _has_grid(self) -> SceneConfig:
+        if self.landsat is None and self.bands is None and self.grid is None and not self.covariates:
+            raise ValueError("needs imagery: give 'landsat' (a scene folder) or 'bands'")
+        return self
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not any(c in str(p) for c in "[(-")]
+    return ".".join(parts) or "(top level)"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``X | None`` or ``dict[str, X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at ``loc`` (best effort, for the did-you-mean hint)."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None:
+            return []
+        field = current.model_fields.get(str(part))
+        if field is not None:
+            current = _model_in(field.annotation)
+        # else: a mapping key (a covariate name): stay on the value model
+    return list(current.model_fields) if current is not None else []
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    key = _key_path(loc)
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(SceneConfig, loc)
+        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        tip = f"; did you mean '{hint[0]}'?" if hint else f"; allowed keys: {', '.join(allowed)}"
+        return f"{source}: unknown key '{key}'{tip}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{key}'"
+    msg = err["msg"].removeprefix("Value error, ")
+    extra = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return f"{source}: key '{key}': {msg}{extra}"
+
+
+def _resolve(obj: Any, base: Path) -> None:
+    """Make every relative Path in a parsed config absolute against ``base``."""
+    if isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            value = getattr(obj, name)
+            if isinstance(value, Path):
+                if not value.is_absolute():
+                    setattr(obj, name, (base / value).resolve())
+            else:
+                _resolve(value, base)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, Path):
+                obj[k] = v if v.is_absolute() else (base / v).resolve()
+            else:
+                _resolve(v, base)
+
+
+def parse_config(data: Any, *, base_dir: str | os.PathLike[str] = ".",
+                 source: str = "config") -> SceneConfig:
+    """Validate a config mapping; resolve relative paths against ``base_dir``.
+
+    Raises
+    ------
+    ConfigError
+        With one line naming the offending key.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a scene config must be a mapping of keys, got {type(data).__name__}")
+    try:
+        cfg = SceneConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+    _resolve(cfg, Path(base_dir).resolve())
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
+                ) -> SceneConfig:
+    """Read and validate a scene YAML file.
+
+    Parameters
+    ----------
+    path : path-like
+        The YAML file; relative paths inside resolve against its folder.
+    output_dir : path-like, optional
+        Overrides ``output.dir`` (the command line's ``--out``), relative to the
+        current directory.
+
+    Raises
+    ------
+    InputError
+        The file does not exist or cannot be read.
+    ConfigError
+        Invalid YAML or schema; the message names the key.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"scene config '{p}' does not exist") from None
+    except OSError as exc:
+        raise InputError(f"scene config '{p}' cannot be read: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    cfg = parse_config(data, base_dir=p.parent, source=str(p))
+    if output_dir is not None:
+        cfg.output.dir = Path(output_dir).resolve()
+    return cfg

@@ -1,0 +1,1 @@
+"""Everything that opens or writes files. Nothing outside ``geohm.io`` does."""

@@ -1,0 +1,527 @@
+"""Raster reading and atomic GeoTIFF / Cloud-Optimised GeoTIFF writing.
+
+Every file geohm writes goes to a temporary name in the destination folder and is
+renamed when complete (:func:`atomic_path`), so a killed run never leaves a
+half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geohm.errors import GridError, InputError
+from geohm.grid import Grid
+
+__all__ = [
+    "TileWriter",
+    "atomic_path",
+    "check_raster",
+    "gdal_env",
+    "io_versions",
+    "open_aligned",
+    "open_raster",
+    "raster_grid",
+    "read_overview",
+    "write_geotiff",
+]
+
+#: Creation options of every GeoTIFF geohm writes (Cloud-Optimised GeoTIFF layout).
+COG_OPTIONS: dict[str, str] = {
+    "COMPRESS": "DEFLATE",
+    "PREDICTOR": "YES",
+    "BLOCKSIZE": "256",
+    "OVERVIEW_RESAMPLING": "AVERAGE",
+    "BIGTIFF": "IF_SAFER",
+    "NUM_THREADS": "ALL_CPUS",
+}
+
+_OVERVIEW_RESAMPLING = {"average": "AVERAGE", "nearest": "NEAREST", "mode": "MODE"}
+
+
+@contextlib.contextmanager
+def atomic_path(final_path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``final_path``; rename it there on success.
+
+    The temporary name keeps the extension (drivers such as GPKG choose by it) and
+    starts with a dot, so a half-written file is never mistaken for an output. On
+    an exception the temporary file (and any GDAL ``.aux.xml`` beside it) is removed
+    and the exception propagates; an existing file at ``final_path`` is untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("hello")
+    >>> (d / "a.txt").read_text()
+    'hello'
+    """
+    final = Path(final_path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.tmp{final.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".aux.xml")):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    aux = final.with_name(final.name + ".aux.xml")
+    with contextlib.suppress(FileNotFoundError):
+        aux.unlink()
+
+
+def _open_error(path: str | os.PathLike[str], exc: Exception, what: str) -> InputError:
+    p = Path(path)
+    if not p.exists():
+        return InputError(f"{what} '{p}' does not exist; check the path in the scene config.")
+    return InputError(
+        f"{what} '{p}' cannot be read as a raster ({exc}); it may be corrupt or truncated: "
+        "download or export it again."
+    )
+
+
+def check_raster(path: str | os.PathLike[str], *, what: str = "raster") -> Grid:
+    """Open ``path`` once to check it is a readable, georeferenced raster; return its grid.
+
+    Reads the header and the last block, which catches most truncated files.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or corrupt file.
+    GridError
+        The raster has no CRS.
+    """
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise GridError(
+                    f"{what} '{path}' has no coordinate reference system; assign one "
+                    "(e.g. gdal_edit.py -a_srs EPSG:XXXX) and run again."
+                )
+            src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
+            return Grid(src.crs.to_wkt(), src.transform, src.width, src.height)
+    except (RasterioIOError, RasterioError) as exc:
+        raise _open_error(path, exc, what) from exc
+
+
+def raster_grid(path: str | os.PathLike[str]) -> Grid:
+    """Grid (CRS, transform, shape) of a raster file without reading pixels."""
+    return check_raster(path)
+
+
+def open_raster(
+    path: str | os.PathLike[str],
+    *,
+    chunks: int | None = None,
+    masked: bool = True,
+    what: str = "raster",
+) -> xr.DataArray:
+    """Open a raster lazily as a (band, y, x) DataArray with its CRS.
+
+    Parameters
+    ----------
+    path : path-like
+        Any GDAL-readable raster.
+    chunks : int, optional
+        Dask chunk size in pixels; ``None`` reads eagerly on first access.
+    masked : bool
+        Replace the file's nodata value with NaN (values become float).
+    what : str
+        How to name the file in error messages ("DEM", "covariate 'rock'").
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable or corrupt.
+    """
+    check_raster(path, what=what)
+    try:
+        da = rioxarray.open_rasterio(
+            path, masked=masked, chunks=chunks if chunks is None else {"x": chunks, "y": chunks}
+        )
+    except (RasterioIOError, RasterioError) as exc:
+        raise _open_error(path, exc, what) from exc
+    assert isinstance(da, xr.DataArray)
+    return da
+
+
+def open_aligned(
+    path: str | os.PathLike[str],
+    grid: Grid,
+    *,
+    resampling: str = "bilinear",
+    chunks: int | None = 512,
+    what: str = "raster",
+) -> xr.DataArray:
+    """Open band 1 of ``path`` lazily, warped onto ``grid``.
+
+    The warp is a GDAL warped VRT read block by block, so nothing is loaded until a
+    window is asked for. Source nodata is masked *before* resampling (GDAL's warper
+    excludes invalid source pixels from the kernel); pixels with no valid source are
+    NaN.
+
+    Parameters
+    ----------
+    path : path-like
+        Raster in any CRS and resolution that overlaps ``grid``.
+    grid : Grid
+        The target grid (usually the Landsat grid).
+    resampling : {"bilinear", "nearest", "cubic", "average", "mode"}
+        Bilinear for continuous data, nearest (or mode) for categorical data.
+    chunks : int, optional
+        Dask chunk size in pixels.
+    what : str
+        How to name the layer in error messages.
+
+    Returns
+    -------
+    xarray.DataArray
+        float32 (y, x) on ``grid``, NaN where no valid data.
+
+    Raises
+    ------
+    InputError, GridError
+        Missing/corrupt file, no CRS, or no overlap with the grid.
+    """
+    src_grid = check_raster(path, what=what)
+    _check_overlap(src_grid, grid, path, what)
+    try:
+        with rasterio.open(path) as src:
+            nodata = src.nodata
+            vrt = WarpedVRT(
+                src,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=Resampling[resampling],
+                src_nodata=nodata,
+                nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float")
+                else None,
+                dtype="float32",
+            )
+            da = rioxarray.open_rasterio(
+                vrt,
+                masked=True,
+                chunks=None if chunks is None else {"x": chunks, "y": chunks},
+            )
+    except (RasterioIOError, RasterioError) as exc:
+        raise _open_error(path, exc, what) from exc
+    assert isinstance(da, xr.DataArray)
+    return da.isel(band=0, drop=True).astype("float32")
+
+
+def _check_overlap(src: Grid, dst: Grid, path: str | os.PathLike[str], what: str) -> None:
+    from rasterio.warp import transform_bounds
+
+    try:
+        left, bottom, right, top = transform_bounds(src.crs, dst.crs, *src.bounds)
+    except Exception as exc:  # pyproj/GDAL errors for impossible transforms
+        raise GridError(f"{what} '{path}': cannot transform its extent to the scene CRS: {exc}")
+    dl, db, dr, dt = dst.bounds
+    if right <= dl or left >= dr or top <= db or bottom >= dt:
+        raise GridError(
+            f"{what} '{path}' does not overlap the scene (its extent in the scene CRS is "
+            f"{left:.0f},{bottom:.0f},{right:.0f},{top:.0f}; the scene is "
+            f"{dl:.0f},{db:.0f},{dr:.0f},{dt:.0f}); check that it covers the same area."
+        )
+
+
+def _set_band_meta(
+    dst: Any,
+    count: int,
+    descriptions: Sequence[str] | None,
+    units: Sequence[str] | str | None,
+) -> None:
+    if descriptions is not None:
+        for i, d in enumerate(descriptions, start=1):
+            dst.set_band_description(i, d)
+    if units is not None:
+        unit_list = [units] * count if isinstance(units, str) else list(units)
+        for i, u in enumerate(unit_list, start=1):
+            dst.update_tags(i, units=u)
+            dst.set_band_unit(i, u)
+
+
+def _finish_cog(
+    tmp_src: Any,
+    final: Path,
+    *,
+    overviews: bool,
+    overview_resampling: str,
+) -> None:
+    """Copy an open dataset to ``final`` in COG layout, atomically."""
+    options = dict(COG_OPTIONS)
+    options["OVERVIEW_RESAMPLING"] = _OVERVIEW_RESAMPLING[overview_resampling]
+    options["OVERVIEWS"] = "AUTO" if overviews else "NONE"
+    if tmp_src.dtypes[0] not in ("float32", "float64"):
+        options["PREDICTOR"] = "STANDARD"
+    if tmp_src.colorinterp and tmp_src.count == 1 and _has_colormap(tmp_src):
+        options.pop("PREDICTOR")
+    with atomic_path(final) as tmp:
+        rasterio.shutil.copy(tmp_src, tmp, driver="COG", **options)
+
+
+def _has_colormap(ds: Any) -> bool:
+    try:
+        ds.colormap(1)
+    except ValueError:
+        return False
+    return True
+
+
+def write_geotiff(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    *,
+    crs: Any,
+    transform: Any,
+    nodata: float | int | None = None,
+    descriptions: Sequence[str] | None = None,
+    units: Sequence[str] | str | None = None,
+    tags: Mapping[str, str] | None = None,
+    dtype: str | None = None,
+    overviews: bool = True,
+    overview_resampling: str = "average",
+    colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+) -> Path:
+    """Write an in-memory array as a Cloud-Optimised GeoTIFF, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; its folder is created.
+    data : numpy.ndarray
+        (y, x) or (band, y, x). NaN is written as ``nodata`` for float outputs.
+    crs, transform
+        Georeferencing (anything rasterio accepts).
+    nodata : number, optional
+        The nodata value recorded in the file.
+    descriptions, units : sequence of str, optional
+        Per-band description and unit (``"mg/kg"``).
+    tags : mapping, optional
+        Dataset-level metadata tags.
+    dtype : str, optional
+        Output data type (default: ``data.dtype``).
+    overviews : bool
+        Build internal overviews.
+    overview_resampling : {"average", "nearest", "mode"}
+        ``nearest``/``mode`` for class rasters.
+    colormap : mapping, optional
+        Colour table for a single-band integer raster.
+
+    Returns
+    -------
+    pathlib.Path
+        The final path.
+    """
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"write_geotiff expects (y, x) or (band, y, x), got shape {arr.shape}")
+    out_dtype = np.dtype(dtype or arr.dtype)
+    if nodata is not None and np.issubdtype(out_dtype, np.floating):
+        arr = np.where(np.isnan(arr), nodata, arr)
+    arr = arr.astype(out_dtype, copy=False)
+    final = Path(path)
+    profile = {
+        "driver": "GTiff",
+        "count": arr.shape[0],
+        "height": arr.shape[1],
+        "width": arr.shape[2],
+        "dtype": out_dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+    }
+    with rasterio.MemoryFile() as mem, mem.open(**profile) as ds:
+        ds.write(arr)
+        _set_band_meta(ds, arr.shape[0], descriptions, units)
+        if tags:
+            ds.update_tags(**tags)
+        if colormap is not None:
+            ds.write_colormap(1, dict(colormap))
+        _finish_cog(ds, final, overviews=overviews, overview_resampling=overview_resampling)
+    return final
+
+
+class TileWriter:
+    """Write a single- or multi-band raster window by window, then publish it as a COG.
+
+    Windows go to a tiled scratch GeoTIFF (a temporary name in the destination
+    folder); :meth:`close` converts it to COG layout with overviews and renames it to
+    the final name. If the block raises, nothing appears under the final name.
+
+    Parameters
+    ----------
+    path : path-like
+        Final destination.
+    grid : Grid
+        Output grid.
+    dtype : str
+        Output data type.
+    nodata : number
+        Written where the array is NaN (floats) and recorded in the file.
+    count : int
+        Number of bands.
+    descriptions, units, tags, overview_resampling, colormap
+        As in :func:`write_geotiff`.
+    blocksize : int
+        Internal tile size of the scratch file.
+
+    Examples
+    --------
+    >>> with TileWriter(path, grid, dtype="float32", nodata=-9999) as w:  # doctest: +SKIP
+    ...     w.write(0, 0, array)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: Grid,
+        *,
+        dtype: str = "float32",
+        nodata: float | int | None = None,
+        count: int = 1,
+        descriptions: Sequence[str] | None = None,
+        units: Sequence[str] | str | None = None,
+        tags: Mapping[str, str] | None = None,
+        overview_resampling: str = "average",
+        colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+        blocksize: int = 256,
+    ) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self.dtype = np.dtype(dtype)
+        self.nodata = nodata
+        self.overview_resampling = overview_resampling
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._scratch = self.path.with_name(
+            f".{self.path.stem}.{secrets.token_hex(4)}.scratch.tif"
+        )
+        self._ds = rasterio.open(
+            self._scratch,
+            "w",
+            driver="GTiff",
+            count=count,
+            height=grid.height,
+            width=grid.width,
+            dtype=self.dtype.name,
+            crs=grid.crs,
+            transform=grid.transform,
+            nodata=nodata,
+            tiled=True,
+            blockxsize=blocksize,
+            blockysize=blocksize,
+            compress="DEFLATE",
+            BIGTIFF="IF_SAFER",
+            SPARSE_OK="TRUE",
+        )
+        _set_band_meta(self._ds, count, descriptions, units)
+        if tags:
+            self._ds.update_tags(**tags)
+        if colormap is not None:
+            self._ds.write_colormap(1, dict(colormap))
+        self._closed = False
+
+    def write(self, row_off: int, col_off: int, data: np.ndarray) -> None:
+        """Write ``data`` ((y, x) or (band, y, x)) with its top-left pixel at (row_off, col_off).
+
+        NaN becomes nodata.
+        """
+        arr = np.asarray(data)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if self.nodata is not None and np.issubdtype(arr.dtype, np.floating):
+            arr = np.where(np.isnan(arr), self.nodata, arr)
+        window = Window(col_off, row_off, arr.shape[2], arr.shape[1])
+        self._ds.write(arr.astype(self.dtype, copy=False), window=window)
+
+    def close(self) -> Path:
+        """Finish: build the COG with overviews, rename it to the final name."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            self._ds.close()
+            with rasterio.open(self._scratch) as src:
+                _finish_cog(
+                    src, self.path, overviews=True, overview_resampling=self.overview_resampling
+                )
+        finally:
+            self._discard_scratch()
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; the final path is untouched."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ds.close()
+        self._discard_scratch()
+
+    def _discard_scratch(self) -> None:
+        for p in (self._scratch, self._scratch.with_name(self._scratch.name + ".aux.xml")):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    def __enter__(self) -> TileWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+@contextlib.contextmanager
+def gdal_env(cache_mb: int = 64) -> Iterator[None]:
+    """GDAL settings for streaming work: a small block cache keeps memory flat.
+
+    GDAL's default cache is a share of RAM (about 1.2 GB on a 24 GB machine) and
+    dominates peak memory of a windowed loop; 64 MB costs no speed (design.md).
+    """
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb):
+        yield
+
+
+def read_overview(path: str | os.PathLike[str], *, max_size: int = 800, band: int = 1
+                  ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """A decimated read of one band (using internal overviews) for quicklooks.
+
+    Returns the array (float64, nodata as NaN) and the extent (left, right, bottom, top).
+    """
+    with rasterio.open(path) as src:
+        scale = max(src.width, src.height) / max_size
+        shape = (
+            max(1, round(src.height / max(scale, 1))),
+            max(1, round(src.width / max(scale, 1))),
+        )
+        arr = src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        b = src.bounds
+        return np.ma.filled(arr.astype("float64"), np.nan), (b.left, b.right, b.bottom, b.top)
+
+
+def io_versions() -> dict[str, str]:
+    """Versions of the I/O stack (for report.json)."""
+    return {"rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__,
+            "rioxarray": rioxarray.__version__}

@@ -1,0 +1,137 @@
+"""Reports for people and programs: report.json, report.md and quicklook figures.
+
+Builds content only; :mod:`geohm.io.reports` writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["quicklook_figure", "render_markdown"]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "-"
+        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """report.md: inputs, dropped samples, accuracy tables, map statistics, outputs."""
+    lines = [f"# geohm report: {report['name']}", ""]
+    inputs = report.get("inputs", {})
+    if inputs:
+        lines += ["## Inputs", ""]
+        for k, v in inputs.items():
+            lines.append(f"- **{k}**: {v}")
+        lines.append("")
+    samples = report.get("samples", {})
+    if samples:
+        lines += [
+            "## Samples",
+            "",
+            f"{samples.get('total', '?')} points read, {samples.get('used', '?')} used, "
+            f"{len(samples.get('dropped', []))} dropped.",
+            "",
+        ]
+        if samples.get("dropped"):
+            lines += ["| id | reason |", "|---|---|"]
+            lines += [f"| {d['id']} | {d['reason']} |" for d in samples["dropped"]]
+            lines.append("")
+    lines += [
+        "## Accuracy",
+        "",
+        "Test: held-out samples never seen in training. CV: k-fold cross-validation on the "
+        "training samples (pooled out-of-fold predictions). RMSE and MAE in mg/kg; MRE is the "
+        "mean relative error.",
+        "",
+        "| target | model | set | n | RMSE | MAE | R2 | MRE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for target, t in report.get("targets", {}).items():
+        for set_name in ("test", "cv"):
+            m = t.get(set_name)
+            if not m:
+                continue
+            lines.append(
+                f"| {target} | {t['model']} | {set_name} | {m.get('n', '-')} | "
+                f"{_fmt(m.get('rmse'))} | {_fmt(m.get('mae'))} | {_fmt(m.get('r2'))} | "
+                f"{_fmt(m.get('mre'))} |"
+            )
+    lines += ["", "## Maps", "", "| target | min | max | mean | std | pixels |",
+              "|---|---|---|---|---|---|"]
+    for target, t in report.get("targets", {}).items():
+        s = t.get("map_stats", {})
+        lines.append(
+            f"| {target} | {_fmt(s.get('min'))} | {_fmt(s.get('max'))} | {_fmt(s.get('mean'))} | "
+            f"{_fmt(s.get('std'))} | {_fmt(s.get('pixels'))} |"
+        )
+    lines.append("")
+    for target, t in report.get("targets", {}).items():
+        lines.append(f"**{target}** features ({len(t.get('features', []))}): "
+                     f"{', '.join(t.get('features', []))}")
+        lines.append("")
+        if t.get("quicklook"):
+            lines += [f"![{target}]({t['quicklook']})", ""]
+    if report.get("outputs"):
+        lines += ["## Outputs", ""]
+        lines += [f"- `{o}`" for o in report["outputs"]]
+        lines.append("")
+    if report.get("timings"):
+        lines += ["## Timings (s)", ""]
+        lines += [f"- {k}: {v:.2f}" for k, v in report["timings"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def quicklook_figure(
+    array: np.ndarray,
+    extent: tuple[float, float, float, float],
+    *,
+    title: str,
+    units: str,
+    vmin: float,
+    vmax: float,
+    points: np.ndarray | None = None,
+    cmap: str = "YlOrRd",
+) -> Any:
+    """A map figure with a colour bar (and sample points), for report.md.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        (y, x) values, NaN for nodata.
+    extent : tuple
+        (left, right, bottom, top) in map units.
+    title, units : str
+        Figure title and colour-bar label.
+    vmin, vmax : float
+        Colour limits (the same as the QGIS style's).
+    points : numpy.ndarray, optional
+        (n, 2) sample coordinates in map units.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    im = ax.imshow(array, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if points is not None and len(points):
+        ax.scatter(points[:, 0], points[:, 1], s=10, facecolors="none", edgecolors="k",
+                   linewidths=0.7, label="samples")
+        ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(title)
+    ax.set_xlabel("easting (m)")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.tick_params(labelsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.85, label=units)
+    return fig

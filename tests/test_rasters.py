@@ -1,0 +1,132 @@
+"""Atomic GeoTIFF/COG writing, the tile writer, warped (aligned) reading, styles."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+
+from geohm.errors import GridError, InputError
+from geohm.grid import Grid
+from geohm.io.rasters import TileWriter, atomic_path, open_aligned, open_raster, write_geotiff
+from geohm.io.styles import write_qml_paletted, write_qml_ramp
+
+CRS = "EPSG:32649"
+T30 = Affine(30.0, 0.0, 490000.0, 0.0, -30.0, 3750000.0)
+
+
+def test_atomic_path_renames_on_success_and_cleans_on_failure(tmp_path: Path) -> None:
+    final = tmp_path / "a.txt"
+    final.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert final.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    with atomic_path(final) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".txt" and tmp.name.startswith(".")
+        tmp.write_text("new")
+    assert final.read_text() == "new"
+
+
+def test_write_geotiff_is_a_tiled_compressed_cog(tmp_path: Path) -> None:
+    data = np.arange(600 * 700, dtype="float32").reshape(600, 700)
+    data[0, 0] = np.nan
+    p = write_geotiff(tmp_path / "x.tif", data, crs=CRS, transform=T30, nodata=-9999.0,
+                      descriptions=["Cu concentration"], units="mg/kg")
+    with rasterio.open(p) as src:
+        assert src.crs.to_epsg() == 32649
+        assert src.transform == T30
+        assert src.nodata == -9999.0
+        assert src.dtypes[0] == "float32"
+        assert src.profile["tiled"] and src.block_shapes[0] == (256, 256)
+        assert src.compression.name == "deflate"
+        assert src.overviews(1) == [2, 4]
+        assert src.descriptions == ("Cu concentration",)
+        assert src.units == ("mg/kg",)
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        arr = src.read(1)
+    assert arr[0, 0] == -9999.0 and arr[599, 699] == data[599, 699]
+
+
+def test_tile_writer_writes_windows_and_aborts_cleanly(tmp_path: Path) -> None:
+    grid = Grid(CRS, T30, 70, 50)
+    target = tmp_path / "m.tif"
+    with TileWriter(target, grid, nodata=-1.0, units="mg/kg") as w:
+        w.write(0, 0, np.full((32, 32), 5.0))
+        w.write(32, 64, np.full((18, 6), np.nan))
+    with rasterio.open(target) as src:
+        arr = src.read(1)
+    assert arr[:32, :32].tolist() == np.full((32, 32), 5.0).tolist()
+    assert (arr[32:, 64:] == -1.0).all()
+    assert (arr[40:, :10] == -1.0).all()  # never written -> nodata
+    with pytest.raises(ValueError), TileWriter(tmp_path / "k.tif", grid, nodata=-1.0) as w:
+        w.write(0, 0, np.ones((10, 10)))
+        raise ValueError("killed mid-run")
+    assert not (tmp_path / "k.tif").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tif"]
+
+
+def test_open_aligned_bilinear_masks_nodata_before_resampling(tmp_path: Path) -> None:
+    # 60 m source with one nodata pixel; target grid 30 m offset by half a source pixel.
+    src = np.array([[1.0, 2.0, 3.0], [4.0, -9999.0, 6.0], [7.0, 8.0, 9.0]], dtype="float32")
+    t60 = Affine(60.0, 0.0, 490000.0, 0.0, -60.0, 3750000.0)
+    p = write_geotiff(tmp_path / "c.tif", src, crs=CRS, transform=t60, nodata=-9999.0,
+                      overviews=False)
+    grid = Grid(CRS, T30, 6, 6)
+    da = open_aligned(p, grid, resampling="nearest", chunks=None)
+    assert da.shape == (6, 6)
+    assert da.values[0, 0] == 1.0 and da.values[5, 5] == 9.0 and np.isnan(da.values[2, 2])
+    bil = open_aligned(p, grid, resampling="bilinear", chunks=3).values
+    assert np.isfinite(bil).sum() >= 30  # neighbours of the hole are interpolated
+    assert np.nanmax(bil) <= 9.0 and np.nanmin(bil) >= 1.0  # -9999 never leaks in
+
+
+def test_open_aligned_reprojects_from_another_crs(tmp_path: Path) -> None:
+    src = np.ones((50, 50), dtype="float32")
+    # A geographic raster around the target grid (UTM 49N x=490000 ~ 110.89 E, 33.88 N).
+    t = Affine(0.001, 0.0, 110.85, 0.0, -0.001, 33.90)
+    p = write_geotiff(tmp_path / "g.tif", src, crs="EPSG:4326", transform=t, nodata=0.0)
+    da = open_aligned(p, Grid(CRS, T30, 20, 20), resampling=Resampling.bilinear.name)
+    assert np.allclose(da.values, 1.0)
+
+
+def test_bad_rasters_raise_input_error_naming_the_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="missing.tif"):
+        open_raster(tmp_path / "missing.tif", what="DEM")
+    bad = tmp_path / "corrupt.tif"
+    good = write_geotiff(tmp_path / "ok.tif", np.ones((300, 300), "float32"), crs=CRS,
+                         transform=T30)
+    bad.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(InputError, match="corrupt.tif.*corrupt"):
+        open_raster(bad)
+    far = write_geotiff(tmp_path / "far.tif", np.ones((5, 5), "float32"), crs=CRS,
+                        transform=Affine(30, 0, 100000, 0, -30, 1000000))
+    with pytest.raises(GridError, match="far.tif' does not overlap"):
+        open_aligned(far, Grid(CRS, T30, 10, 10), what="DEM")
+    nocrs = tmp_path / "nocrs.tif"
+    with rasterio.open(nocrs, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+                       transform=T30) as dst:
+        dst.write(np.ones((1, 4, 4), "uint8"))
+    with pytest.raises(GridError, match="no coordinate reference system"):
+        open_aligned(nocrs, Grid(CRS, T30, 4, 4))
+
+
+def test_qml_styles_are_valid_qgis_xml(tmp_path: Path) -> None:
+    p = write_qml_ramp(tmp_path / "a.qml", vmin=20.0, vmax=110.0, units="mg/kg", stops=5)
+    root = ET.parse(p).getroot()
+    assert root.tag == "qgis"
+    r = root.find("pipe/rasterrenderer")
+    assert r is not None and r.get("type") == "singlebandpseudocolor"
+    items = root.findall(".//colorrampshader/item")
+    assert [float(i.get("value")) for i in items] == [20.0, 42.5, 65.0, 87.5, 110.0]
+    assert items[0].get("label") == "20.0 mg/kg"
+    assert p.read_text().startswith("<!DOCTYPE qgis")
+    q = write_qml_paletted(tmp_path / "b.qml", [(1, "clean", "#00ff00"), (2, "heavy", "#ff0000")])
+    entries = ET.parse(q).getroot().findall(".//paletteEntry")
+    assert [(e.get("value"), e.get("label")) for e in entries] == [("1", "clean"), ("2", "heavy")]
