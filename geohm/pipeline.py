@@ -25,7 +25,7 @@ from geohm.cube import available_features, resolve_features, stack_features
 from geohm.errors import InputError, SampleError
 from geohm.evaluate import cross_validate, holdout_split, metrics
 from geohm.grid import Grid
-from geohm.io.landsat import open_band_files, open_landsat, qa_reasons
+from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
 from geohm.io.points import read_points
 from geohm.io.rasters import TileWriter, gdal_env, io_versions, open_aligned, read_overview
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
@@ -101,12 +101,15 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
         description[f"covariate {name}"] = f"{cov.path}{' (categorical)' if cov.categorical else ''}"
 
     reason = None
-    if spec.landsat is not None:
+    if spec.landsat is not None and spec.qa_mask:
+        qa = open_qa(spec.landsat, chunks=chunks)
         mask_names = tuple(spec.qa_mask)
-        landsat_path = spec.landsat
 
         def reason(rows: np.ndarray, cols: np.ndarray) -> list[str | None]:
-            return qa_reasons(landsat_path, rows, cols, mask_names)
+            # QA_PIXEL values under the points tell *why* a pixel is masked.
+            r = xr.DataArray(rows, dims="point")
+            c = xr.DataArray(cols, dims="point")
+            return qa_reasons(qa.isel(y=r, x=c).values, mask_names)
 
     return SceneInputs(refl, grid, dem, covariates, reason, description)
 

@@ -117,12 +117,12 @@ def quicklook_figure(
     points : numpy.ndarray, optional
         (n, 2) sample coordinates in map units.
     """
-    import matplotlib
+    # The object-oriented Figure (no pyplot): no global backend or figure state is touched,
+    # so this is safe in notebooks and threads.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig = Figure(figsize=(6.4, 5.6))
+    ax = fig.subplots()
     im = ax.imshow(array, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     if points is not None and len(points):
         ax.scatter(points[:, 0], points[:, 1], s=10, facecolors="none", edgecolors="k",

@@ -266,25 +266,16 @@ def _finish_cog(
     *,
     overviews: bool,
     overview_resampling: str,
+    paletted: bool = False,
 ) -> None:
     """Copy an open dataset to ``final`` in COG layout, atomically."""
     options = dict(COG_OPTIONS)
     options["OVERVIEW_RESAMPLING"] = _OVERVIEW_RESAMPLING[overview_resampling]
     options["OVERVIEWS"] = "AUTO" if overviews else "NONE"
-    if tmp_src.dtypes[0] not in ("float32", "float64"):
-        options["PREDICTOR"] = "STANDARD"
-    if tmp_src.colorinterp and tmp_src.count == 1 and _has_colormap(tmp_src):
+    if paletted:  # class rasters: a predictor only hurts
         options.pop("PREDICTOR")
     with atomic_path(final) as tmp:
         rasterio.shutil.copy(tmp_src, tmp, driver="COG", **options)
-
-
-def _has_colormap(ds: Any) -> bool:
-    try:
-        ds.colormap(1)
-    except ValueError:
-        return False
-    return True
 
 
 def write_geotiff(
@@ -359,7 +350,8 @@ def write_geotiff(
             ds.update_tags(**tags)
         if colormap is not None:
             ds.write_colormap(1, dict(colormap))
-        _finish_cog(ds, final, overviews=overviews, overview_resampling=overview_resampling)
+        _finish_cog(ds, final, overviews=overviews, overview_resampling=overview_resampling,
+                    paletted=colormap is not None)
     return final
 
 
@@ -440,6 +432,7 @@ class TileWriter:
             self._ds.update_tags(**tags)
         if colormap is not None:
             self._ds.write_colormap(1, dict(colormap))
+        self._paletted = colormap is not None
         self._closed = False
 
     def write(self, row_off: int, col_off: int, data: np.ndarray) -> None:
@@ -464,7 +457,8 @@ class TileWriter:
             self._ds.close()
             with rasterio.open(self._scratch) as src:
                 _finish_cog(
-                    src, self.path, overviews=True, overview_resampling=self.overview_resampling
+                    src, self.path, overviews=True, overview_resampling=self.overview_resampling,
+                    paletted=self._paletted,
                 )
         finally:
             self._discard_scratch()

@@ -52,11 +52,8 @@ def write_csv(path: str | os.PathLike[str], table: pd.DataFrame) -> Path:
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> Path:
-    """Save a matplotlib figure (PNG) atomically and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure (PNG) atomically."""
     final = Path(path)
     with atomic_path(final) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=final.suffix.lstrip(".") or "png")
-    plt.close(fig)
     return final

@@ -1,0 +1,115 @@
+"""`geohm synth` + `geohm run` on a small synthetic case; every output opened and checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from typer.testing import CliRunner
+
+from geohm.cli import app
+
+pytestmark = pytest.mark.slow
+SIZE = 160
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, CliRunner]:
+    root = tmp_path_factory.mktemp("e2e")
+    runner = CliRunner()
+    data = root / "data"
+    res = runner.invoke(app, ["synth", "--out", str(data), "--seed", "0", "--size", str(SIZE)])
+    assert res.exit_code == 0, res.output
+    out = root / "out"
+    res = runner.invoke(app, ["run", str(data / "scene.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return data, out, runner
+
+
+def test_outputs_exist_and_are_georeferenced(case) -> None:
+    data, out, _ = case
+    landsat = next((data / "target").iterdir())
+    with rasterio.open(next(landsat.glob("*_SR_B4.TIF"))) as ref:
+        crs, transform, shape = ref.crs, ref.transform, ref.shape
+    for target in ("Cu", "Pb"):
+        tif = out / f"{target}_concentration.tif"
+        with rasterio.open(tif) as src:
+            assert src.crs == crs
+            assert src.transform == transform
+            assert src.shape == shape
+            assert src.nodata == -9999.0
+            assert src.dtypes == ("float32",)
+            assert src.descriptions == (f"{target} concentration",)
+            assert src.units == ("mg/kg",)
+            assert src.profile["tiled"] and src.compression is not None
+            assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            arr = src.read(1, masked=True)
+        assert 0.5 < arr.count() / arr.size < 1.0  # clouds/fill are nodata, the rest mapped
+        assert arr.min() >= 0
+        assert (out / f"{target}_concentration.qml").read_text().startswith("<!DOCTYPE qgis")
+        assert (out / f"{target}_concentration.png").stat().st_size > 10_000
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_maps_correlate_with_the_truth(case) -> None:
+    data, out, _ = case
+    for target in ("Cu", "Pb"):
+        with rasterio.open(out / f"{target}_concentration.tif") as src:
+            pred = src.read(1, masked=True)
+        with rasterio.open(data / "truth" / f"target_{target}.tif") as src:
+            truth = src.read(1, masked=True)
+        ok = ~np.ma.getmaskarray(pred) & ~np.ma.getmaskarray(truth)
+        p, t = pred.data[ok].astype(float), truth.data[ok].astype(float)
+        r2 = 1 - np.sum((p - t) ** 2) / np.sum((t - t.mean()) ** 2)
+        assert r2 > 0.3, f"{target}: map R2 against the truth {r2:.3f}"
+
+
+def test_report_contents(case) -> None:
+    data, out, _ = case
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["name"] and rep["config"]["model"]["name"] == "rf"
+    assert set(rep["versions"]) >= {"geohm", "gdal", "rasterio", "scikit-learn"}
+    for target in ("Cu", "Pb"):
+        t = rep["targets"][target]
+        assert set(t["test"]) >= {"rmse", "mae", "r2", "mre", "n"}
+        assert t["test"]["n"] >= 6 and t["test"]["rmse"] > 0
+        assert t["cv"]["folds"] == 5 and t["cv"]["n"] == t["n_train"]
+        s = t["map_stats"]
+        assert 0 <= s["min"] < s["mean"] < s["max"]
+        assert "NDVI" in t["features"] and "slope" in t["features"]
+    dropped = {d["reason"].split(" ")[0] for d in rep["samples"]["dropped"]}
+    assert "outside" in dropped  # the synthetic case puts a point outside the scene
+    assert rep["samples"]["used"] + len(rep["samples"]["dropped"]) == rep["samples"]["total"]
+    md = (out / "report.md").read_text()
+    assert "| Cu | rf | test |" in md and "Cu_concentration.png" in md
+    for name in rep["outputs"]:
+        assert (out / name).exists(), name
+
+
+def test_bad_config_exits_2_naming_the_key(case, tmp_path: Path) -> None:
+    data, _, runner = case
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["modle"] = cfg.pop("model")
+    bad = data / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    res = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    assert "unknown key 'modle'; did you mean 'model'?" in res.output
+    assert "Traceback" not in res.output
+
+
+def test_missing_file_exits_2_naming_the_file(case, tmp_path: Path) -> None:
+    data, _, runner = case
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["dem"] = "no_such_dem.tif"
+    bad = data / "missing.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    res = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "no_such_dem.tif" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["run", str(tmp_path / "nothere.yaml")])
+    assert res.exit_code == 2 and "nothere.yaml" in res.output
