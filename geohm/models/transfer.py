@@ -1,0 +1,431 @@
+"""Tr-GA-BP: parameter transfer of a GA-BP net to a year with few samples.
+
+Yang et al. (2023, *Sustainability* 15:11765, section 3.2.2) pre-train a GA-BP net
+on a source year with many samples (2017, 44 samples) and move it to a target year
+with few (2019, 16 samples) through their equation 1,
+
+    W_T = beta * W_S*,
+
+where ``W_S*`` holds all weights and thresholds of the pre-trained net, ``W_T`` those
+of the target net and ``beta`` is a scalar "similarity coefficient". ``beta`` starts
+at ``beta0``, picked by grid search over {0, 0.1, 1}; then "beta and W_T" are
+retrained by gradient descent on the target samples "using Equation (1)", so that
+"the parameters beta and W_T ... reach the optimum simultaneously".
+
+How this module reads equation 1
+--------------------------------
+If ``W_T`` were only ``beta * W_S*``, the target net could only rescale the source
+net and "W_T" would have nothing of its own to retrain; if ``W_T`` were free and
+``beta`` only set its start, ``beta`` could not be optimised. Both are retrained
+together when ``W_T`` is equation 1 plus a free correction:
+
+    W_T = beta * W_S* + D,     beta(0) = beta0,   D(0) = 0,
+
+and the target net runs with ``W_T`` (weights and thresholds, the same layout as
+:attr:`GABPRegressor.weights_ <geohm.models.gabp.GABPRegressor>`). Gradient descent
+updates the scalar ``beta`` (its gradient is the projection of the weight gradient
+on ``W_S*``) and the correction ``D`` (its gradient is the weight gradient itself).
+At the start ``W_T = beta0 * W_S*`` exactly (the paper's step 2); with ``beta0 = 1``
+and no retraining the target net *is* the source net. ``beta0 = 0`` starts from an
+all-zero net whose hidden units are interchangeable: gradient steps on ``D`` alone
+would keep them identical, and only ``beta`` (moving along ``W_S*``) breaks the tie,
+so the net learns how much of the source to take back.
+:attr:`TransferGABPRegressor.target_weights_` is the final ``W_T`` (the paper's
+printed ``W*_T`` and ``T*_T``) and :attr:`~TransferGABPRegressor.beta_` the final
+``beta``.
+
+Scaling
+-------
+Target inputs and target values are scaled with the **source** model's min-max
+parameters, never their own: ``W_S*`` acts on source-scaled inputs and gives a
+source-scaled output, so only the source scaling keeps "beta times the source
+weights" meaningful (and keeps the ``beta0 = 1``, no-retraining net identical to
+the source net). Min-max ranges from 16 samples would also be noisy. A shift of the
+target's level or range is absorbed by the retrained weights and thresholds; the
+linear output is not bounded to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import KFold
+from sklearn.utils.validation import NotFittedError, check_is_fitted, check_X_y, validate_data
+
+from geohm.models.gabp import GABPRegressor, _torch_device, forward_nets, single_threaded
+
+__all__ = ["TransferGABPRegressor"]
+
+_DTYPE = torch.float64
+
+
+def retrain_transfer(
+    source_weights: np.ndarray,
+    beta0: np.ndarray,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    masks: np.ndarray,
+    *,
+    hidden: int,
+    activation: str,
+    epochs: int,
+    learning_rate: float,
+    momentum: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Retrain ``M`` transferred nets at once by full-batch gradient descent.
+
+    Net ``m`` has weights ``W_T[m] = beta[m] * W_S* + D[m]`` with ``beta[m]`` starting
+    at ``beta0[m]`` and ``D[m]`` at 0, and minimises the MSE over the rows where
+    ``masks[m]`` is true. The update is gradient descent with heavy-ball momentum,
+    ``v <- momentum * v - learning_rate * g``, ``theta <- theta + v``, on
+    ``theta = (beta, D)``; ``momentum = 0`` is plain gradient descent. The nets are
+    independent: one batched forward/backward pass trains them all.
+
+    Parameters
+    ----------
+    source_weights : ndarray of shape (n_params,)
+        ``W_S*``.
+    beta0 : ndarray of shape (M,)
+        Start of ``beta`` for each net.
+    X : Tensor of shape (n, n_in)
+        Scaled inputs.
+    y : Tensor of shape (n,)
+        Scaled targets.
+    masks : ndarray of bool, shape (M, n)
+        Training rows of each net.
+    hidden, activation
+        Net shape, as in :func:`geohm.models.gabp.forward_nets`.
+    epochs : int
+        Gradient steps.
+    learning_rate, momentum : float
+        Step size and momentum.
+
+    Returns
+    -------
+    beta : ndarray of shape (M,)
+        Final ``beta`` of each net.
+    weights : ndarray of shape (M, n_params)
+        Final ``W_T`` of each net.
+    history : ndarray of shape (epochs + 1, M)
+        Training MSE (scaled units) of each net before each step and at the end.
+    """
+    device = X.device
+    ws = torch.as_tensor(source_weights, dtype=_DTYPE, device=device)
+    beta = torch.tensor(beta0, dtype=_DTYPE, device=device, requires_grad=True)
+    delta = torch.zeros(len(beta0), ws.numel(), dtype=_DTYPE, device=device, requires_grad=True)
+    m = torch.as_tensor(masks, dtype=_DTYPE, device=device)
+    counts = m.sum(dim=1).clamp(min=1.0)
+    v_beta, v_delta = torch.zeros_like(beta), torch.zeros_like(delta)
+    history = []
+
+    def losses() -> torch.Tensor:
+        w = beta[:, None] * ws + delta
+        out = forward_nets(w, X, hidden=hidden, activation=activation)
+        return (m * (out - y) ** 2).sum(dim=1) / counts
+
+    for _ in range(epochs):
+        loss = losses()
+        history.append(loss.detach().cpu().numpy())
+        g_beta, g_delta = torch.autograd.grad(loss.sum(), (beta, delta))
+        with torch.no_grad():
+            v_beta.mul_(momentum).sub_(learning_rate * g_beta)
+            v_delta.mul_(momentum).sub_(learning_rate * g_delta)
+            beta.add_(v_beta)
+            delta.add_(v_delta)
+    with torch.no_grad():
+        history.append(losses().cpu().numpy())
+        weights = beta[:, None] * ws + delta
+    return beta.detach().cpu().numpy(), weights.cpu().numpy(), np.asarray(history)
+
+
+class TransferGABPRegressor(RegressorMixin, BaseEstimator):
+    """GA-BP net moved from a source year to a target year with few samples (Tr-GA-BP).
+
+    The target net's weights and thresholds are ``W_T = beta * W_S* + D`` (equation 1
+    of Yang et al. 2023 with a free correction ``D``; see the module docstring).
+    For each ``beta0`` of ``beta_grid``, ``beta`` starts at ``beta0`` and ``D`` at 0 and
+    both are retrained by gradient descent on the target samples; the ``beta0`` with
+    the lowest inner cross-validated RMSE is kept (ties: the first in ``beta_grid``),
+    and its net retrained on all target samples is the model.
+
+    Parameters
+    ----------
+    source : GABPRegressor or FrozenEstimator, optional
+        A fitted GA-BP net of the source year, used as-is (deep-copied). Wrap it in
+        :class:`sklearn.frozen.FrozenEstimator` to keep it fitted through
+        :func:`sklearn.base.clone` (cross-validation, grid search): ``clone`` returns
+        a plain estimator parameter unfitted, and ``fit`` then raises ``ValueError``.
+        Give either ``source`` or ``X_source, y_source`` to :meth:`fit`, not both.
+    source_params : dict, optional
+        Parameters of the :class:`GABPRegressor` fitted when :meth:`fit` gets
+        ``X_source, y_source``. Default: the paper's settings (GABPRegressor's
+        defaults), with this estimator's ``random_state`` and ``device`` unless given.
+    beta_grid : sequence of float, default=(0.0, 0.1, 1.0)
+        Starting values ``beta0`` tried (the paper's grid).
+    retrain_epochs : int, default=500
+        Full-batch gradient steps on the target samples (0: ``W_T = beta0 * W_S*``).
+    learning_rate : float, default=0.1
+        Gradient-descent step on the target MSE in scaled units (the paper's Table 4
+        learning rate).
+    momentum : float, default=0.9
+        Heavy-ball momentum in [0, 1); 0 gives plain gradient descent.
+    inner_cv : int, default=4
+        Folds of the inner cross-validation that picks ``beta0`` (fewer when there
+        are fewer target samples).
+    batch_size : int, default=2**18
+        Rows per forward pass in :meth:`predict`; bounds memory, not results.
+    device : str, default="cpu"
+        Torch device.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the inner-CV fold shuffle and, through ``source_params``, a source fit.
+
+    Attributes
+    ----------
+    source_estimator_ : GABPRegressor
+        The source net (a deep copy of ``source``, or fitted on ``X_source``).
+    source_weights_ : ndarray of shape (n_params,)
+        ``W_S*``: the source net's flat weights and thresholds.
+    beta0_ : float
+        The chosen start ``beta0``.
+    beta_ : float
+        Final ``beta``.
+    target_weights_ : ndarray of shape (n_params,)
+        Final ``W_T``, same layout as ``source_weights_``.
+    cv_scores_ : dict of float to float
+        ``beta0`` -> inner cross-validated RMSE in the target's units (pooled over
+        all out-of-fold predictions; NaN when there are too few samples to split).
+    retrain_history_ : ndarray of shape (retrain_epochs + 1,)
+        Training MSE (source-scaled units) of the final retraining.
+    n_features_in_ : int
+        Number of input features (equal to the source's).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.frozen import FrozenEstimator
+    >>> rng = np.random.default_rng(0)
+    >>> X_2017, X_2019 = rng.uniform(-2, 2, size=(80, 2)), rng.uniform(-2, 2, size=(16, 2))
+    >>> source = GABPRegressor(random_state=0).fit(X_2017, np.sin(X_2017[:, 0]) + X_2017[:, 1])
+    >>> y_2019 = np.sin(X_2019[:, 0]) + X_2019[:, 1] + 0.5  # the level shifted by 0.5
+    >>> model = TransferGABPRegressor(source=FrozenEstimator(source), random_state=0)
+    >>> model = model.fit(X_2019, y_2019)
+    >>> model.beta0_ in (0.0, 0.1, 1.0)
+    True
+    >>> sorted(model.cv_scores_)
+    [0.0, 0.1, 1.0]
+    """
+
+    def __init__(
+        self,
+        *,
+        source: Any = None,
+        source_params: dict[str, Any] | None = None,
+        beta_grid: Any = (0.0, 0.1, 1.0),
+        retrain_epochs: int = 500,
+        learning_rate: float = 0.1,
+        momentum: float = 0.9,
+        inner_cv: int = 4,
+        batch_size: int = 2**18,
+        device: str = "cpu",
+        random_state: Any = None,
+    ) -> None:
+        self.source = source
+        self.source_params = source_params
+        self.beta_grid = beta_grid
+        self.retrain_epochs = retrain_epochs
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.inner_cv = inner_cv
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------- helpers
+
+    def _check_params(self) -> tuple[np.ndarray, torch.device]:
+        grid = np.asarray(self.beta_grid, dtype=float).ravel()
+        if grid.size == 0 or not np.all(np.isfinite(grid)):
+            raise ValueError(f"beta_grid must hold finite numbers, got {self.beta_grid!r}")
+        for name, low in (("retrain_epochs", 0), ("inner_cv", 2), ("batch_size", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        return grid, _torch_device(self.device)
+
+    def _source_model(self, X_source: Any, y_source: Any) -> GABPRegressor:
+        if X_source is not None or y_source is not None:
+            if X_source is None or y_source is None:
+                raise ValueError("pass both X_source and y_source, or neither")
+            if self.source is not None:
+                raise ValueError(
+                    "got both a `source` model and X_source/y_source: pass one of them"
+                )
+            X_source, y_source = check_X_y(X_source, y_source, y_numeric=True)
+            unknown = sorted(set(self.source_params or {}) - set(GABPRegressor().get_params()))
+            if unknown:
+                raise ValueError(f"source_params: GABPRegressor has no parameter {unknown}")
+            params = {
+                "random_state": self.random_state,
+                "device": self.device,
+                **(self.source_params or {}),
+            }
+            return GABPRegressor(**params).fit(X_source, y_source)
+        if self.source is None:
+            raise ValueError(
+                "TransferGABPRegressor needs a source model: pass a fitted GABPRegressor "
+                "as `source` (wrapped in sklearn.frozen.FrozenEstimator to survive clone), "
+                "or X_source and y_source to fit()"
+            )
+        model = self.source
+        if isinstance(model, FrozenEstimator):
+            model = model.estimator
+        if not isinstance(model, GABPRegressor):
+            raise ValueError(f"source must be a fitted GABPRegressor, got {type(model).__name__}")
+        try:
+            check_is_fitted(model, "weights_")
+        except NotFittedError as err:
+            raise ValueError(
+                "source GABPRegressor is not fitted (sklearn.base.clone unfits estimator "
+                "parameters: wrap the fitted source in sklearn.frozen.FrozenEstimator)"
+            ) from err
+        return copy.deepcopy(model)
+
+    # ----------------------------------------------------------------- API
+
+    def fit(
+        self, X: Any, y: Any, *, X_source: Any = None, y_source: Any = None
+    ) -> TransferGABPRegressor:
+        """Transfer the source net to the target samples ``X, y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target-year predictors (few samples).
+        y : array-like of shape (n_samples,)
+            Target-year values, e.g. mg/kg.
+        X_source : array-like of shape (n_source, n_features), optional
+            Source-year predictors; with ``y_source``, a :class:`GABPRegressor` is
+            fitted on them with ``source_params``.
+        y_source : array-like of shape (n_source,), optional
+            Source-year values, in the same units as ``y``.
+
+        Returns
+        -------
+        self : TransferGABPRegressor
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            No source (neither ``source`` nor ``X_source, y_source``), both, an
+            unfitted source, source and target with different numbers of features,
+            fewer than 2 target samples with more than one ``beta0`` to choose
+            from, or invalid parameters or data.
+        """
+        grid, device = self._check_params()
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        n = X.shape[0]
+        n_splits = min(self.inner_cv, n)
+        if n_splits < 2 and grid.size > 1:
+            raise ValueError(
+                f"cannot cross-validate beta_grid with {n} sample(s): Tr-GA-BP needs at "
+                "least 2 target samples, or a single beta0 in beta_grid"
+            )
+        source = self._source_model(X_source, y_source)
+        if source.n_features_in_ != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} feature(s), but the source model was fitted on "
+                f"{source.n_features_in_}: source and target need the same features"
+            )
+        ws = source.weights_
+
+        Xt = source._scale_X(torch.tensor(X, dtype=_DTYPE, device=device))
+        yt = torch.tensor(source._scale_y(y), dtype=_DTYPE, device=device)
+        # one batch of nets: per beta0, one per inner-CV fold, then one on all samples
+        folds = []
+        if n_splits >= 2:
+            kfold = KFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
+            folds = [test for _, test in kfold.split(X)]
+        n_per = len(folds) + 1
+        masks = np.ones((grid.size * n_per, n), dtype=bool)
+        for g in range(grid.size):
+            for k, test in enumerate(folds):
+                masks[g * n_per + k, test] = False
+        with single_threaded():
+            betas, weights, history = retrain_transfer(
+                ws,
+                np.repeat(grid, n_per),
+                Xt,
+                yt,
+                masks,
+                hidden=source.hidden,
+                activation=source.activation,
+                epochs=self.retrain_epochs,
+                learning_rate=self.learning_rate,
+                momentum=self.momentum,
+            )
+        with torch.no_grad():
+            out = forward_nets(
+                torch.as_tensor(weights, device=device),
+                Xt,
+                hidden=source.hidden,
+                activation=source.activation,
+            )
+        pred = source._unscale_y(out.cpu().numpy())  # (n_nets, n), target units
+
+        cv_scores: dict[float, float] = {}
+        for g, beta0 in enumerate(grid):
+            if not folds:
+                cv_scores[float(beta0)] = float("nan")
+                continue
+            oof = np.empty(n)
+            for k, test in enumerate(folds):
+                oof[test] = pred[g * n_per + k, test]
+            rmse = float(np.sqrt(np.mean((oof - y) ** 2)))
+            cv_scores[float(beta0)] = rmse if np.isfinite(rmse) else float("inf")
+        best = int(np.argmin(list(cv_scores.values()))) if folds else 0
+        final = best * n_per + n_per - 1
+        if not np.all(np.isfinite(weights[final])):
+            raise ValueError(
+                f"retraining diverged for beta0={grid[best]} (non-finite weights): "
+                "lower learning_rate or momentum"
+            )
+
+        self.source_estimator_ = source
+        self.source_weights_ = np.array(ws, dtype=float)
+        self.cv_scores_ = cv_scores
+        self.beta0_ = float(grid[best])
+        self.beta_ = float(betas[final])
+        self.target_weights_ = weights[final]
+        self.retrain_history_ = history[:, final]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict target-year values for every row, in chunks of ``batch_size`` rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target-year predictors.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Predictions in the target's units (e.g. mg/kg).
+        """
+        check_is_fitted(self, "target_weights_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        source = self.source_estimator_
+        scaled = source._predict_scaled_y(
+            X, self.target_weights_, batch_size=self.batch_size, device=self.device
+        )
+        return source._unscale_y(scaled)
