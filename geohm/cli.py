@@ -46,8 +46,10 @@ def _main(
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
 ) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 @contextmanager
@@ -95,16 +97,26 @@ def _summary(result: Any) -> None:
     for col in ("target", "set", "n", "RMSE", "MAE", "R2", "MRE"):
         table.add_column(col, justify="right" if col not in ("target", "set") else "left")
     for target, t in rep["targets"].items():
-        for set_name in ("test", "cv"):
+        for set_name in ("test", "cv", "validation"):
             m = t.get(set_name)
             if m:
-                table.add_row(target, set_name, str(m["n"]), f"{m['rmse']:.2f}", f"{m['mae']:.2f}",
-                              f"{m['r2']:.3f}", f"{m['mre']:.3f}")
+                table.add_row(
+                    target,
+                    set_name,
+                    str(m["n"]),
+                    f"{m['rmse']:.2f}",
+                    f"{m['mae']:.2f}",
+                    f"{m['r2']:.3f}",
+                    f"{m['mre']:.3f}",
+                )
     out.print(table)
-    dropped = rep["samples"]["dropped"]
-    out.print(f"samples: {rep['samples']['used']} of {rep['samples']['total']} used"
-              + (f"; dropped: {', '.join(d['id'] + ' (' + d['reason'] + ')' for d in dropped)}"
-                 if dropped else ""))
+    samples = rep.get("samples")
+    if samples:
+        dropped = ", ".join(f"{d['id']} ({d['reason']})" for d in samples["dropped"])
+        out.print(
+            f"samples: {samples['used']} of {samples['total']} used"
+            + (f"; dropped: {dropped}" if dropped else "")
+        )
     out.print(f"outputs in [bold]{result.output_dir}[/]: {', '.join(rep['outputs'])}")
     out.print(f"done in {rep['timings']['total']:.1f} s")
 
@@ -132,6 +144,25 @@ def run(
 
 
 @app.command()
+def predict(
+    scene: Annotated[Path, typer.Argument(help="Scene config (YAML).", show_default=False)],
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="model.joblib written by geohm run.")
+    ],
+    out_dir: OutOption = None,
+) -> None:
+    """Map a scene with a saved model (no training); score it on the scene's samples if any."""
+    from geohm.config import load_config
+    from geohm.pipeline import predict_scene
+
+    with _errors():
+        cfg = load_config(scene, output_dir=out_dir)
+        with _progress_bar() as progress:
+            result = predict_scene(cfg, model, progress=progress)
+        _summary(result)
+
+
+@app.command()
 def synth(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the case into.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 0,
@@ -142,8 +173,10 @@ def synth(
 
     with _errors():
         make_demo(out_dir, seed=seed, size=size)
-        out.print(f"wrote the synthetic case to [bold]{out_dir}[/] "
-                  f"(run it with: geohm run {out_dir / 'scene.yaml'})")
+        out.print(
+            f"wrote the synthetic case to [bold]{out_dir}[/] "
+            f"(run it with: geohm run {out_dir / 'scene.yaml'})"
+        )
 
 
 @app.command()

@@ -22,6 +22,7 @@ __all__ = [
     "CovariateSpec",
     "ModelSpec",
     "OutputSpec",
+    "PreprocessSpec",
     "SamplesSpec",
     "SceneConfig",
     "SelectionSpec",
@@ -35,7 +36,7 @@ __all__ = [
 QA_NAMES = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water")
 DEFAULT_QA_MASK = list(QA_NAMES)
 #: Model names the pipeline knows.
-MODEL_NAMES = ("rf",)
+MODEL_NAMES = ("rf", "ga-bp", "tr-ga-bp")
 
 
 class _Strict(BaseModel):
@@ -89,12 +90,15 @@ class _ImagerySpec(_Strict):
     @model_validator(mode="after")
     def _one_imagery_source(self) -> _ImagerySpec:
         if self.landsat is not None and self.bands is not None:
-            raise ValueError("give either 'landsat' (a scene folder) or 'bands' (band files), not both")
+            raise ValueError(
+                "give either 'landsat' (a scene folder) or 'bands' (band files), not both"
+            )
         if (self.band_scale is not None or self.band_offset is not None) and self.bands is None:
-            raise ValueError("'band_scale'/'band_offset' apply to 'bands' only; a Landsat folder's "
-                             "scale is read from its MTL")
+            raise ValueError(
+                "'band_scale'/'band_offset' apply to 'bands' only; a Landsat folder's "
+                "scale is read from its MTL"
+            )
         return self
-
 
 
 class SourceSpec(_ImagerySpec):
@@ -110,6 +114,17 @@ class SelectionSpec(_Strict):
     max_vif: float = Field(default=10.0, gt=1.0)
     max_p: float = Field(default=0.05, gt=0.0, le=1.0)
     force: list[str] = Field(default_factory=list)
+
+
+class PreprocessSpec(_Strict):
+    """Sample and factor preprocessing (seed 000): outliers, imputation, scaling, log target."""
+
+    outliers: Literal["none", "iqr"] = "none"
+    iqr_k: float = Field(default=1.5, gt=0.0)
+    impute: Literal["none", "knn"] = "knn"
+    n_neighbors: int = Field(default=5, ge=1)
+    scale: Literal["none", "minmax"] = "minmax"
+    log_target: bool = False
 
 
 class ModelSpec(_Strict):
@@ -162,10 +177,11 @@ class SceneConfig(_ImagerySpec):
 
     name: str = Field(min_length=1)
     grid: Path | None = None
-    samples: SamplesSpec
+    samples: SamplesSpec | None = None
     source: SourceSpec | None = None
     features: Literal["auto"] | list[str] = "auto"
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     risk: RiskSpec | None = None
@@ -173,8 +189,18 @@ class SceneConfig(_ImagerySpec):
 
     @model_validator(mode="after")
     def _has_grid(self) -> SceneConfig:
-        if self.landsat is None and self.bands is None and self.grid is None and not self.covariates:
+        if (
+            self.landsat is None
+            and self.bands is None
+            and self.grid is None
+            and not self.covariates
+        ):
             raise ValueError("needs imagery: give 'landsat' (a scene folder) or 'bands'")
+        if self.model.name == "tr-ga-bp" and self.source is None:
+            raise ValueError(
+                "model 'tr-ga-bp' transfers from an earlier year: add a 'source:' "
+                "block with its imagery and samples"
+            )
         return self
 
 
@@ -241,8 +267,9 @@ def _resolve(obj: Any, base: Path) -> None:
                 _resolve(v, base)
 
 
-def parse_config(data: Any, *, base_dir: str | os.PathLike[str] = ".",
-                 source: str = "config") -> SceneConfig:
+def parse_config(
+    data: Any, *, base_dir: str | os.PathLike[str] = ".", source: str = "config"
+) -> SceneConfig:
     """Validate a config mapping; resolve relative paths against ``base_dir``.
 
     Raises
@@ -251,7 +278,9 @@ def parse_config(data: Any, *, base_dir: str | os.PathLike[str] = ".",
         With one line naming the offending key.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a scene config must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: a scene config must be a mapping of keys, got {type(data).__name__}"
+        )
     try:
         cfg = SceneConfig.model_validate(data)
     except ValidationError as exc:
@@ -260,8 +289,9 @@ def parse_config(data: Any, *, base_dir: str | os.PathLike[str] = ".",
     return cfg
 
 
-def load_config(path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
-                ) -> SceneConfig:
+def load_config(
+    path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
+) -> SceneConfig:
     """Read and validate a scene YAML file.
 
     Parameters
@@ -291,7 +321,9 @@ def load_config(path: str | os.PathLike[str], *, output_dir: str | os.PathLike[s
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(
+            f"{p}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     cfg = parse_config(data, base_dir=p.parent, source=str(p))
     if output_dir is not None:
         cfg.output.dir = Path(output_dir).resolve()

@@ -95,7 +95,9 @@ def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
             f"{what} is {b.sizes['y']}x{b.sizes['x']} pixels but the scene grid is "
             f"{a.sizes['y']}x{a.sizes['x']}; open it aligned onto the scene grid"
         )
-    if not (np.allclose(a["x"].values, b["x"].values) and np.allclose(a["y"].values, b["y"].values)):
+    if not (
+        np.allclose(a["x"].values, b["x"].values) and np.allclose(a["y"].values, b["y"].values)
+    ):
         raise GridError(f"{what} is not on the scene grid (its coordinates differ)")
 
 

@@ -70,15 +70,19 @@ def cross_validate(
         "predictions": ndarray}`` (``predictions`` is the out-of-fold prediction of
         every sample; drop it before serialising).
     """
-    X = np.asarray(X)
     y = np.asarray(y, dtype=float)
     folds = min(folds, len(y))
+
+    def rows(idx: np.ndarray) -> Any:
+        # DataFrames keep their factor names (selectors may force factors by name).
+        return X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
+
     kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.empty_like(y)
     fold_rmse = []
-    for train, test in kf.split(X):
-        model = clone(estimator).fit(X[train], y[train])
-        oof[test] = model.predict(X[test])
+    for train, test in kf.split(np.zeros((len(y), 1))):
+        model = clone(estimator).fit(rows(train), y[train])
+        oof[test] = model.predict(rows(test))
         fold_rmse.append(float(np.sqrt(np.mean((oof[test] - y[test]) ** 2))))
     out: dict[str, Any] = {"folds": folds, **metrics(y, oof), "fold_rmse": fold_rmse}
     out["predictions"] = oof

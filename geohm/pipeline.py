@@ -22,20 +22,30 @@ import xarray as xr
 from geohm import __version__
 from geohm.config import SceneConfig
 from geohm.cube import available_features, resolve_features, stack_features
-from geohm.errors import InputError, SampleError
-from geohm.evaluate import cross_validate, holdout_split, metrics
+from geohm.errors import ConfigError, InputError
+from geohm.evaluate import metrics
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
+from geohm.io.models import load_model, save_model
 from geohm.io.points import read_points
 from geohm.io.rasters import TileWriter, gdal_env, io_versions, open_aligned, read_overview
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_ramp
-from geohm.models import make_regressor
 from geohm.predict import TargetModel, predict_map
 from geohm.report import quicklook_figure, render_markdown
 from geohm.sampling import SampleTable, sample_cube
+from geohm.training import fit_target
 
-__all__ = ["RunResult", "SceneInputs", "open_inputs", "run_scene"]
+__all__ = [
+    "RunResult",
+    "SceneInputs",
+    "build_cube",
+    "open_inputs",
+    "predict_scene",
+    "run_scene",
+    "sample_points",
+    "source_spec",
+]
 
 log = logging.getLogger("geohm")
 
@@ -98,7 +108,9 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
             chunks=chunks,
             what=f"covariate '{name}'",
         )
-        description[f"covariate {name}"] = f"{cov.path}{' (categorical)' if cov.categorical else ''}"
+        description[f"covariate {name}"] = (
+            f"{cov.path}{' (categorical)' if cov.categorical else ''}"
+        )
 
     reason = None
     if spec.landsat is not None and spec.qa_mask:
@@ -114,7 +126,7 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
     return SceneInputs(refl, grid, dem, covariates, reason, description)
 
 
-def _sample(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[SampleTable, int]:
+def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[SampleTable, int]:
     """Read the sample points of ``spec.samples`` and take the cube's features there."""
     s = spec.samples
     points = read_points(s.path, x=s.x, y=s.y, crs=s.crs, layer=s.layer)
@@ -130,42 +142,120 @@ def _sample(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[SampleT
     return table, len(points)
 
 
-def _fit_target(
-    cfg: SceneConfig, table: SampleTable, target: str
-) -> tuple[Any, dict[str, Any], pd.DataFrame]:
-    """Split, fit, test and cross-validate one target; return the map model and report."""
-    X = table.X.to_numpy()
-    y = table.y[target].to_numpy()
-    val = cfg.validation
-    train, test = holdout_split(len(y), test_fraction=val.test_fraction, seed=val.seed)
-    if len(train) < 5:
-        raise SampleError(
-            f"only {len(train)} usable training samples for {target}; geohm needs at least 5 "
-            "(see the dropped points in the report, or lower validation.test_fraction)"
+def source_spec(cfg: SceneConfig) -> Any:
+    """The source block, with the scene's DEM and covariates when it gives none (static layers)."""
+    assert cfg.source is not None
+    update: dict[str, Any] = {}
+    if cfg.source.dem is None:
+        update["dem"] = cfg.dem
+    if not cfg.source.covariates:
+        update["covariates"] = cfg.covariates
+    return cfg.source.model_copy(update=update)
+
+
+def build_cube(spec: Any, features: list[str] | str) -> tuple[SceneInputs, xr.DataArray, list[str]]:
+    """Open a scene (or source) block and stack the requested features into a lazy cube.
+
+    Returns the opened inputs, the (feature, y, x) cube and the resolved feature names.
+    """
+    inputs = open_inputs(spec)
+    bands = [str(b) for b in inputs.reflectance["band"].values]
+    available = available_features(
+        bands, has_dem=inputs.dem is not None, covariates=list(inputs.covariates)
+    )
+    feats = resolve_features(features, available)
+    cube = stack_features(inputs.reflectance, feats, dem=inputs.dem, covariates=inputs.covariates)
+    return inputs, cube, feats
+
+
+def _write_maps(
+    cfg: SceneConfig,
+    inputs: SceneInputs,
+    cube: xr.DataArray,
+    models: dict[str, TargetModel],
+    *,
+    label: str,
+    points_xy: np.ndarray | None,
+    progress: Progress | None,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Predict every target tile by tile; write GeoTIFFs, styles and quicklooks."""
+    out_dir = Path(cfg.output.dir)
+    writers = {
+        target: TileWriter(
+            out_dir / f"{target}_concentration.tif",
+            inputs.grid,
+            dtype="float32",
+            nodata=NODATA,
+            descriptions=[f"{target} concentration"],
+            units="mg/kg",
+            tags={
+                "geohm_version": __version__,
+                "target": target,
+                "model": label,
+                "scene": cfg.name,
+            },
         )
-    model = make_regressor(cfg.model.name, cfg.model.params, random_state=val.seed)
-    model.fit(X[train], y[train])
-    out: dict[str, Any] = {"model": cfg.model.name, "features": list(table.X.columns)}
-    table_out = pd.DataFrame(index=table.X.index)
-    table_out["x"], table_out["y"] = table.xy[:, 0], table.xy[:, 1]
-    table_out[f"{target}_observed"] = y
-    table_out[f"{target}_split"] = "train"
-    table_out.iloc[test, table_out.columns.get_loc(f"{target}_split")] = "test"
-    if len(test):
-        pred = np.maximum(model.predict(X[test]), 0.0)
-        out["test"] = metrics(y[test], pred)
-        table_out.loc[table_out.index[test], f"{target}_test_predicted"] = pred
-    else:
-        out["test"] = None
-    if val.cv_folds >= 2 and len(train) >= val.cv_folds:
-        cv = cross_validate(model, X[train], y[train], folds=val.cv_folds, seed=val.seed)
-        oof = cv.pop("predictions")
-        out["cv"] = cv
-        table_out.loc[table_out.index[train], f"{target}_cv_predicted"] = oof
-    else:
-        out["cv"] = None
-    out["n_train"] = int(len(train))
-    return model, out, table_out
+        for target in models
+    }
+    try:
+        stats = predict_map(
+            cube,
+            models,
+            writers,
+            tile=cfg.output.tile,
+            progress=(lambda d, n: progress("predict", d, n)) if progress else None,
+        )
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    outputs = [w.close() for w in writers.values()]
+    per_target: dict[str, Any] = {}
+    for target, path in zip(models, list(outputs), strict=True):
+        info: dict[str, Any] = {"map_stats": stats[target].as_dict()}
+        arr, extent = read_overview(path, max_size=800)
+        finite = arr[np.isfinite(arr)]
+        vmin, vmax = (
+            (float(np.percentile(finite, 2)), float(np.percentile(finite, 98)))
+            if finite.size
+            else (0.0, 1.0)
+        )
+        outputs.append(
+            write_qml_ramp(path.with_suffix(".qml"), vmin=vmin, vmax=vmax, units="mg/kg")
+        )
+        if cfg.output.quicklooks:
+            fig = quicklook_figure(
+                arr,
+                extent,
+                title=f"{cfg.name}: {target} (mg/kg)",
+                units=f"{target} (mg/kg)",
+                vmin=vmin,
+                vmax=vmax,
+                points=points_xy,
+            )
+            png = save_figure(fig, out_dir / f"{target}_concentration.png")
+            outputs.append(png)
+            info["quicklook"] = png.name
+        per_target[target] = info
+    return per_target, outputs
+
+
+def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]) -> RunResult:
+    out_dir = Path(cfg.output.dir)
+    report_paths = [out_dir / "report.json", out_dir / "report.md"]
+    report["outputs"] = sorted(p.name for p in outputs + report_paths)
+    write_json(report_paths[0], report)
+    write_text(report_paths[1], render_markdown(report))
+    return RunResult(out_dir, report, outputs + report_paths)
+
+
+def _grid_report(grid: Grid) -> dict[str, Any]:
+    return {
+        "crs": grid.crs,
+        "transform": list(grid.transform)[:6],
+        "width": grid.width,
+        "height": grid.height,
+    }
 
 
 def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResult:
@@ -188,116 +278,149 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
         Any input, grid, sample or config problem, with a message naming the file,
         band or key.
     """
+    if cfg.samples is None:
+        raise ConfigError(
+            f"scene '{cfg.name}': 'samples:' is required by geohm run "
+            "(geohm predict --model can map without samples)"
+        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     out_dir = Path(cfg.output.dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with gdal_env():
-        inputs = open_inputs(cfg)
-        bands = [str(b) for b in inputs.reflectance["band"].values]
-        available = available_features(
-            bands, has_dem=inputs.dem is not None, covariates=list(inputs.covariates)
-        )
-        features = resolve_features(cfg.features, available)
-        cube = stack_features(
-            inputs.reflectance, features, dem=inputs.dem, covariates=inputs.covariates
-        )
+        inputs, cube, features = build_cube(cfg, cfg.features)
         timings["open"] = time.perf_counter() - t0
 
         t = time.perf_counter()
-        table, n_points = _sample(cfg, inputs, cube)
-        timings["sample"] = time.perf_counter() - t
+        table, n_points = sample_points(cfg, inputs, cube)
         log.info("%d of %d sample points usable", len(table.X), n_points)
+        source_table = None
+        source_info: dict[str, Any] = {}
+        if cfg.model.name == "tr-ga-bp":
+            spec = source_spec(cfg)
+            s_inputs, s_cube, _ = build_cube(spec, features)
+            source_table, s_points = sample_points(spec, s_inputs, s_cube)
+            source_info = {
+                "inputs": s_inputs.description,
+                "total": s_points,
+                "used": len(source_table.X),
+                "dropped": source_table.dropped_records(),
+            }
+        timings["sample"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        targets_report: dict[str, Any] = {}
-        models: dict[str, TargetModel] = {}
-        sample_tables = []
-        for target in cfg.samples.targets:
-            model, rep, tab = _fit_target(cfg, table, target)
-            models[target] = TargetModel(model, features)
-            targets_report[target] = rep
-            sample_tables.append(tab if not sample_tables else tab.drop(columns=["x", "y"]))
+        fitted = {
+            target: fit_target(cfg, table, target, source=source_table)
+            for target in cfg.samples.targets
+        }
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        outputs: list[Path] = []
-        writers = {
-            target: TileWriter(
-                out_dir / f"{target}_concentration.tif",
-                inputs.grid,
-                dtype="float32",
-                nodata=NODATA,
-                descriptions=[f"{target} concentration"],
-                units="mg/kg",
-                tags={"geohm_version": __version__, "target": target, "model": cfg.model.name,
-                      "scene": cfg.name},
-            )
-            for target in models
-        }
-        try:
-            stats = predict_map(
-                cube,
-                models,
-                writers,
-                tile=cfg.output.tile,
-                progress=(lambda d, n: progress("predict", d, n)) if progress else None,
-            )
-        except BaseException:
-            for w in writers.values():
-                w.abort()
-            raise
-        for w in writers.values():
-            outputs.append(w.close())
+        models = {k: TargetModel(f.estimator, f.features) for k, f in fitted.items()}
+        maps, outputs = _write_maps(
+            cfg, inputs, cube, models, label=cfg.model.name, points_xy=table.xy, progress=progress
+        )
         timings["predict"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    for target, path in zip(models, list(outputs), strict=True):
-        targets_report[target]["map_stats"] = stats[target].as_dict()
-        arr, extent = read_overview(path, max_size=800)
-        finite = arr[np.isfinite(arr)]
-        vmin, vmax = (float(np.percentile(finite, 2)), float(np.percentile(finite, 98))) \
-            if finite.size else (0.0, 1.0)
-        outputs.append(write_qml_ramp(path.with_suffix(".qml"), vmin=vmin, vmax=vmax,
-                                      units="mg/kg"))
-        if cfg.output.quicklooks:
-            fig = quicklook_figure(arr, extent, title=f"{cfg.name}: {target} (mg/kg)",
-                                   units=f"{target} (mg/kg)", vmin=vmin, vmax=vmax,
-                                   points=table.xy)
-            png = save_figure(fig, out_dir / f"{target}_concentration.png")
-            outputs.append(png)
-            targets_report[target]["quicklook"] = png.name
-    outputs.append(write_csv(out_dir / "samples.csv", pd.concat(sample_tables, axis=1)))
-    timings["styles_quicklooks"] = time.perf_counter() - t
+    samples = pd.DataFrame({"x": table.xy[:, 0], "y": table.xy[:, 1]}, index=table.X.index)
+    samples = pd.concat([samples] + [f.samples for f in fitted.values()], axis=1)
+    outputs.append(write_csv(out_dir / "samples.csv", samples))
+    outputs.append(
+        save_model(
+            out_dir / "model.joblib",
+            {
+                "geohm_version": __version__,
+                "scene": cfg.name,
+                "model": cfg.model.name,
+                "cube_features": features,
+                "targets": {
+                    k: {"estimator": f.estimator, "features": f.features} for k, f in fitted.items()
+                },
+            },
+        )
+    )
     timings["total"] = time.perf_counter() - t0
-
     report: dict[str, Any] = {
         "name": cfg.name,
         "config": cfg.model_dump(mode="json"),
         "versions": _versions(),
         "inputs": inputs.description,
-        "grid": {
-            "crs": inputs.grid.crs,
-            "transform": list(inputs.grid.transform)[:6],
-            "width": inputs.grid.width,
-            "height": inputs.grid.height,
-        },
+        "grid": _grid_report(inputs.grid),
         "features": features,
-        "samples": {
-            "total": n_points,
-            "used": len(table.X),
-            "dropped": table.dropped_records(),
-        },
-        "targets": targets_report,
+        "samples": {"total": n_points, "used": len(table.X), "dropped": table.dropped_records()},
+        "targets": {k: {**f.report, **maps[k]} for k, f in fitted.items()},
         "timings": timings,
     }
-    if cfg.source is not None:
-        report["notes"] = [f"source: block given; model '{cfg.model.name}' uses the target year only"]
-    report_paths = [out_dir / "report.json", out_dir / "report.md"]
-    report["outputs"] = sorted(p.name for p in outputs + report_paths)
-    write_json(report_paths[0], report)
-    write_text(report_paths[1], render_markdown(report))
-    return RunResult(out_dir, report, outputs + report_paths)
+    if source_info:
+        report["source_samples"] = source_info
+    elif cfg.source is not None:
+        report["notes"] = [
+            f"source: block given; model '{cfg.model.name}' uses the target year only"
+        ]
+    return _finish_report(cfg, report, outputs)
+
+
+def predict_scene(
+    cfg: SceneConfig, model_path: str | Path, *, progress: Progress | None = None
+) -> RunResult:
+    """Map a scene with a model saved by :func:`run_scene` (``model.joblib``).
+
+    No training happens. When the config has ``samples:``, the saved model is scored
+    on all of them (an independent validation) and the scores are reported under
+    ``targets.<metal>.validation``.
+
+    Raises
+    ------
+    GeohmError
+        Unreadable model, or the scene cannot provide the features the model needs.
+    """
+    t0 = time.perf_counter()
+    bundle = load_model(model_path)
+    out_dir = Path(cfg.output.dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    needed: list[str] = list(bundle["cube_features"])
+    targets = bundle["targets"]
+    with gdal_env():
+        try:
+            inputs, cube, features = build_cube(cfg, needed)
+        except ConfigError as exc:
+            raise ConfigError(f"the model '{model_path}' needs features {needed}: {exc}") from None
+        models = {k: TargetModel(v["estimator"], v["features"]) for k, v in targets.items()}
+        per_target: dict[str, Any] = {
+            k: {"model": bundle["model"], "features": v["features"]} for k, v in targets.items()
+        }
+        points_xy = None
+        sample_report = None
+        if cfg.samples is not None:
+            table, n_points = sample_points(cfg, inputs, cube)
+            points_xy = table.xy
+            sample_report = {
+                "total": n_points,
+                "used": len(table.X),
+                "dropped": table.dropped_records(),
+            }
+            for k, tm in models.items():
+                if k in table.y.columns:
+                    pred = np.maximum(tm.estimator.predict(table.X[list(tm.features)]), 0.0)
+                    per_target[k]["validation"] = metrics(table.y[k].to_numpy(), pred)
+        maps, outputs = _write_maps(
+            cfg, inputs, cube, models, label=bundle["model"], points_xy=points_xy, progress=progress
+        )
+    report: dict[str, Any] = {
+        "name": cfg.name,
+        "config": cfg.model_dump(mode="json"),
+        "versions": _versions(),
+        "model_file": str(model_path),
+        "model_trained_on": bundle.get("scene"),
+        "inputs": inputs.description,
+        "grid": _grid_report(inputs.grid),
+        "features": features,
+        "targets": {k: {**per_target[k], **maps[k]} for k in models},
+        "timings": {"total": time.perf_counter() - t0},
+    }
+    if sample_report is not None:
+        report["samples"] = sample_report
+    return _finish_report(cfg, report, outputs)
 
 
 def _versions() -> dict[str, str]:

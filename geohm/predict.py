@@ -176,6 +176,7 @@ def predict_map(
     if empty:
         raise NoDataError(
             "no pixel of the scene has every feature valid, so nothing could be mapped; check "
-            "the QA mask ('qa_mask'), that the DEM and covariates cover the scene, and nodata values"
+            "the QA mask ('qa_mask'), that the DEM and covariates cover the scene, and the "
+            "nodata values"
         )
     return stats

@@ -65,8 +65,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{_fmt(m.get('rmse'))} | {_fmt(m.get('mae'))} | {_fmt(m.get('r2'))} | "
                 f"{_fmt(m.get('mre'))} |"
             )
-    lines += ["", "## Maps", "", "| target | min | max | mean | std | pixels |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Maps",
+        "",
+        "| target | min | max | mean | std | pixels |",
+        "|---|---|---|---|---|---|",
+    ]
     for target, t in report.get("targets", {}).items():
         s = t.get("map_stats", {})
         lines.append(
@@ -75,8 +80,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         )
     lines.append("")
     for target, t in report.get("targets", {}).items():
-        lines.append(f"**{target}** features ({len(t.get('features', []))}): "
-                     f"{', '.join(t.get('features', []))}")
+        lines.append(
+            f"**{target}** features ({len(t.get('features', []))}): "
+            f"{', '.join(t.get('features', []))}"
+        )
         lines.append("")
         if t.get("quicklook"):
             lines += [f"![{target}]({t['quicklook']})", ""]
@@ -125,8 +132,15 @@ def quicklook_figure(
     ax = fig.subplots()
     im = ax.imshow(array, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     if points is not None and len(points):
-        ax.scatter(points[:, 0], points[:, 1], s=10, facecolors="none", edgecolors="k",
-                   linewidths=0.7, label="samples")
+        ax.scatter(
+            points[:, 0],
+            points[:, 1],
+            s=10,
+            facecolors="none",
+            edgecolors="k",
+            linewidths=0.7,
+            label="samples",
+        )
         ax.legend(loc="lower right", fontsize=7)
     ax.set_title(title)
     ax.set_xlabel("easting (m)")

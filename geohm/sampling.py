@@ -147,9 +147,14 @@ def sample_cube(
         centre = win[:, :, (window * window) // 2]
         centre_ok = np.all(np.isfinite(centre), axis=1)
         with np.errstate(invalid="ignore"):
-            means = np.nanmean(np.where(np.isfinite(win), win, np.nan), axis=2) if window > 1 \
+            means = (
+                np.nanmean(np.where(np.isfinite(win), win, np.nan), axis=2)
+                if window > 1
                 else centre
-        reasons = mask_reason(rows[idx], cols[idx]) if mask_reason is not None else [None] * idx.size
+            )
+        reasons = (
+            mask_reason(rows[idx], cols[idx]) if mask_reason is not None else [None] * idx.size
+        )
         for k, i in enumerate(idx):
             if not centre_ok[k]:
                 bad = [features[j] for j in np.flatnonzero(~np.isfinite(centre[k]))]

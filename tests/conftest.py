@@ -13,8 +13,13 @@ TRANSFORM = Affine(30.0, 0.0, 490000.0, 0.0, -30.0, 3750000.0)
 BANDS = ["coastal", "blue", "green", "red", "nir", "swir1", "swir2", "thermal"]
 
 
-def make_da(data: np.ndarray, *, transform: Affine = TRANSFORM, crs: str = CRS,
-            band: list[str] | None = None) -> xr.DataArray:
+def make_da(
+    data: np.ndarray,
+    *,
+    transform: Affine = TRANSFORM,
+    crs: str = CRS,
+    band: list[str] | None = None,
+) -> xr.DataArray:
     """A DataArray with x/y pixel-centre coordinates and a CRS, like rioxarray's."""
     h, w = data.shape[-2:]
     xs = transform.c + transform.a * (np.arange(w) + 0.5)

@@ -11,8 +11,10 @@ BASE = {"name": "x", "landsat": "scene", "samples": {"path": "s.gpkg"}}
 def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     cfg_file = tmp_path / "sub" / "scene.yaml"
     cfg_file.parent.mkdir()
-    cfg_file.write_text("name: a\nlandsat: ../data/L8\nsamples: {path: s.gpkg}\n"
-                        "covariates: {d: d.tif, r: {path: r.tif, categorical: true}}\n")
+    cfg_file.write_text(
+        "name: a\nlandsat: ../data/L8\nsamples: {path: s.gpkg}\n"
+        "covariates: {d: d.tif, r: {path: r.tif, categorical: true}}\n"
+    )
     cfg = load_config(cfg_file)
     assert cfg.landsat == (tmp_path / "data" / "L8").resolve()
     assert cfg.samples.path == (tmp_path / "sub" / "s.gpkg").resolve()
@@ -27,15 +29,20 @@ def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     ("change", "expected"),
     [
         ({"modle": {"name": "rf"}}, "unknown key 'modle'; did you mean 'model'?"),
-        ({"samples": {"path": "s", "taregts": ["Cu"]}}, "'samples.taregts'; did you mean 'targets'"),
+        (
+            {"samples": {"path": "s", "taregts": ["Cu"]}},
+            "'samples.taregts'; did you mean 'targets'",
+        ),
         ({"output": {"tiel": 256}}, "'output.tiel'; did you mean 'tile'"),
         ({"model": {"name": "svm"}}, "key 'model.name': unknown model 'svm'"),
         ({"samples": {"path": "s", "window": 2}}, "key 'samples.window': must be an odd"),
         ({"validation": {"test_fraction": 1.5}}, "key 'validation.test_fraction'"),
         ({"qa_mask": ["clouds"]}, "key 'qa_mask.0'"),
         ({"bands": {"red": "r.tif"}}, "either 'landsat'"),
-        ({"covariates": {"r": {"path": "r.tif", "categoricl": True}}},
-         "'covariates.r.categoricl'; did you mean 'categorical'"),
+        (
+            {"covariates": {"r": {"path": "r.tif", "categoricl": True}}},
+            "'covariates.r.categoricl'; did you mean 'categorical'",
+        ),
     ],
 )
 def test_bad_keys_name_the_key(change: dict, expected: str) -> None:
@@ -47,8 +54,10 @@ def test_bad_keys_name_the_key(change: dict, expected: str) -> None:
 
 
 def test_missing_required_key() -> None:
-    with pytest.raises(ConfigError, match="missing required key 'samples'"):
-        parse_config({"name": "x", "landsat": "a"})
+    with pytest.raises(ConfigError, match="missing required key 'name'"):
+        parse_config({"landsat": "a", "samples": {"path": "s.gpkg"}})
+    with pytest.raises(ConfigError, match="'tr-ga-bp' transfers from an earlier year"):
+        parse_config({**BASE, "model": {"name": "tr-ga-bp"}})
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:

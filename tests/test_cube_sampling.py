@@ -19,11 +19,17 @@ from .conftest import CRS, make_da
 
 
 def test_available_and_resolved_features() -> None:
-    feats = available_features(["coastal", "blue", "green", "red", "nir", "swir1", "swir2"],
-                               has_dem=True, covariates=["dist"])
+    feats = available_features(
+        ["coastal", "blue", "green", "red", "nir", "swir1", "swir2"],
+        has_dem=True,
+        covariates=["dist"],
+    )
     assert feats[:6] == ["blue", "green", "red", "nir", "swir1", "swir2"]
-    assert "NDVI" in feats and "wetness" in feats and feats[-4:] == ["elevation", "slope",
-                                                                        "aspect", "dist"]
+    assert (
+        "NDVI" in feats
+        and "wetness" in feats
+        and feats[-4:] == ["elevation", "slope", "aspect", "dist"]
+    )
     assert "coastal" not in feats
     only_rn = available_features(["red", "nir"], has_dem=False)
     assert only_rn == ["red", "nir", "NDVI", "DVI"]
@@ -69,15 +75,20 @@ def test_sample_pixel_and_window_mean(tiny_reflectance) -> None:
     cube = stack_features(tiny_reflectance, ["red", "nir"])
     # pixel (row 5, col 7) centre: x = 490000 + 7.5*30, y = 3750000 - 5.5*30
     x, y = 490000 + 7.5 * 30, 3750000 - 5.5 * 30
-    pts = _points([(x, y), (x + 10, y - 10), (480000, y), (490000 + 4.5 * 30, 3750000 - 3.5 * 30)],
-                  id=["a", "b", "out", "nan"], Cu=[10.0, 20.0, 30.0, 40.0])
+    pts = _points(
+        [(x, y), (x + 10, y - 10), (480000, y), (490000 + 4.5 * 30, 3750000 - 3.5 * 30)],
+        id=["a", "b", "out", "nan"],
+        Cu=[10.0, 20.0, 30.0, 40.0],
+    )
     t = sample_cube(cube, pts, targets=["Cu"], id_column="id")
     assert list(t.X.index) == ["a", "b"]
     red = tiny_reflectance.sel(band="red").values
     assert t.X.loc["a", "red"] == pytest.approx(red[5, 7])
     assert t.X.loc["b", "red"] == pytest.approx(red[5, 7])  # same pixel, 10 m off centre
     assert [(d.id, d.reason.split(" (")[0]) for d in t.dropped] == [
-        ("out", "outside the scene"), ("nan", "nodata pixel")]
+        ("out", "outside the scene"),
+        ("nan", "nodata pixel"),
+    ]
     assert "red" in t.dropped[1].reason  # says which feature is missing
     w3 = sample_cube(cube, pts.iloc[:1], targets=["Cu"], window=3)
     assert w3.X.iloc[0]["red"] == pytest.approx(red[4:7, 6:9].mean())
@@ -94,10 +105,15 @@ def test_sample_errors(tiny_reflectance) -> None:
     with pytest.raises(SampleError, match="no column 'Pb'"):
         sample_cube(cube, pts, targets=["Pb"])
     reason = sample_cube(
-        cube, _points([(490000 + 4.5 * 30, 3750000 - 3.5 * 30), (490000 + 45, 3750000 - 45)],
-                      Cu=[1.0, 2.0]),
-        targets=["Cu"], mask_reason=lambda r, c: ["cloud" if (ri, ci) == (3, 4) else None
-                                                  for ri, ci in zip(r, c, strict=True)])
+        cube,
+        _points(
+            [(490000 + 4.5 * 30, 3750000 - 3.5 * 30), (490000 + 45, 3750000 - 45)], Cu=[1.0, 2.0]
+        ),
+        targets=["Cu"],
+        mask_reason=lambda r, c: [
+            "cloud" if (ri, ci) == (3, 4) else None for ri, ci in zip(r, c, strict=True)
+        ],
+    )
     assert reason.dropped[0].reason == "cloud pixel"
 
 
@@ -113,7 +129,7 @@ def test_predict_block_and_map_match_a_direct_prediction(tiny_reflectance) -> No
             self.arr = np.full((24, 32), -1.0)
 
         def write(self, r, c, data):
-            self.arr[r:r + data.shape[0], c:c + data.shape[1]] = data
+            self.arr[r : r + data.shape[0], c : c + data.shape[1]] = data
 
     sinks = {"Cu": Sink()}
     calls = []
@@ -154,7 +170,7 @@ def test_all_nodata_scene_raises(tiny_reflectance) -> None:
 def test_windows_cover_the_grid_once() -> None:
     cover = np.zeros((37, 53), int)
     for r, c, h, w in iter_windows(37, 53, 16):
-        cover[r:r + h, c:c + w] += 1
+        cover[r : r + h, c : c + w] += 1
     assert (cover == 1).all()
 
 

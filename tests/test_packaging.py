@@ -26,7 +26,9 @@ def _name(req: str) -> str:
 
 def test_environment_yml_names_the_same_packages() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_names = [_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
+    pip_names = [
+        _name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]
+    ]
     expected = set()
     for n in pip_names:
         expected.update(CONDA_NAMES.get(n, [n.lower()]))
@@ -45,3 +47,11 @@ def test_ci_runs_the_readme_commands() -> None:
     assert setup in ci_lines
     assert test in ci_lines
     assert "torch==2.13.0" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_scenes_demo_yaml_is_the_synthetic_case_config() -> None:
+    from geohm.synth import demo_config_text
+
+    text = (ROOT / "scenes" / "demo.yaml").read_text()
+    body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    assert body.strip() == demo_config_text("../demo/data/", "../demo").strip()

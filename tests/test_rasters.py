@@ -37,8 +37,15 @@ def test_atomic_path_renames_on_success_and_cleans_on_failure(tmp_path: Path) ->
 def test_write_geotiff_is_a_tiled_compressed_cog(tmp_path: Path) -> None:
     data = np.arange(600 * 700, dtype="float32").reshape(600, 700)
     data[0, 0] = np.nan
-    p = write_geotiff(tmp_path / "x.tif", data, crs=CRS, transform=T30, nodata=-9999.0,
-                      descriptions=["Cu concentration"], units="mg/kg")
+    p = write_geotiff(
+        tmp_path / "x.tif",
+        data,
+        crs=CRS,
+        transform=T30,
+        nodata=-9999.0,
+        descriptions=["Cu concentration"],
+        units="mg/kg",
+    )
     with rasterio.open(p) as src:
         assert src.crs.to_epsg() == 32649
         assert src.transform == T30
@@ -76,8 +83,9 @@ def test_open_aligned_bilinear_masks_nodata_before_resampling(tmp_path: Path) ->
     # 60 m source with one nodata pixel; target grid 30 m offset by half a source pixel.
     src = np.array([[1.0, 2.0, 3.0], [4.0, -9999.0, 6.0], [7.0, 8.0, 9.0]], dtype="float32")
     t60 = Affine(60.0, 0.0, 490000.0, 0.0, -60.0, 3750000.0)
-    p = write_geotiff(tmp_path / "c.tif", src, crs=CRS, transform=t60, nodata=-9999.0,
-                      overviews=False)
+    p = write_geotiff(
+        tmp_path / "c.tif", src, crs=CRS, transform=t60, nodata=-9999.0, overviews=False
+    )
     grid = Grid(CRS, T30, 6, 6)
     da = open_aligned(p, grid, resampling="nearest", chunks=None)
     assert da.shape == (6, 6)
@@ -100,18 +108,24 @@ def test_bad_rasters_raise_input_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="missing.tif"):
         open_raster(tmp_path / "missing.tif", what="DEM")
     bad = tmp_path / "corrupt.tif"
-    good = write_geotiff(tmp_path / "ok.tif", np.ones((300, 300), "float32"), crs=CRS,
-                         transform=T30)
+    good = write_geotiff(
+        tmp_path / "ok.tif", np.ones((300, 300), "float32"), crs=CRS, transform=T30
+    )
     bad.write_bytes(good.read_bytes()[:2000])
     with pytest.raises(InputError, match="corrupt.tif.*corrupt"):
         open_raster(bad)
-    far = write_geotiff(tmp_path / "far.tif", np.ones((5, 5), "float32"), crs=CRS,
-                        transform=Affine(30, 0, 100000, 0, -30, 1000000))
+    far = write_geotiff(
+        tmp_path / "far.tif",
+        np.ones((5, 5), "float32"),
+        crs=CRS,
+        transform=Affine(30, 0, 100000, 0, -30, 1000000),
+    )
     with pytest.raises(GridError, match="far.tif' does not overlap"):
         open_aligned(far, Grid(CRS, T30, 10, 10), what="DEM")
     nocrs = tmp_path / "nocrs.tif"
-    with rasterio.open(nocrs, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
-                       transform=T30) as dst:
+    with rasterio.open(
+        nocrs, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8", transform=T30
+    ) as dst:
         dst.write(np.ones((1, 4, 4), "uint8"))
     with pytest.raises(GridError, match="no coordinate reference system"):
         open_aligned(nocrs, Grid(CRS, T30, 4, 4))

@@ -213,8 +213,7 @@ def open_aligned(
                 height=grid.height,
                 resampling=Resampling[resampling],
                 src_nodata=nodata,
-                nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float")
-                else None,
+                nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
                 dtype="float32",
             )
             da = rioxarray.open_rasterio(
@@ -234,7 +233,9 @@ def _check_overlap(src: Grid, dst: Grid, path: str | os.PathLike[str], what: str
     try:
         left, bottom, right, top = transform_bounds(src.crs, dst.crs, *src.bounds)
     except Exception as exc:  # pyproj/GDAL errors for impossible transforms
-        raise GridError(f"{what} '{path}': cannot transform its extent to the scene CRS: {exc}")
+        raise GridError(
+            f"{what} '{path}': cannot transform its extent to the scene CRS: {exc}"
+        ) from None
     dl, db, dr, dt = dst.bounds
     if right <= dl or left >= dr or top <= db or bottom >= dt:
         raise GridError(
@@ -350,8 +351,13 @@ def write_geotiff(
             ds.update_tags(**tags)
         if colormap is not None:
             ds.write_colormap(1, dict(colormap))
-        _finish_cog(ds, final, overviews=overviews, overview_resampling=overview_resampling,
-                    paletted=colormap is not None)
+        _finish_cog(
+            ds,
+            final,
+            overviews=overviews,
+            overview_resampling=overview_resampling,
+            paletted=colormap is not None,
+        )
     return final
 
 
@@ -406,9 +412,7 @@ class TileWriter:
         self.nodata = nodata
         self.overview_resampling = overview_resampling
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._scratch = self.path.with_name(
-            f".{self.path.stem}.{secrets.token_hex(4)}.scratch.tif"
-        )
+        self._scratch = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.scratch.tif")
         self._ds = rasterio.open(
             self._scratch,
             "w",
@@ -457,7 +461,10 @@ class TileWriter:
             self._ds.close()
             with rasterio.open(self._scratch) as src:
                 _finish_cog(
-                    src, self.path, overviews=True, overview_resampling=self.overview_resampling,
+                    src,
+                    self.path,
+                    overviews=True,
+                    overview_resampling=self.overview_resampling,
                     paletted=self._paletted,
                 )
         finally:
@@ -498,8 +505,9 @@ def gdal_env(cache_mb: int = 64) -> Iterator[None]:
         yield
 
 
-def read_overview(path: str | os.PathLike[str], *, max_size: int = 800, band: int = 1
-                  ) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def read_overview(
+    path: str | os.PathLike[str], *, max_size: int = 800, band: int = 1
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """A decimated read of one band (using internal overviews) for quicklooks.
 
     Returns the array (float64, nodata as NaN) and the extent (left, right, bottom, top).
@@ -517,5 +525,8 @@ def read_overview(path: str | os.PathLike[str], *, max_size: int = 800, band: in
 
 def io_versions() -> dict[str, str]:
     """Versions of the I/O stack (for report.json)."""
-    return {"rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__,
-            "rioxarray": rioxarray.__version__}
+    return {
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        "rioxarray": rioxarray.__version__,
+    }

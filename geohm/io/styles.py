@@ -133,8 +133,9 @@ def write_qml_paletted(
     classes : sequence of (value, label, colour)
         Class value, legend label and ``#rrggbb`` colour.
     """
-    r = ET.Element("rasterrenderer", type="paletted", band="1", opacity="1", alphaBand="-1",
-                   nodataColor="")
+    r = ET.Element(
+        "rasterrenderer", type="paletted", band="1", opacity="1", alphaBand="-1", nodataColor=""
+    )
     ET.SubElement(r, "rasterTransparency")
     pal = ET.SubElement(r, "colorPalette")
     for value, label, color in classes:

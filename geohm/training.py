@@ -1,0 +1,233 @@
+"""Train and validate one model per target metal from sample tables.
+
+Builds the scikit-learn pipeline a scene config asks for (name columns -> scale ->
+impute -> select factors -> regress), removes target outliers, makes the seeded
+hold-out split, fits, tests and cross-validates. For Tr-GA-BP the factors are
+screened and the preprocessing and the source net are fitted on the *source* year,
+then reused unchanged on the target year.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from geohm.config import SceneConfig
+from geohm.errors import SampleError
+from geohm.evaluate import cross_validate, holdout_split, metrics
+from geohm.models import make_regressor
+from geohm.preprocess import build_pipeline, iqr_outliers, log_target
+from geohm.sampling import SampleTable
+from geohm.selection import CorrelationVIFSelector
+
+__all__ = ["FittedTarget", "fit_target"]
+
+MIN_TRAIN = 5
+
+
+@dataclass
+class FittedTarget:
+    """A fitted model for one target and what is known about its accuracy.
+
+    Attributes
+    ----------
+    estimator : sklearn estimator
+        Predicts the target (mg/kg) from a table whose columns are ``features``.
+    features : list of str
+        Input columns of ``estimator``, in order.
+    report : dict
+        ``model``, ``features`` (used by the net after screening), ``selection``,
+        ``test``, ``cv``, ``n_train``, ``outliers`` ... (goes into report.json).
+    samples : pandas.DataFrame
+        Per sample: observed value, split, hold-out and CV predictions.
+    """
+
+    estimator: Any
+    features: list[str]
+    report: dict[str, Any]
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _selector(cfg: SceneConfig) -> CorrelationVIFSelector | None:
+    s = cfg.selection
+    if s.method == "none":
+        return None
+    return CorrelationVIFSelector(max_p=s.max_p, max_vif=s.max_vif, force=tuple(s.force))
+
+
+def _drop_outliers(
+    table: SampleTable, target: str, cfg: SceneConfig
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    X, y = table.X, table.y[target]
+    if cfg.preprocess.outliers != "iqr":
+        return X, y, []
+    out = iqr_outliers(y.to_numpy(), k=cfg.preprocess.iqr_k)
+    return X[~out], y[~out], [str(i) for i in y.index[out]]
+
+
+def _source_model(
+    cfg: SceneConfig, source: SampleTable, target: str
+) -> tuple[Pipeline, list[str], dict[str, Any]]:
+    """Screen factors, fit preprocessing and the source GA-BP net on the source year.
+
+    Returns the frozen target-year estimator (source preprocessing + Tr-GA-BP), the
+    factors it takes, and the source part of the report.
+    """
+    p = cfg.preprocess
+    seed = cfg.validation.seed
+    Xs, ys, removed = _drop_outliers(source, target, cfg)
+    selector = _selector(cfg)
+    features = list(Xs.columns)
+    rep: dict[str, Any] = {"n": int(len(ys)), "outliers_removed": removed}
+    if selector is not None:
+        selector.fit(Xs, ys)
+        features = list(selector.selected_)
+        rep["selection"] = selector.scores_
+    params = dict(cfg.model.params)
+    source_params = dict(params.get("source_params") or {})
+    source_pipe = build_pipeline(
+        make_regressor("ga-bp", source_params, random_state=seed),
+        impute=p.impute,
+        scale=p.scale,
+        log=p.log_target,
+        n_neighbors=p.n_neighbors,
+    ).fit(Xs[features], ys)
+    net = source_pipe.named_steps["model"]
+    net = getattr(net, "regressor_", net)  # unwrap the log-target wrapper
+    prep = Pipeline(source_pipe.steps[:-2])  # columns, scale, impute: fitted on the source
+    if len(ys) >= 4:
+        cv = cross_validate(
+            build_pipeline(
+                make_regressor("ga-bp", source_params, random_state=seed),
+                impute=p.impute,
+                scale=p.scale,
+                log=p.log_target,
+                n_neighbors=p.n_neighbors,
+            ),
+            Xs[features],
+            ys.to_numpy(),
+            folds=min(5, len(ys)),
+            seed=seed,
+        )
+        cv.pop("predictions")
+        rep["cv"] = cv
+    transfer = make_regressor("tr-ga-bp", params, random_state=seed)
+    transfer.set_params(source=FrozenEstimator(net))
+    estimator = Pipeline(
+        [
+            ("prep", FrozenEstimator(prep)),
+            ("model", log_target(transfer, enabled=p.log_target)),
+        ]
+    )
+    rep["source_only_estimator"] = Pipeline(
+        [("prep", FrozenEstimator(prep)), ("model", FrozenEstimator(source_pipe))]
+    )
+    return estimator, features, rep
+
+
+def fit_target(
+    cfg: SceneConfig,
+    table: SampleTable,
+    target: str,
+    *,
+    source: SampleTable | None = None,
+) -> FittedTarget:
+    """Fit, test and cross-validate the configured model for one target.
+
+    Parameters
+    ----------
+    cfg : SceneConfig
+        Model, preprocessing, selection and validation settings.
+    table : SampleTable
+        Target-year samples (all cube features).
+    target : str
+        Target column (``"Cu"``).
+    source : SampleTable, optional
+        Source-year samples with the same feature columns (required by ``tr-ga-bp``).
+
+    Raises
+    ------
+    SampleError
+        Too few samples to train.
+    """
+    val = cfg.validation
+    p = cfg.preprocess
+    X, y, removed = _drop_outliers(table, target, cfg)
+    train, test = holdout_split(len(y), test_fraction=val.test_fraction, seed=val.seed)
+    if len(train) < MIN_TRAIN:
+        raise SampleError(
+            f"only {len(train)} usable training samples for {target}; geohm needs at least "
+            f"{MIN_TRAIN} (see the dropped points in the report, or lower "
+            "validation.test_fraction)"
+        )
+    rep: dict[str, Any] = {"model": cfg.model.name, "outliers_removed": removed}
+    source_only = None
+    if cfg.model.name == "tr-ga-bp":
+        if source is None:
+            raise SampleError("model 'tr-ga-bp' needs the source year's samples")
+        estimator, features, src_rep = _source_model(cfg, source, target)
+        source_only = src_rep.pop("source_only_estimator")
+        rep["source"] = src_rep
+        rep["selection"] = src_rep.get("selection")
+        rep["notes"] = [
+            "factors screened and preprocessing fitted on the source year, "
+            "reused unchanged for the target year"
+        ]
+        X = X[features]
+    else:
+        selector = _selector(cfg)
+        estimator = build_pipeline(
+            make_regressor(cfg.model.name, cfg.model.params, random_state=val.seed),
+            selector=selector,
+            impute=p.impute,
+            scale=p.scale,
+            log=p.log_target,
+            n_neighbors=p.n_neighbors,
+        )
+        features = list(X.columns)
+    Xtr, ytr = X.iloc[train], y.to_numpy()[train]
+    estimator.fit(Xtr, ytr)
+    if cfg.model.name != "tr-ga-bp":
+        sel = estimator.named_steps["select"]
+        if sel != "passthrough":
+            rep["selection"] = sel.scores_
+            rep["features"] = list(sel.selected_)
+        else:
+            rep["features"] = features
+    else:
+        rep["features"] = features
+        model = estimator.named_steps["model"]
+        model = getattr(model, "regressor_", model)
+        rep["transfer"] = {
+            "beta0": float(model.beta0_),
+            "beta": float(model.beta_),
+            "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
+        }
+
+    samples = pd.DataFrame(index=X.index)
+    samples[f"{target}_observed"] = y.to_numpy()
+    samples[f"{target}_split"] = "train"
+    samples.iloc[test, samples.columns.get_loc(f"{target}_split")] = "test"
+    if len(test):
+        pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
+        rep["test"] = metrics(y.to_numpy()[test], pred)
+        samples.loc[samples.index[test], f"{target}_test_predicted"] = pred
+        if source_only is not None:
+            rep["source"]["test_source_only"] = metrics(
+                y.to_numpy()[test], np.maximum(source_only.predict(X.iloc[test]), 0.0)
+            )
+    else:
+        rep["test"] = None
+    if val.cv_folds >= 2 and len(train) >= val.cv_folds:
+        cv = cross_validate(estimator, Xtr, ytr, folds=val.cv_folds, seed=val.seed)
+        samples.loc[samples.index[train], f"{target}_cv_predicted"] = cv.pop("predictions")
+        rep["cv"] = cv
+    else:
+        rep["cv"] = None
+    rep["n_train"] = int(len(train))
+    return FittedTarget(estimator, features, rep, samples)
