@@ -113,3 +113,58 @@ def test_missing_file_exits_2_naming_the_file(case, tmp_path: Path) -> None:
     assert "no_such_dem.tif" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["run", str(tmp_path / "nothere.yaml")])
     assert res.exit_code == 2 and "nothere.yaml" in res.output
+
+
+def test_tr_ga_bp_scene_and_saved_model_prediction(case, tmp_path: Path) -> None:
+    data, _, runner = case
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["model"] = {
+        "name": "tr-ga-bp",
+        "params": {
+            "source_params": {"population": 10, "generations": 10, "lm_iterations": 20},
+            "retrain_epochs": 200,
+        },
+    }
+    cfg["selection"] = {"method": "correlation_vif", "force": ["aspect", "elevation"]}
+    tr = data / "tr.yaml"
+    tr.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "tr"
+    res = runner.invoke(app, ["run", str(tr), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    for target in ("Cu", "Pb"):
+        t = rep["targets"][target]
+        assert t["model"] == "tr-ga-bp"
+        assert t["transfer"]["beta0"] in (0.0, 0.1, 1.0)
+        assert {"aspect", "elevation"} <= set(t["features"])
+        assert t["source"]["n"] >= 40 and t["selection"]
+        with rasterio.open(out / f"{target}_concentration.tif") as src:
+            arr = src.read(1, masked=True)
+        assert arr.count() > 0.5 * arr.size and np.isfinite(arr.compressed()).all()
+    assert rep["source_samples"]["used"] >= 40
+    # the saved model maps the same scene again without training: identical maps
+    pred = tmp_path / "pred"
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            str(data / "scene.yaml"),
+            "--model",
+            str(out / "model.joblib"),
+            "--out",
+            str(pred),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    for target in ("Cu", "Pb"):
+        with (
+            rasterio.open(out / f"{target}_concentration.tif") as a,
+            rasterio.open(pred / f"{target}_concentration.tif") as b,
+        ):
+            np.testing.assert_array_equal(a.read(1), b.read(1))
+    prep = json.loads((pred / "report.json").read_text())
+    assert prep["targets"]["Cu"]["validation"]["n"] == rep["samples"]["used"]
+    res = runner.invoke(
+        app, ["predict", str(data / "scene.yaml"), "--model", str(tmp_path / "none.joblib")]
+    )
+    assert res.exit_code == 2 and "none.joblib" in res.output
