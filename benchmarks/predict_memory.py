@@ -2,8 +2,8 @@
 
 The scenes are the built-in demo's target year (400 x 400) tiled to N x N pixels (bands,
 QA_PIXEL and DEM), with the demo's soil samples, so the job is the demo's job on a larger
-grid. Each size runs in a fresh Python process; its peak resident set size comes from
-``getrusage``. Run by hand:
+grid. Each size runs in a fresh Python process; its peak resident set size is the kernel's
+high-water mark (VmHWM). Run by hand:
 
     python benchmarks/predict_memory.py --sizes 1000 4000
 
@@ -55,35 +55,52 @@ def make_scene(base: Path, work: Path, n: int) -> Path:
     import datetime as dt
 
     write_landsat_c2l2(
-        out / pid, pid, sr=arrays, st_b10=st, qa_pixel=qa, crs=crs, transform=t,
+        out / pid,
+        pid,
+        sr=arrays,
+        st_b10=st,
+        qa_pixel=qa,
+        crs=crs,
+        transform=t,
         acquired=dt.date.fromisoformat(attrs.get("DATE_ACQUIRED", "2019-11-15")),
         sun_elevation=float(attrs.get("SUN_ELEVATION", 35.0)),
         sun_azimuth=float(attrs.get("SUN_AZIMUTH", 160.0)),
     )
     with rasterio.open(base / "dem.tif") as src:
         dem = src.read(1, masked=True).filled(np.nan)
-        write_geotiff(out / "dem.tif", _tile(dem, n), crs=src.crs,
-                      transform=Affine(*src.transform[:6]), nodata=-9999.0)
+        write_geotiff(
+            out / "dem.tif",
+            _tile(dem, n),
+            crs=src.crs,
+            transform=Affine(*src.transform[:6]),
+            nodata=-9999.0,
+        )
     cfg = out / "scene.yaml"
-    cfg.write_text(textwrap.dedent(f"""\
+    cfg.write_text(
+        textwrap.dedent(f"""\
         name: memory-{n}
         landsat: {out / pid}
-        dem: {out / 'dem.tif'}
-        samples: {{path: {base / 'samples_target.gpkg'}, targets: [Cu, Pb]}}
+        dem: {out / "dem.tif"}
+        samples: {{path: {base / "samples_target.gpkg"}, targets: [Cu, Pb]}}
         model: {{name: rf, params: {{n_estimators: 100}}}}
         validation: {{test_fraction: 0.2, cv_folds: 5, seed: 0}}
-        output: {{dir: {out / 'out'}, tile: 512, quicklooks: false}}
-        """))
+        output: {{dir: {out / "out"}, tile: 512, quicklooks: false}}
+        """)
+    )
     return cfg
 
 
+# Peak RSS is read from /proc/self/status (VmHWM), not getrusage: ru_maxrss survives
+# fork+exec, so a child would report the (large) benchmark parent's RSS at fork time.
 CHILD = """
-import json, resource, sys, time
+import json, re, sys, time
+from pathlib import Path
 from geohm.config import load_config
 from geohm.pipeline import run_scene
 t = time.perf_counter()
 res = run_scene(load_config(sys.argv[1]))
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+hwm = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(json.dumps({"peak_rss_mb": hwm / 1024,
                   "wall_s": time.perf_counter() - t, "timings": res.report["timings"],
                   "pixels": res.report["grid"]["width"] * res.report["grid"]["height"]}))
 """
@@ -102,15 +119,18 @@ def main() -> None:
         t = time.perf_counter()
         cfg = make_scene(base, args.work, n)
         gen = time.perf_counter() - t
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(cfg)], capture_output=True,
-                              text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(cfg)], capture_output=True, text=True, check=True
+        )
         res = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append((n, res, gen))
     print("| scene (pixels) | peak RSS (MB) | run wall time (s) | predict (s) |")
     print("|---|---|---|---|")
     for n, res, _ in rows:
-        print(f"| {n} x {n} ({res['pixels'] / 1e6:.1f} M) | {res['peak_rss_mb']:.0f} | "
-              f"{res['wall_s']:.1f} | {res['timings']['predict']:.1f} |")
+        print(
+            f"| {n} x {n} ({res['pixels'] / 1e6:.1f} M) | {res['peak_rss_mb']:.0f} | "
+            f"{res['wall_s']:.1f} | {res['timings']['predict']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ class ArraySink:
 
 def _subset(table: SampleTable, rows: np.ndarray, features: list[str] | None = None) -> SampleTable:
     X = table.X.iloc[rows]
-    return SampleTable(X=X if features is None else X[features], y=table.y.iloc[rows],
-                       xy=table.xy[rows])
+    return SampleTable(
+        X=X if features is None else X[features], y=table.y.iloc[rows], xy=table.xy[rows]
+    )
 
 
 def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, Any]]:
@@ -84,12 +85,15 @@ def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, A
         fitted: dict[str, Any] = {}
         timings: dict[str, float] = {}
         # Tr-GA-BP first: it screens factors on the source year; the others reuse them.
-        cfg = base.model_copy(update={
-            "model": base.model.model_copy(update={"name": "tr-ga-bp", "params": {}}),
-            "selection": base.selection.model_copy(update={
-                "method": "correlation_vif", "force": ["aspect", "elevation"]}),
-            **{k: getattr(base, k).model_copy(update=v) for k, v in common.items()},
-        })
+        cfg = base.model_copy(
+            update={
+                "model": base.model.model_copy(update={"name": "tr-ga-bp", "params": {}}),
+                "selection": base.selection.model_copy(
+                    update={"method": "correlation_vif", "force": ["aspect", "elevation"]}
+                ),
+                **{k: getattr(base, k).model_copy(update=v) for k, v in common.items()},
+            }
+        )
         t = time.perf_counter()
         tr = fit_target(cfg, _subset(table, train), target, source=source)
         timings["Tr-GA-BP"] = time.perf_counter() - t
@@ -100,10 +104,12 @@ def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, A
             ("GA-BP (source)", "ga-bp", {}, _subset(source, np.arange(len(source.X)), feats)),
             ("RF (16)", "rf", {"n_estimators": 200}, _subset(table, train, feats)),
         ):
-            c = base.model_copy(update={
-                "model": base.model.model_copy(update={"name": model, "params": params}),
-                **{k: getattr(base, k).model_copy(update=v) for k, v in common.items()},
-            })
+            c = base.model_copy(
+                update={
+                    "model": base.model.model_copy(update={"name": model, "params": params}),
+                    **{k: getattr(base, k).model_copy(update=v) for k, v in common.items()},
+                }
+            )
             t = time.perf_counter()
             fitted[name] = fit_target(c, tab, target)
             timings[name] = time.perf_counter() - t
@@ -115,15 +121,26 @@ def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, A
             m = metrics(test_y, pred)
             sub = cube.sel(feature=f.features)
             sink = ArraySink(truth.shape)
-            predict_map(sub, {target: TargetModel(f.estimator, f.features)}, {target: sink},
-                        tile=512)
+            predict_map(
+                sub, {target: TargetModel(f.estimator, f.features)}, {target: sink}, tile=512
+            )
             ok = np.isfinite(sink.array) & np.isfinite(truth)
             mm = metrics(truth[ok], sink.array[ok])
-            rows.append({"seed": seed, "target": target, "model": name, "test_rmse": m["rmse"],
-                         "test_mre": m["mre"], "map_rmse": mm["rmse"], "map_r2": mm["r2"],
-                         "fit_s": timings[name], "n_test": len(test),
-                         "features": ",".join(f.features),
-                         "beta0": tr.report["transfer"]["beta0"] if name == "Tr-GA-BP" else None})
+            rows.append(
+                {
+                    "seed": seed,
+                    "target": target,
+                    "model": name,
+                    "test_rmse": m["rmse"],
+                    "test_mre": m["mre"],
+                    "map_rmse": mm["rmse"],
+                    "map_r2": mm["r2"],
+                    "fit_s": timings[name],
+                    "n_test": len(test),
+                    "features": ",".join(f.features),
+                    "beta0": tr.report["transfer"]["beta0"] if name == "Tr-GA-BP" else None,
+                }
+            )
     return rows
 
 
@@ -143,21 +160,28 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.work / "transfer_results.csv", index=False)
     agg = df.groupby(["target", "model"], sort=False)[
-        ["test_rmse", "test_mre", "map_rmse", "map_r2", "fit_s"]].agg(["mean", "std"])
+        ["test_rmse", "test_mre", "map_rmse", "map_r2", "fit_s"]
+    ].agg(["mean", "std"])
     print()
     print("| metal | model | test RMSE (mg/kg) | test MRE | map RMSE (mg/kg) | map R2 | fit (s) |")
     print("|---|---|---|---|---|---|---|")
     for (target, model), r in agg.iterrows():
-        cells = [f"{r[(c, 'mean')]:.2f} ± {r[(c, 'std')]:.2f}" for c in
-                 ("test_rmse", "test_mre", "map_rmse", "map_r2", "fit_s")]
+        cells = [
+            f"{r[(c, 'mean')]:.2f} ± {r[(c, 'std')]:.2f}"
+            for c in ("test_rmse", "test_mre", "map_rmse", "map_r2", "fit_s")
+        ]
         print(f"| {target} | {model} | " + " | ".join(cells) + " |")
     print()
     for target in df["target"].unique():
         d = df[df["target"] == target].pivot(index="seed", columns="model", values="test_rmse")
         gain = 1 - d["Tr-GA-BP"] / d["GA-BP (16)"]
-        print(f"{target}: Tr-GA-BP vs GA-BP (16) test RMSE change: mean {-gain.mean():+.1%}, "
-              f"Tr-GA-BP better in {int((gain > 0).sum())} of {len(gain)} seeds; "
-              f"chosen beta0: {json.dumps(df[(df.target == target) & (df.model == 'Tr-GA-BP')]['beta0'].value_counts().to_dict())}")
+        tr = df[(df.target == target) & (df.model == "Tr-GA-BP")]
+        beta0 = json.dumps(tr["beta0"].value_counts().to_dict())
+        print(
+            f"{target}: Tr-GA-BP vs GA-BP (16) test RMSE change: mean {-gain.mean():+.1%}, "
+            f"Tr-GA-BP better in {int((gain > 0).sum())} of {len(gain)} seeds; "
+            f"chosen beta0: {beta0}"
+        )
 
 
 if __name__ == "__main__":

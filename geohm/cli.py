@@ -7,7 +7,6 @@ success, 2 on bad input or config (one clear line on stderr), 1 on a bug.
 from __future__ import annotations
 
 import logging
-import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -206,4 +205,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -130,7 +130,7 @@ def sample_cube(
     yvals = points[list(targets)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     dropped: list[tuple[int, Dropped]] = []  # (row in the input, why)
     for i in np.flatnonzero(~inside):
-        dropped.append((i, Dropped(ids[i], "outside the scene")))
+        dropped.append((int(i), Dropped(ids[i], "outside the scene")))
 
     idx = np.flatnonzero(inside)
     features = [str(f) for f in cube["feature"].values]
@@ -161,14 +161,14 @@ def sample_cube(
                 why = reasons[k] or "nodata"
                 detail = f" ({', '.join(bad[:4])}{'...' if len(bad) > 4 else ''} missing)"
                 text = f"{why} pixel{detail if why == 'nodata' else ''}"
-                dropped.append((i, Dropped(ids[i], text)))
+                dropped.append((int(i), Dropped(ids[i], text)))
             else:
                 values[i] = means[k]
 
     keep = np.isfinite(values).all(axis=1)
     for i in np.flatnonzero(keep & ~np.isfinite(yvals).any(axis=1)):
         bad_t = [t for t, v in zip(targets, yvals[i], strict=True) if not np.isfinite(v)]
-        dropped.append((i, Dropped(ids[i], f"no value for {', '.join(bad_t)}")))
+        dropped.append((int(i), Dropped(ids[i], f"no value for {', '.join(bad_t)}")))
     keep &= np.isfinite(yvals).all(axis=1)
     if not keep.any():
         reasons_txt = "; ".join(sorted({d.reason for _, d in dropped}))

@@ -206,6 +206,7 @@ def fit_target(
         rep["transfer"] = {
             "beta0": float(model.beta0_),
             "beta": float(model.beta_),
+            "retrain_epochs": int(model.n_epochs_),
             "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
         }
 

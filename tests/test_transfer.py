@@ -225,3 +225,31 @@ def test_bad_parameters_raise_in_fit(source: GABPRegressor, params: dict) -> Non
     X = uniform(16, 9)
     with pytest.raises(ValueError):
         TransferGABPRegressor(source=source, **params).fit(X, target_fn(X))
+
+
+def test_epochs_are_chosen_with_beta0_by_inner_cv(source: GABPRegressor) -> None:
+    X = uniform(16, 11)
+    y = target_fn(X) + np.random.default_rng(2).normal(0, 0.3, 16)  # noisy: long training over-fits
+    model = TransferGABPRegressor(
+        source=source, retrain_epochs=300, epoch_step=20, random_state=0
+    ).fit(X, y)
+    assert model.epochs_grid_.tolist() == list(range(0, 300, 20)) + [300]
+    assert model.n_epochs_ in model.epochs_grid_
+    assert len(model.retrain_history_) == model.n_epochs_ + 1
+    for b, curve in model.cv_curve_.items():
+        assert model.cv_scores_[b] == pytest.approx(curve.min())
+    chosen = model.cv_curve_[model.beta0_]
+    assert chosen.min() <= chosen[-1]  # never worse in inner CV than training all steps
+    fixed = TransferGABPRegressor(
+        source=source, retrain_epochs=300, select_epochs=False, random_state=0
+    ).fit(X, y)
+    assert fixed.n_epochs_ == 300 and fixed.epochs_grid_.tolist() == [300]
+    # the selected net is the all-sample net after n_epochs_ steps
+    again = TransferGABPRegressor(
+        source=source,
+        beta_grid=(model.beta0_,),
+        retrain_epochs=model.n_epochs_,
+        select_epochs=False,
+        random_state=0,
+    ).fit(X, y)
+    np.testing.assert_allclose(again.predict(X), model.predict(X), rtol=1e-9, atol=1e-9)

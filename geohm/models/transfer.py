@@ -76,7 +76,8 @@ def retrain_transfer(
     epochs: int,
     learning_rate: float,
     momentum: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    snapshot_every: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Retrain ``M`` transferred nets at once by full-batch gradient descent.
 
     Net ``m`` has weights ``W_T[m] = beta[m] * W_S* + D[m]`` with ``beta[m]`` starting
@@ -104,6 +105,8 @@ def retrain_transfer(
         Gradient steps.
     learning_rate, momentum : float
         Step size and momentum.
+    snapshot_every : int
+        Keep the weights of every net every this many steps (0: only at the end).
 
     Returns
     -------
@@ -113,6 +116,11 @@ def retrain_transfer(
         Final ``W_T`` of each net.
     history : ndarray of shape (epochs + 1, M)
         Training MSE (scaled units) of each net before each step and at the end.
+    snapshots : ndarray of shape (n_snapshots, M, n_params)
+        ``W_T`` after 0, ``snapshot_every``, 2 ``snapshot_every``, ... steps (the last
+        one is always after ``epochs`` steps).
+    beta_snapshots : ndarray of shape (n_snapshots, M)
+        ``beta`` at the same steps.
     """
     device = X.device
     ws = torch.as_tensor(source_weights, dtype=_DTYPE, device=device)
@@ -122,13 +130,19 @@ def retrain_transfer(
     counts = m.sum(dim=1).clamp(min=1.0)
     v_beta, v_delta = torch.zeros_like(beta), torch.zeros_like(delta)
     history = []
+    snapshots = []
+    beta_snapshots = []
 
     def losses() -> torch.Tensor:
         w = beta[:, None] * ws + delta
         out = forward_nets(w, X, hidden=hidden, activation=activation)
         return (m * (out - y) ** 2).sum(dim=1) / counts
 
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if snapshot_every and epoch % snapshot_every == 0:
+            with torch.no_grad():
+                snapshots.append((beta[:, None] * ws + delta).cpu().numpy())
+                beta_snapshots.append(beta.detach().cpu().numpy().copy())
         loss = losses()
         history.append(loss.detach().cpu().numpy())
         g_beta, g_delta = torch.autograd.grad(loss.sum(), (beta, delta))
@@ -140,7 +154,15 @@ def retrain_transfer(
     with torch.no_grad():
         history.append(losses().cpu().numpy())
         weights = beta[:, None] * ws + delta
-    return beta.detach().cpu().numpy(), weights.cpu().numpy(), np.asarray(history)
+    snapshots.append(weights.cpu().numpy())
+    beta_snapshots.append(beta.detach().cpu().numpy().copy())
+    return (
+        beta.detach().cpu().numpy(),
+        weights.cpu().numpy(),
+        np.asarray(history),
+        np.asarray(snapshots),
+        np.asarray(beta_snapshots),
+    )
 
 
 class TransferGABPRegressor(RegressorMixin, BaseEstimator):
@@ -177,6 +199,14 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
     inner_cv : int, default=4
         Folds of the inner cross-validation that picks ``beta0`` (fewer when there
         are fewer target samples).
+    select_epochs : bool, default=True
+        Choose the number of retraining steps together with ``beta0`` by the same
+        inner cross-validation (early stopping), among 0, ``epoch_step``,
+        2 ``epoch_step``, ... ``retrain_epochs``. With 16 target samples a fixed long
+        retraining over-fits (see benchmarks/README.md); False always trains
+        ``retrain_epochs`` steps.
+    epoch_step : int, default=10
+        Spacing of the candidate step counts when ``select_epochs``.
     batch_size : int, default=2**18
         Rows per forward pass in :meth:`predict`; bounds memory, not results.
     device : str, default="cpu"
@@ -199,8 +229,14 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
     cv_scores_ : dict of float to float
         ``beta0`` -> inner cross-validated RMSE in the target's units (pooled over
         all out-of-fold predictions; NaN when there are too few samples to split).
-    retrain_history_ : ndarray of shape (retrain_epochs + 1,)
+    retrain_history_ : ndarray of shape (n_epochs_ + 1,)
         Training MSE (source-scaled units) of the final retraining.
+    n_epochs_ : int
+        Retraining steps of the final net (chosen by inner CV when ``select_epochs``).
+    cv_curve_ : dict of float to ndarray
+        ``beta0`` -> inner-CV RMSE after each candidate step count (``epochs_grid_``).
+    epochs_grid_ : ndarray of int
+        The candidate step counts.
     n_features_in_ : int
         Number of input features (equal to the source's).
 
@@ -230,6 +266,8 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         learning_rate: float = 0.1,
         momentum: float = 0.9,
         inner_cv: int = 4,
+        select_epochs: bool = True,
+        epoch_step: int = 10,
         batch_size: int = 2**18,
         device: str = "cpu",
         random_state: Any = None,
@@ -241,6 +279,8 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.momentum = momentum
         self.inner_cv = inner_cv
+        self.select_epochs = select_epochs
+        self.epoch_step = epoch_step
         self.batch_size = batch_size
         self.device = device
         self.random_state = random_state
@@ -360,8 +400,9 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         for g in range(grid.size):
             for k, test in enumerate(folds):
                 masks[g * n_per + k, test] = False
+        step = self.epoch_step if self.select_epochs and folds else 0
         with single_threaded():
-            betas, weights, history = retrain_transfer(
+            _, _, history, snaps, beta_snaps = retrain_transfer(
                 ws,
                 np.repeat(grid, n_per),
                 Xt,
@@ -372,41 +413,55 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
                 epochs=self.retrain_epochs,
                 learning_rate=self.learning_rate,
                 momentum=self.momentum,
+                snapshot_every=step,
             )
+        epochs_grid = (
+            np.append(np.arange(0, self.retrain_epochs, step), self.retrain_epochs)
+            if step
+            else np.array([self.retrain_epochs])
+        )
         with torch.no_grad():
             out = forward_nets(
-                torch.as_tensor(weights, device=device),
+                torch.as_tensor(snaps.reshape(-1, snaps.shape[-1]), device=device),
                 Xt,
                 hidden=source.hidden,
                 activation=source.activation,
             )
-        pred = source._unscale_y(out.cpu().numpy())  # (n_nets, n), target units
+        # (n_snapshots, n_nets, n) predictions in target units
+        pred = source._unscale_y(out.cpu().numpy()).reshape(len(snaps), -1, n)
 
-        cv_scores: dict[float, float] = {}
+        cv_curve: dict[float, np.ndarray] = {}
         for g, beta0 in enumerate(grid):
             if not folds:
-                cv_scores[float(beta0)] = float("nan")
+                cv_curve[float(beta0)] = np.full(len(snaps), np.nan)
                 continue
-            oof = np.empty(n)
+            oof = np.empty((len(snaps), n))
             for k, test in enumerate(folds):
-                oof[test] = pred[g * n_per + k, test]
-            rmse = float(np.sqrt(np.mean((oof - y) ** 2)))
-            cv_scores[float(beta0)] = rmse if np.isfinite(rmse) else float("inf")
+                oof[:, test] = pred[:, g * n_per + k, test]
+            rmse = np.sqrt(np.mean((oof - y) ** 2, axis=1))
+            cv_curve[float(beta0)] = np.where(np.isfinite(rmse), rmse, np.inf)
+        cv_scores = {b: float(np.min(c)) if folds else float("nan") for b, c in cv_curve.items()}
         best = int(np.argmin(list(cv_scores.values()))) if folds else 0
+        snap = int(np.argmin(cv_curve[float(grid[best])])) if folds else len(snaps) - 1
         final = best * n_per + n_per - 1
-        if not np.all(np.isfinite(weights[final])):
+        chosen = snaps[snap, final]
+        if not np.all(np.isfinite(chosen)):
             raise ValueError(
                 f"retraining diverged for beta0={grid[best]} (non-finite weights): "
                 "lower learning_rate or momentum"
             )
+        n_epochs = int(epochs_grid[snap])
 
         self.source_estimator_ = source
         self.source_weights_ = np.array(ws, dtype=float)
         self.cv_scores_ = cv_scores
+        self.cv_curve_ = cv_curve
+        self.epochs_grid_ = epochs_grid
+        self.n_epochs_ = n_epochs
         self.beta0_ = float(grid[best])
-        self.beta_ = float(betas[final])
-        self.target_weights_ = weights[final]
-        self.retrain_history_ = history[:, final]
+        self.beta_ = float(beta_snaps[snap, final])
+        self.target_weights_ = chosen
+        self.retrain_history_ = history[: n_epochs + 1, final]
         return self
 
     def predict(self, X: Any) -> np.ndarray:

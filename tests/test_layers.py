@@ -1,0 +1,96 @@
+"""Data flows one way: the import rules of design.md / style.md, enforced on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "geohm"
+
+FILE_LIBS = {"rasterio", "rioxarray", "geopandas", "pyogrio", "fiona", "joblib"}
+CLI_LIBS = {"typer", "click", "rich"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules() -> dict[str, set[str]]:
+    return {str(p.relative_to(PKG)): _imports(p) for p in PKG.rglob("*.py")}
+
+
+def test_only_io_touches_files() -> None:
+    for mod, imports in _modules().items():
+        if mod.startswith("io/"):
+            continue
+        bad = {i for i in imports if i.split(".")[0] in FILE_LIBS}
+        assert not bad, f"geohm/{mod} imports {bad}; file access belongs in geohm/io"
+
+
+def test_only_the_cli_knows_the_terminal() -> None:
+    for mod, imports in _modules().items():
+        if mod == "cli.py":
+            continue
+        bad = {i for i in imports if i.split(".")[0] in CLI_LIBS}
+        assert not bad, f"geohm/{mod} imports {bad}; the library never prints"
+
+
+def test_models_see_only_arrays() -> None:
+    for mod, imports in _modules().items():
+        if not mod.startswith("models/"):
+            continue
+        bad = {
+            i
+            for i in imports
+            if i.split(".")[0] in {"xarray", "geohm"}
+            and not i.startswith(("geohm.models", "geohm.errors"))
+        }
+        assert not bad, f"geohm/{mod} imports {bad}; models see X, y arrays only"
+
+
+def test_torch_only_in_models() -> None:
+    for mod, imports in _modules().items():
+        if any(i.split(".")[0] == "torch" for i in imports):
+            assert mod.startswith("models/"), f"geohm/{mod} imports torch"
+
+
+def test_lower_layers_do_not_import_higher_ones() -> None:
+    order = [
+        "errors",
+        "grid",
+        "config",
+        "io",
+        "indices",
+        "terrain",
+        "cube",
+        "sampling",
+        "selection",
+        "preprocess",
+        "models",
+        "evaluate",
+        "training",
+        "predict",
+        "report",
+        "pipeline",
+        "synth",
+        "cli",
+    ]
+    rank = {name: i for i, name in enumerate(order)}
+    for mod, imports in _modules().items():
+        own = mod.split("/")[0].removesuffix(".py")
+        if own not in rank:
+            continue
+        for i in imports:
+            if not i.startswith("geohm."):
+                continue
+            other = i.split(".")[1]
+            if other in rank and other != own:
+                assert rank[other] < rank[own] or own == "cli", (
+                    f"geohm/{mod} (layer {own}) imports {i} (a higher layer)"
+                )
