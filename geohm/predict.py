@@ -20,12 +20,21 @@ from geohm.cube import valid_mask
 from geohm.errors import NoDataError
 
 __all__ = [
+    "CLASS_NODATA",
     "MapStats",
     "TargetModel",
     "iter_windows",
     "predict_block",
     "predict_map",
 ]
+
+
+#: Nodata code of class (uint8) rasters.
+CLASS_NODATA = 255
+
+#: Derives extra layers for one window from the predicted targets:
+#: ``derive(predictions, block, features) -> {layer name: (y, x) array}``.
+Derive = Callable[[dict[str, np.ndarray], np.ndarray, list[str]], dict[str, np.ndarray]]
 
 
 class Sink(Protocol):
@@ -45,7 +54,10 @@ class TargetModel:
 
 @dataclass
 class MapStats:
-    """Streaming statistics of a predicted map (mg/kg), updated window by window."""
+    """Streaming statistics of a map, updated window by window.
+
+    For class rasters (integer codes) ``histogram`` counts the pixels of each code.
+    """
 
     count: int = 0
     total: float = 0.0
@@ -55,7 +67,12 @@ class MapStats:
     histogram: dict[str, int] = field(default_factory=dict)
 
     def update(self, values: np.ndarray) -> None:
-        """Add the finite values of one window."""
+        """Add the valid values of one window (finite floats; class codes other than 255)."""
+        if np.issubdtype(values.dtype, np.integer):
+            codes = values[values != CLASS_NODATA]
+            for code, n in zip(*np.unique(codes, return_counts=True), strict=True):
+                self.histogram[str(int(code))] = self.histogram.get(str(int(code)), 0) + int(n)
+            values = codes
         v = values[np.isfinite(values)].astype("float64")
         if v.size == 0:
             return
@@ -65,19 +82,22 @@ class MapStats:
         self.min = min(self.min, float(v.min()))
         self.max = max(self.max, float(v.max()))
 
-    def as_dict(self) -> dict[str, float | int | None]:
+    def as_dict(self) -> dict[str, Any]:
         """min, max, mean, std (population) and the number of mapped pixels."""
         if self.count == 0:
             return {"min": None, "max": None, "mean": None, "std": None, "pixels": 0}
         mean = self.total / self.count
         var = max(self.total_sq / self.count - mean * mean, 0.0)
-        return {
+        out: dict[str, Any] = {
             "min": self.min,
             "max": self.max,
             "mean": mean,
             "std": float(np.sqrt(var)),
             "pixels": self.count,
         }
+        if self.histogram:
+            out["class_pixels"] = dict(sorted(self.histogram.items(), key=lambda kv: int(kv[0])))
+        return out
 
 
 def iter_windows(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
@@ -102,8 +122,9 @@ def predict_block(
 ) -> dict[str, np.ndarray]:
     """Predict every target on one (feature, y, x) block.
 
-    Only pixels where every feature is finite are sent to the models; the others
-    are NaN in the result. A block without a single valid pixel costs no model call.
+    Only pixels where every feature used by a model is finite are sent to the models;
+    the others are NaN in the result (layers no model uses, such as a pH raster, do
+    not mask pixels). A block without a single valid pixel costs no model call.
 
     Returns
     -------
@@ -111,10 +132,11 @@ def predict_block(
         Target name -> (y, x) float32 prediction.
     """
     _, h, w = block.shape
-    ok = valid_mask(block)
+    index = {f: i for i, f in enumerate(features)}
+    used = sorted({index[f] for tm in models.values() for f in tm.features})
+    ok = valid_mask(block[used])
     out: dict[str, np.ndarray] = {}
     n_valid = int(ok.sum())
-    index = {f: i for i, f in enumerate(features)}
     for target, tm in models.items():
         pred = np.full((h, w), np.nan, dtype="float32")
         if n_valid:
@@ -135,6 +157,7 @@ def predict_map(
     *,
     tile: int = 512,
     progress: Callable[[int, int], None] | None = None,
+    derive: Derive | None = None,
 ) -> dict[str, MapStats]:
     """Predict every target over the whole cube, window by window.
 
@@ -150,10 +173,14 @@ def predict_map(
         Window size in pixels.
     progress : callable, optional
         Called as ``progress(windows_done, windows_total)`` after each window.
+    derive : callable, optional
+        Extra layers per window from the predictions (risk indices and classes);
+        each derived layer needs a sink of the same name.
 
     Returns
     -------
     dict of str to MapStats
+        One per target and per derived layer.
 
     Raises
     ------
@@ -163,16 +190,18 @@ def predict_map(
     features = [str(f) for f in cube["feature"].values]
     height, width = cube.sizes["y"], cube.sizes["x"]
     windows = list(iter_windows(height, width, tile))
-    stats = {t: MapStats() for t in models}
+    stats = {t: MapStats() for t in sinks}
     for k, (r, c, h, w) in enumerate(windows, start=1):
         block = np.asarray(cube.isel(y=slice(r, r + h), x=slice(c, c + w)).values)
-        preds = predict_block(block, features, models)
-        for target, pred in preds.items():
-            sinks[target].write(r, c, pred)
-            stats[target].update(pred)
+        layers = predict_block(block, features, models)
+        if derive is not None:
+            layers = {**layers, **derive(layers, block, features)}
+        for name, arr in layers.items():
+            sinks[name].write(r, c, arr)
+            stats[name].update(arr)
         if progress is not None:
             progress(k, len(windows))
-    empty = [t for t, s in stats.items() if s.count == 0]
+    empty = [t for t in models if stats[t].count == 0]
     if empty:
         raise NoDataError(
             "no pixel of the scene has every feature valid, so nothing could be mapped; check "
