@@ -156,12 +156,29 @@ class ValidationSpec(_Strict):
         return v
 
 
-class RiskSpec(_Strict):
-    """Risk assessment settings (standards, land use, pH)."""
+RISK_INDICES = ("single_factor", "nemerow", "igeo", "hakanson")
 
-    standard: str = "gb15618"
+
+class RiskSpec(_Strict):
+    """Risk maps from the predicted concentrations (standards, land use, pH)."""
+
+    standard: str = Field(default="gb15618", description="gb15618 | gb36600 | seed001 | a CSV")
+    user_standard: dict[str, Any] | None = None
     land_use: str = "other"
     ph: float | Path = 6.8
+    background: str = "national"
+    indices: list[Literal[RISK_INDICES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["single_factor", "nemerow"]
+    )
+    grading: dict[str, str | dict[str, Any]] = Field(default_factory=dict)
+    toxic_response: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("ph")
+    @classmethod
+    def _ph_range(cls, v: float | Path) -> float | Path:
+        if isinstance(v, float) and not 0.0 <= v <= 14.0:
+            raise ValueError(f"pH must be within 0-14, got {v}")
+        return v
 
 
 class OutputSpec(_Strict):

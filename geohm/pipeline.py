@@ -30,9 +30,10 @@ from geohm.io.models import load_model, save_model
 from geohm.io.points import read_points
 from geohm.io.rasters import TileWriter, gdal_env, io_versions, open_aligned, read_overview
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
-from geohm.io.styles import write_qml_ramp
-from geohm.predict import TargetModel, predict_map
-from geohm.report import quicklook_figure, render_markdown
+from geohm.io.styles import write_qml_paletted, write_qml_ramp
+from geohm.predict import CLASS_NODATA, TargetModel, predict_map
+from geohm.report import class_figure, quicklook_figure, render_markdown
+from geohm.riskmaps import PH_LAYER, plan_risk
 from geohm.sampling import SampleTable, sample_cube
 from geohm.training import fit_target
 
@@ -168,6 +169,92 @@ def build_cube(spec: Any, features: list[str] | str) -> tuple[SceneInputs, xr.Da
     return inputs, cube, feats
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """An output raster of the prediction pass."""
+
+    name: str  # file stem
+    description: str
+    units: str
+    classes: list[tuple[int, str, str]] | None = None  # class rasters: (code, label, colour)
+
+
+def _open_writer(cfg: SceneConfig, grid: Grid, layer: _Layer, label: str) -> TileWriter:
+    out_dir = Path(cfg.output.dir)
+    tags = {"geohm_version": __version__, "model": label, "scene": cfg.name}
+    if layer.classes is None:
+        return TileWriter(
+            out_dir / f"{layer.name}.tif",
+            grid,
+            dtype="float32",
+            nodata=NODATA,
+            descriptions=[layer.description],
+            units=layer.units,
+            tags=tags,
+        )
+    tags.update({f"CLASS_{code}": text for code, text, _ in layer.classes})
+    colormap = {code: (*_rgb(color), 255) for code, _, color in layer.classes}
+    colormap[CLASS_NODATA] = (0, 0, 0, 0)
+    return TileWriter(
+        out_dir / f"{layer.name}.tif",
+        grid,
+        dtype="uint8",
+        nodata=CLASS_NODATA,
+        descriptions=[layer.description],
+        units=layer.units,
+        tags=tags,
+        colormap=colormap,
+        overview_resampling="nearest",
+    )
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    c = color.lstrip("#")
+    return (int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16))
+
+
+def _style_and_quicklook(
+    cfg: SceneConfig, layer: _Layer, path: Path, points_xy: np.ndarray | None
+) -> tuple[list[Path], str | None]:
+    """QGIS style beside the GeoTIFF and (optionally) a quicklook PNG."""
+    arr, extent = read_overview(path, max_size=800)
+    outputs: list[Path] = []
+    title = f"{cfg.name}: {layer.description}"
+    if layer.classes is not None:
+        outputs.append(write_qml_paletted(path.with_suffix(".qml"), layer.classes))
+        fig = (
+            class_figure(arr, extent, title=title, classes=layer.classes, points=points_xy)
+            if cfg.output.quicklooks
+            else None
+        )
+    else:
+        finite = arr[np.isfinite(arr)]
+        vmin, vmax = (
+            (float(np.percentile(finite, 2)), float(np.percentile(finite, 98)))
+            if finite.size
+            else (0.0, 1.0)
+        )
+        units = "" if layer.units == "1" else layer.units
+        outputs.append(write_qml_ramp(path.with_suffix(".qml"), vmin=vmin, vmax=vmax, units=units))
+        fig = (
+            quicklook_figure(
+                arr,
+                extent,
+                title=title,
+                units=units or layer.description,
+                vmin=vmin,
+                vmax=vmax,
+                points=points_xy,
+            )
+            if cfg.output.quicklooks
+            else None
+        )
+    if fig is None:
+        return outputs, None
+    png = save_figure(fig, path.with_suffix(".png"))
+    return [*outputs, png], png.name
+
+
 def _write_maps(
     cfg: SceneConfig,
     inputs: SceneInputs,
@@ -177,67 +264,92 @@ def _write_maps(
     label: str,
     points_xy: np.ndarray | None,
     progress: Progress | None,
-) -> tuple[dict[str, Any], list[Path]]:
-    """Predict every target tile by tile; write GeoTIFFs, styles and quicklooks."""
-    out_dir = Path(cfg.output.dir)
-    writers = {
-        target: TileWriter(
-            out_dir / f"{target}_concentration.tif",
-            inputs.grid,
-            dtype="float32",
-            nodata=NODATA,
-            descriptions=[f"{target} concentration"],
-            units="mg/kg",
-            tags={
-                "geohm_version": __version__,
-                "target": target,
-                "model": label,
-                "scene": cfg.name,
-            },
-        )
-        for target in models
-    }
+) -> tuple[dict[str, Any], dict[str, Any] | None, list[Path]]:
+    """Predict every target tile by tile, derive the risk layers in the same pass, and
+    write GeoTIFFs, QGIS styles and quicklooks.
+
+    Returns per-target info, the risk report (or None) and the files written.
+    """
+    layers = [_Layer(f"{t}_concentration", f"{t} concentration", "mg/kg") for t in models]
+    names = {f"{t}_concentration": t for t in models}
+    plan = None
+    if cfg.risk is not None:
+        plan = plan_risk(cfg.risk, list(models))
+        for rl in plan.layers:
+            layers.append(
+                _Layer(
+                    rl.name,
+                    rl.description,
+                    rl.units,
+                    rl.grading.classes() if rl.grading is not None else None,
+                )
+            )
+        if not isinstance(cfg.risk.ph, float):
+            ph = open_aligned(
+                cfg.risk.ph,
+                inputs.grid,
+                resampling="bilinear",
+                chunks=CHUNK,
+                what="pH raster (risk.ph)",
+            )
+            ph = ph.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=[PH_LAYER])
+            cube = xr.concat(
+                [cube, ph.drop_vars([c for c in ph.coords if c not in ("x", "y", "feature")])],
+                dim="feature",
+                join="override",
+            )
+    writers = {layer.name: _open_writer(cfg, inputs.grid, layer, label) for layer in layers}
+    sinks = {names.get(k, k): w for k, w in writers.items()}
     try:
         stats = predict_map(
             cube,
             models,
-            writers,
+            sinks,
             tile=cfg.output.tile,
             progress=(lambda d, n: progress("predict", d, n)) if progress else None,
+            derive=plan.derive if plan is not None else None,
         )
     except BaseException:
         for w in writers.values():
             w.abort()
         raise
-    outputs = [w.close() for w in writers.values()]
-    per_target: dict[str, Any] = {}
-    for target, path in zip(models, list(outputs), strict=True):
-        info: dict[str, Any] = {"map_stats": stats[target].as_dict()}
-        arr, extent = read_overview(path, max_size=800)
-        finite = arr[np.isfinite(arr)]
-        vmin, vmax = (
-            (float(np.percentile(finite, 2)), float(np.percentile(finite, 98)))
-            if finite.size
-            else (0.0, 1.0)
-        )
-        outputs.append(
-            write_qml_ramp(path.with_suffix(".qml"), vmin=vmin, vmax=vmax, units="mg/kg")
-        )
-        if cfg.output.quicklooks:
-            fig = quicklook_figure(
-                arr,
-                extent,
-                title=f"{cfg.name}: {target} (mg/kg)",
-                units=f"{target} (mg/kg)",
-                vmin=vmin,
-                vmax=vmax,
-                points=points_xy,
-            )
-            png = save_figure(fig, out_dir / f"{target}_concentration.png")
-            outputs.append(png)
-            info["quicklook"] = png.name
-        per_target[target] = info
-    return per_target, outputs
+    outputs: list[Path] = []
+    per_layer: dict[str, Any] = {}
+    for layer in layers:
+        path = writers[layer.name].close()
+        outputs.append(path)
+        files, png = _style_and_quicklook(cfg, layer, path, points_xy)
+        outputs += files
+        st = stats[names.get(layer.name, layer.name)].as_dict()
+        info: dict[str, Any] = {"file": path.name}
+        if layer.classes is not None:
+            counts = st.get("class_pixels", {})
+            total = sum(counts.values()) or 1
+            info["class_area_fraction"] = {
+                text: counts.get(str(code), 0) / total for code, text, _ in layer.classes
+            }
+        else:
+            info["map_stats"] = st
+        if png:
+            info["quicklook"] = png
+        per_layer[layer.name] = info
+    per_target = {}
+    for t in models:
+        info = dict(per_layer.pop(f"{t}_concentration"))
+        if f"{t}_risk" in per_layer:
+            info["class_area_fraction"] = per_layer[f"{t}_risk"]["class_area_fraction"]
+        per_target[t] = info
+    risk_report = None
+    if plan is not None and cfg.risk is not None:
+        risk_report = {
+            "standard": cfg.risk.standard if cfg.risk.user_standard is None else "user",
+            "land_use": cfg.risk.land_use,
+            "ph": cfg.risk.ph if isinstance(cfg.risk.ph, float) else str(cfg.risk.ph),
+            "screening_values_mg_kg": plan.screening,
+            "layers": per_layer,
+            "notes": plan.notes,
+        }
+    return per_target, risk_report, outputs
 
 
 def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]) -> RunResult:
@@ -317,7 +429,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
 
         t = time.perf_counter()
         models = {k: TargetModel(f.estimator, f.features) for k, f in fitted.items()}
-        maps, outputs = _write_maps(
+        maps, risk_report, outputs = _write_maps(
             cfg, inputs, cube, models, label=cfg.model.name, points_xy=table.xy, progress=progress
         )
         timings["predict"] = time.perf_counter() - t
@@ -351,6 +463,8 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
         "targets": {k: {**f.report, **maps[k]} for k, f in fitted.items()},
         "timings": timings,
     }
+    if risk_report is not None:
+        report["risk"] = risk_report
     if source_info:
         report["source_samples"] = source_info
     elif cfg.source is not None:
@@ -403,7 +517,7 @@ def predict_scene(
                 if k in table.y.columns:
                     pred = np.maximum(tm.estimator.predict(table.X[list(tm.features)]), 0.0)
                     per_target[k]["validation"] = metrics(table.y[k].to_numpy(), pred)
-        maps, outputs = _write_maps(
+        maps, risk_report, outputs = _write_maps(
             cfg, inputs, cube, models, label=bundle["model"], points_xy=points_xy, progress=progress
         )
     report: dict[str, Any] = {
@@ -418,6 +532,8 @@ def predict_scene(
         "targets": {k: {**per_target[k], **maps[k]} for k in models},
         "timings": {"total": time.perf_counter() - t0},
     }
+    if risk_report is not None:
+        report["risk"] = risk_report
     if sample_report is not None:
         report["samples"] = sample_report
     return _finish_report(cfg, report, outputs)

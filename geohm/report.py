@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["quicklook_figure", "render_markdown"]
+__all__ = ["class_figure", "quicklook_figure", "render_markdown"]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -87,6 +87,30 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
         if t.get("quicklook"):
             lines += [f"![{target}]({t['quicklook']})", ""]
+    risk = report.get("risk")
+    if risk:
+        values = ", ".join(
+            f"{k} {v:g} mg/kg" for k, v in risk["screening_values_mg_kg"].items() if v is not None
+        )
+        lines += [
+            "## Risk",
+            "",
+            f"Standard **{risk['standard']}**, land use {risk['land_use']}, pH {risk['ph']}"
+            + (f"; screening values: {values}." if values else "."),
+            "",
+        ]
+        for name, layer in risk["layers"].items():
+            if "class_area_fraction" in layer:
+                lines += [f"**{name}** (share of mapped area)", "", "| class | area |", "|---|---|"]
+                lines += [
+                    f"| {label} | {frac:.1%} |"
+                    for label, frac in layer["class_area_fraction"].items()
+                ]
+                lines.append("")
+            if layer.get("quicklook"):
+                lines += [f"![{name}]({layer['quicklook']})", ""]
+        lines += [f"- {n}" for n in risk.get("notes", [])]
+        lines.append("")
     if report.get("outputs"):
         lines += ["## Outputs", ""]
         lines += [f"- `{o}`" for o in report["outputs"]]
@@ -148,4 +172,43 @@ def quicklook_figure(
     ax.ticklabel_format(style="plain", useOffset=False)
     ax.tick_params(labelsize=7)
     fig.colorbar(im, ax=ax, shrink=0.85, label=units)
+    return fig
+
+
+def class_figure(
+    array: np.ndarray,
+    extent: tuple[float, float, float, float],
+    *,
+    title: str,
+    classes: list[tuple[int, str, str]],
+    points: np.ndarray | None = None,
+) -> Any:
+    """A class map with a legend of class names (255 = nodata, transparent)."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    codes = [c for c, _, _ in classes]
+    cmap = ListedColormap([color for _, _, color in classes])
+    norm = BoundaryNorm([c - 0.5 for c in codes] + [codes[-1] + 0.5], cmap.N)
+    data = np.where(np.isin(array, codes), array, np.nan)
+    fig = Figure(figsize=(6.4, 5.6))
+    ax = fig.subplots()
+    ax.imshow(data, extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
+    if points is not None and len(points):
+        ax.scatter(
+            points[:, 0], points[:, 1], s=10, facecolors="none", edgecolors="k", linewidths=0.7
+        )
+    ax.legend(
+        handles=[Patch(facecolor=color, edgecolor="k", label=label) for _, label, color in classes],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=8,
+        frameon=False,
+    )
+    ax.set_title(title)
+    ax.set_xlabel("easting (m)")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.tick_params(labelsize=7)
     return fig

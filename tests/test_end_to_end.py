@@ -168,3 +168,45 @@ def test_tr_ga_bp_scene_and_saved_model_prediction(case, tmp_path: Path) -> None
         app, ["predict", str(data / "scene.yaml"), "--model", str(tmp_path / "none.joblib")]
     )
     assert res.exit_code == 2 and "none.joblib" in res.output
+
+
+def test_risk_maps_follow_from_the_concentration_maps(case) -> None:
+    _, out, _ = case
+    rep = json.loads((out / "report.json").read_text())
+    risk = rep["risk"]
+    # GB 15618-2018, "other" land, pH 6.8 (6.5 < pH <= 7.5): Cu 100, Pb 120 mg/kg
+    assert risk["screening_values_mg_kg"] == {"Cu": 100.0, "Pb": 120.0}
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        cu = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "Pb_concentration.tif") as src:
+        pb = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "Cu_risk.tif") as src:
+        assert src.dtypes == ("uint8",) and src.nodata == 255
+        cu_cls = src.read(1)
+        cmap = src.colormap(1)
+        assert cmap[1][:3] != cmap[5][:3]
+        assert src.tags()["CLASS_1"] == "unpolluted"
+    with rasterio.open(out / "nemerow.tif") as src:
+        pn = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "nemerow_class.tif") as src:
+        pn_cls = src.read(1)
+    p_cu, p_pb = cu / 100.0, pb / 120.0
+    expected = np.sqrt((np.maximum(p_cu, p_pb) ** 2 + ((p_cu + p_pb) / 2) ** 2) / 2)
+    np.testing.assert_allclose(pn, expected, rtol=1e-5, equal_nan=True)
+    np.testing.assert_array_equal(cu_cls == 255, np.isnan(cu))
+    # single-factor grading: <= 1 class 1, (1, 2] class 2, ...
+    ok = np.isfinite(p_cu)
+    np.testing.assert_array_equal(
+        cu_cls[ok], np.digitize(p_cu[ok], [1, 2, 3, 5], right=True).astype("uint8") + 1
+    )
+    np.testing.assert_array_equal(
+        pn_cls[ok], np.digitize(pn[ok], [0.7, 1, 2, 3], right=True).astype("uint8") + 1
+    )
+    fractions = risk["layers"]["nemerow_class"]["class_area_fraction"]
+    assert sum(fractions.values()) == pytest.approx(1.0)
+    assert fractions["I safe"] == pytest.approx(np.mean(pn_cls[ok] == 1))
+    assert (
+        rep["targets"]["Cu"]["class_area_fraction"]
+        == risk["layers"]["Cu_risk"]["class_area_fraction"]
+    )
+    assert (out / "nemerow_class.qml").read_text().count("paletteEntry") == 5

@@ -1,0 +1,172 @@
+"""Risk layers derived window by window from the predicted concentration maps.
+
+:func:`plan_risk` turns the ``risk:`` block of a scene config into a :class:`RiskPlan`:
+which layers are written (float index maps and uint8 class maps), their gradings, and
+a ``derive`` function that :func:`geohm.predict.predict_map` calls on every window. It
+is pure NumPy on arrays; the pipeline opens the pH raster (if any) as one more cube
+layer and writes the layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from geohm.config import RiskSpec
+from geohm.errors import ConfigError
+from geohm.risk import (
+    HAKANSON_RI,
+    IGEO,
+    NEMEROW,
+    SINGLE_FACTOR,
+    Grading,
+    Standard,
+    background,
+    get_grading,
+    hakanson_er,
+    hakanson_ri,
+    igeo,
+    load_standard,
+    nemerow,
+    single_factor,
+    toxic_response,
+)
+
+__all__ = ["PH_LAYER", "RiskLayer", "RiskPlan", "plan_risk"]
+
+#: Name of the pH layer appended to the prediction cube when ``risk.ph`` is a raster.
+PH_LAYER = "_ph"
+
+
+@dataclass(frozen=True)
+class RiskLayer:
+    """One output layer: a float index map or a uint8 class map."""
+
+    name: str
+    description: str
+    grading: Grading | None = None  # None: a float index map
+    units: str = "1"
+
+
+@dataclass
+class RiskPlan:
+    """What risk layers to write and how to compute them per window."""
+
+    layers: list[RiskLayer]
+    screening: dict[str, float | None] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _spec: RiskSpec | None = None
+    _standard: Standard | None = None
+    _targets: list[str] = field(default_factory=list)
+    _background: dict[str, float] = field(default_factory=dict)
+    _tr: dict[str, float] = field(default_factory=dict)
+
+    def derive(
+        self, preds: dict[str, np.ndarray], block: np.ndarray, features: list[str]
+    ) -> dict[str, np.ndarray]:
+        """Risk layers of one window from the predicted concentrations (mg/kg)."""
+        spec = self._spec
+        assert spec is not None
+        ph: Any = spec.ph if isinstance(spec.ph, float) else block[features.index(PH_LAYER)]
+        out: dict[str, np.ndarray] = {}
+        grade = {layer.name: layer.grading for layer in self.layers}
+        p_list = []
+        for t in self._targets:
+            if self._standard is None or t not in self.screening:
+                continue
+            s = self._standard.screening(t, ph=ph, land_use=spec.land_use)
+            pi = single_factor(preds[t], s, metal=t)
+            p_list.append(pi)
+            if f"{t}_risk" in grade:
+                out[f"{t}_risk"] = _classify(grade[f"{t}_risk"], pi)
+        if "nemerow" in grade:
+            pn = nemerow(p_list).astype("float32")
+            out["nemerow"] = pn
+            out["nemerow_class"] = _classify(grade["nemerow_class"], pn)
+        if f"{self._targets[0]}_igeo" in grade:
+            for t in self._targets:
+                ig = igeo(preds[t], self._background[t], metal=t)
+                out[f"{t}_igeo"] = ig.astype("float32")
+                out[f"{t}_igeo_class"] = _classify(grade[f"{t}_igeo_class"], ig)
+        if "hakanson_ri" in grade:
+            ers = [
+                hakanson_er(preds[t], self._background[t], self._tr[t], metal=t)
+                for t in self._targets
+            ]
+            ri = hakanson_ri(ers)
+            out["hakanson_ri"] = ri.astype("float32")
+            out["hakanson_ri_class"] = _classify(grade["hakanson_ri_class"], ri)
+        return out
+
+
+def _classify(grading: Grading | None, values: np.ndarray) -> np.ndarray:
+    assert grading is not None
+    return grading.classify(values)
+
+
+def plan_risk(spec: RiskSpec, targets: Sequence[str]) -> RiskPlan:
+    """Decide the risk layers for ``targets`` under ``spec``.
+
+    Single-factor classes (``<metal>_risk``) for every target the standard covers; the
+    Nemerow index and classes when two or more do; Igeo and Hakanson maps (``igeo``,
+    ``hakanson`` in ``risk.indices``) from background values.
+
+    Raises
+    ------
+    ConfigError
+        Unknown standard, grading, background region or metal.
+    """
+    std = load_standard(spec.user_standard) if spec.user_standard else load_standard(spec.standard)
+    targets = list(targets)
+    covered = {m.lower() for m in std.metals()}
+    plan = RiskPlan(layers=[], _spec=spec, _standard=std, _targets=targets)
+
+    def grading(key: str, default: Grading) -> Grading:
+        return get_grading(spec.grading[key]) if key in spec.grading else default
+
+    probe_ph = 6.8 if not isinstance(spec.ph, float) else spec.ph
+    for t in targets:
+        if t.lower() not in covered:
+            plan.notes.append(f"{t}: no value in standard '{std.name}', no risk class map")
+            continue
+        value = std.screening(t, ph=probe_ph, land_use=spec.land_use)
+        plan.screening[t] = float(value) if isinstance(spec.ph, float) else None
+        if "single_factor" in spec.indices:
+            plan.layers.append(
+                RiskLayer(
+                    f"{t}_risk",
+                    f"{t} single-factor pollution class (Pi = C / S)",
+                    grading("single_factor", SINGLE_FACTOR),
+                )
+            )
+    if "nemerow" in spec.indices:
+        if len(plan.screening) >= 2:
+            plan.layers.append(RiskLayer("nemerow", "Nemerow integrated pollution index P_N"))
+            plan.layers.append(
+                RiskLayer("nemerow_class", "Nemerow pollution class", grading("nemerow", NEMEROW))
+            )
+        else:
+            plan.notes.append("Nemerow index needs two or more metals with standard values")
+    if "igeo" in spec.indices or "hakanson" in spec.indices:
+        plan._background = {t: background(t, spec.background) for t in targets}
+    if "igeo" in spec.indices:
+        for t in targets:
+            plan.layers.append(RiskLayer(f"{t}_igeo", f"{t} geo-accumulation index Igeo"))
+            plan.layers.append(
+                RiskLayer(f"{t}_igeo_class", f"{t} Igeo class (Muller)", grading("igeo", IGEO))
+            )
+    if "hakanson" in spec.indices:
+        plan._tr = {t: toxic_response(t, spec.toxic_response or None) for t in targets}
+        plan.layers.append(RiskLayer("hakanson_ri", "Hakanson potential ecological risk RI"))
+        plan.layers.append(
+            RiskLayer("hakanson_ri_class", "Hakanson RI class", grading("hakanson_ri", HAKANSON_RI))
+        )
+    if not plan.layers:
+        raise ConfigError(
+            "key 'risk': no risk layer can be made for "
+            f"{', '.join(targets)} with standard '{std.name}'"
+        )
+    return plan
