@@ -190,16 +190,26 @@ class Grading:
         -------
         numpy.ndarray of uint8
             Same shape; NaN, +-inf and values below ``valid_min`` get 255.
+
+        Notes
+        -----
+        float32 (and float16) values are compared with the breaks rounded to the same
+        precision, so a float32 raster value written as 0.3 still counts as "on" a 0.3 break.
         """
-        v = np.asarray(values, dtype=np.float64)
-        codes = np.digitize(v, np.asarray(self.breaks), right=self.right) + 1
+        v = np.asarray(values)
+        dtype = v.dtype if v.dtype in (np.float32, np.float16) else np.dtype(np.float64)
+        v = v.astype(dtype, copy=False)
+        codes = np.digitize(v, np.asarray(self.breaks, dtype=dtype), right=self.right) + 1
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(v) | (v < self.valid_min)
         return np.asarray(np.where(bad, CLASS_NODATA, codes), dtype=np.uint8)
 
     def classes(self) -> list[tuple[int, str, str]]:
         """``(code, label, colour)`` per class, for colour tables and QGIS styles."""
-        return [(i + 1, lab, col) for i, (lab, col) in enumerate(zip(self.labels, self.colors))]
+        return [
+            (i + 1, lab, col)
+            for i, (lab, col) in enumerate(zip(self.labels, self.colors, strict=True))
+        ]
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any], *, name: str = "custom") -> Grading:
@@ -250,8 +260,13 @@ _GREEN_RED_5 = ("#1a9850", "#a6d96a", "#fee08b", "#fc8d59", "#d73027")
 SINGLE_FACTOR = Grading(
     "single_factor",
     (1.0, 2.0, 3.0, 5.0),
-    ("unpolluted", "slightly polluted", "lightly polluted", "moderately polluted",
-     "heavily polluted"),
+    (
+        "unpolluted",
+        "slightly polluted",
+        "lightly polluted",
+        "moderately polluted",
+        "heavily polluted",
+    ),
     _GREEN_RED_5,
     description="P_i = C/S; cut points 1/2/3/5 partly checked (science.md section 4)",
 )
@@ -261,8 +276,13 @@ SINGLE_FACTOR = Grading(
 NEMEROW = Grading(
     "nemerow",
     (0.7, 1.0, 2.0, 3.0),
-    ("I safe", "II warning line", "III slightly polluted", "IV moderately polluted",
-     "V heavily polluted"),
+    (
+        "I safe",
+        "II warning line",
+        "III slightly polluted",
+        "IV moderately polluted",
+        "V heavily polluted",
+    ),
     _GREEN_RED_5,
     description="P_N grades I-V, HJ/T 166-2004 (science.md section 4)",
 )
@@ -274,10 +294,15 @@ NEMEROW = Grading(
 IGEO = Grading(
     "igeo",
     (0.0, 1.0, 2.0, 3.0, 4.0, 5.0),
-    ("class 0 unpolluted", "class 1 unpolluted to moderately polluted",
-     "class 2 moderately polluted", "class 3 moderately to strongly polluted",
-     "class 4 strongly polluted", "class 5 strongly to extremely polluted",
-     "class 6 extremely polluted"),
+    (
+        "class 0 unpolluted",
+        "class 1 unpolluted to moderately polluted",
+        "class 2 moderately polluted",
+        "class 3 moderately to strongly polluted",
+        "class 4 strongly polluted",
+        "class 5 strongly to extremely polluted",
+        "class 6 extremely polluted",
+    ),
     ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59", "#d73027", "#7f0000"),
     valid_min=-math.inf,
     description="Müller (1969) class c has code c + 1",
@@ -461,9 +486,7 @@ def igeo(c: ArrayLike, b: ArrayLike, *, metal: str | None = None) -> FloatArray:
     return np.where(ok, out, np.nan)
 
 
-def hakanson_er(
-    c: ArrayLike, b: ArrayLike, tr: float, *, metal: str | None = None
-) -> FloatArray:
+def hakanson_er(c: ArrayLike, b: ArrayLike, tr: float, *, metal: str | None = None) -> FloatArray:
     """Hakanson potential ecological risk of one metal, E_r = T_r C / B.
 
     Parameters
@@ -696,8 +719,9 @@ class Standard:
         have = list(dict.fromkeys(r.land_use for r in mine))
         for candidate in (lu, "other", "all"):
             if candidate in have:
-                return tuple(sorted((r for r in mine if r.land_use == candidate),
-                                    key=lambda r: r.ph_min))
+                return tuple(
+                    sorted((r for r in mine if r.land_use == candidate), key=lambda r: r.ph_min)
+                )
         raise ConfigError(
             f"standard {self.name!r} has no {kind!r} value of {name} for land use {land_use!r}; "
             f"land uses for {name}: {', '.join(have)}"
@@ -847,26 +871,36 @@ def _standard_from_table(text: str, name: str) -> Standard:
             if r["medium"].lower() != "soil" or r["unit"].lower() != "mg/kg":
                 continue  # pH, EC and water rows are not soil concentration limits
             where = f"{name}, row {i + 2}"
-            rows.append(StandardRow(
-                r["parameter"], "screening", "all", -math.inf, math.inf,
-                _number(r["mpl_max"], where, "mpl_max"), r.get("checked", ""),
-                r.get("note", ""), r.get("source", ""),
-            ))
+            rows.append(
+                StandardRow(
+                    r["parameter"],
+                    "screening",
+                    "all",
+                    -math.inf,
+                    math.inf,
+                    _number(r["mpl_max"], where, "mpl_max"),
+                    r.get("checked", ""),
+                    r.get("note", ""),
+                    r.get("source", ""),
+                )
+            )
         return Standard(name=name, rows=tuple(rows))
     rows = []
     for i, r in enumerate(_read_rows(text, name, ("metal", "value_mg_kg"))):
         where = f"{name}, row {i + 2}"
-        rows.append(StandardRow(
-            metal=r["metal"],
-            kind=(r.get("kind") or "screening").lower(),
-            land_use=_norm_land_use(r.get("land_use") or "all"),
-            ph_min=_number(r.get("ph_min", ""), where, "ph_min", -math.inf),
-            ph_max=_number(r.get("ph_max", ""), where, "ph_max", math.inf),
-            value_mg_kg=_number(r["value_mg_kg"], where, "value_mg_kg"),
-            checked=r.get("checked", ""),
-            note=r.get("note", ""),
-            source=r.get("source", ""),
-        ))
+        rows.append(
+            StandardRow(
+                metal=r["metal"],
+                kind=(r.get("kind") or "screening").lower(),
+                land_use=_norm_land_use(r.get("land_use") or "all"),
+                ph_min=_number(r.get("ph_min", ""), where, "ph_min", -math.inf),
+                ph_max=_number(r.get("ph_max", ""), where, "ph_max", math.inf),
+                value_mg_kg=_number(r["value_mg_kg"], where, "value_mg_kg"),
+                checked=r.get("checked", ""),
+                note=r.get("note", ""),
+                source=r.get("source", ""),
+            )
+        )
     return Standard(name=name, rows=tuple(rows))
 
 
@@ -971,8 +1005,11 @@ def background(
     rows = _read_rows(text, where, ("metal", "region", "value_mg_kg"))
     key = (metal.strip().casefold(), region.strip().casefold(), statistic.strip().casefold())
     for i, r in enumerate(rows):
-        if (r["metal"].casefold(), r["region"].casefold(),
-                (r.get("statistic") or "mean").casefold()) == key:
+        if (
+            r["metal"].casefold(),
+            r["region"].casefold(),
+            (r.get("statistic") or "mean").casefold(),
+        ) == key:
             return _number(r["value_mg_kg"], f"{where}, row {i + 2}", "value_mg_kg")
     have = sorted({f"{r['metal']}/{r['region']}" for r in rows})
     raise ConfigError(
