@@ -156,7 +156,7 @@ class ValidationSpec(_Strict):
         return v
 
 
-RISK_INDICES = ("single_factor", "nemerow", "igeo", "hakanson")
+RISK_INDICES = ("single_factor", "nemerow", "igeo", "hakanson", "exceedance")
 
 
 class RiskSpec(_Strict):
@@ -172,6 +172,12 @@ class RiskSpec(_Strict):
     )
     grading: dict[str, str | dict[str, Any]] = Field(default_factory=dict)
     toxic_response: dict[str, float] = Field(default_factory=dict)
+    likely_probability: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="P(C > screening value) from which a pixel is 'likely exceeds'",
+    )
 
     @field_validator("ph")
     @classmethod
@@ -303,6 +309,9 @@ def parse_config(
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
     _resolve(cfg, Path(base_dir).resolve())
+    if cfg.risk is not None and cfg.risk.standard.lower().endswith((".csv", ".yaml", ".yml")):
+        std = Path(cfg.risk.standard)
+        cfg.risk.standard = str(std if std.is_absolute() else Path(base_dir).resolve() / std)
     return cfg
 
 

@@ -274,7 +274,9 @@ def _write_maps(
     names = {f"{t}_concentration": t for t in models}
     plan = None
     if cfg.risk is not None:
-        plan = plan_risk(cfg.risk, list(models))
+        plan = plan_risk(
+            cfg.risk, list(models), {t: (m.estimator, m.features) for t, m in models.items()}
+        )
         for rl in plan.layers:
             layers.append(
                 _Layer(

@@ -9,7 +9,7 @@ layer and writes the layers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from geohm.config import RiskSpec
 from geohm.errors import ConfigError
+from geohm.models.ensemble import exceedance_probability, has_members
 from geohm.risk import (
     HAKANSON_RI,
     IGEO,
@@ -63,6 +64,7 @@ class RiskPlan:
     _targets: list[str] = field(default_factory=list)
     _background: dict[str, float] = field(default_factory=dict)
     _tr: dict[str, float] = field(default_factory=dict)
+    _ensembles: dict[str, tuple[Any, list[str]]] = field(default_factory=dict)
 
     def derive(
         self, preds: dict[str, np.ndarray], block: np.ndarray, features: list[str]
@@ -78,17 +80,21 @@ class RiskPlan:
             if self._standard is None or t not in self.screening:
                 continue
             s = self._standard.screening(t, ph=ph, land_use=spec.land_use)
-            pi = single_factor(preds[t], s, metal=t)
+            pi = single_factor(preds[t].astype("float64"), s, metal=t)
             p_list.append(pi)
             if f"{t}_risk" in grade:
                 out[f"{t}_risk"] = _classify(grade[f"{t}_risk"], pi)
+            if t in self._ensembles:
+                prob = self._exceedance(t, block, features, s)
+                out[f"{t}_exceedance"] = prob
+                out[f"{t}_exceedance_class"] = _classify(grade[f"{t}_exceedance_class"], prob)
         if "nemerow" in grade:
-            pn = nemerow(p_list).astype("float32")
-            out["nemerow"] = pn
+            pn = nemerow(p_list)
+            out["nemerow"] = pn.astype("float32")
             out["nemerow_class"] = _classify(grade["nemerow_class"], pn)
         if f"{self._targets[0]}_igeo" in grade:
             for t in self._targets:
-                ig = igeo(preds[t], self._background[t], metal=t)
+                ig = igeo(preds[t].astype("float64"), self._background[t], metal=t)
                 out[f"{t}_igeo"] = ig.astype("float32")
                 out[f"{t}_igeo_class"] = _classify(grade[f"{t}_igeo_class"], ig)
         if "hakanson_ri" in grade:
@@ -101,18 +107,40 @@ class RiskPlan:
             out["hakanson_ri_class"] = _classify(grade["hakanson_ri_class"], ri)
         return out
 
+    def _exceedance(
+        self, target: str, block: np.ndarray, features: list[str], s: Any
+    ) -> np.ndarray:
+        """P(C > S) per pixel from the model's ensemble members (NaN where no prediction)."""
+        estimator, cols = self._ensembles[target]
+        idx = [features.index(f) for f in cols]
+        sub = block[idx]
+        ok = np.all(np.isfinite(sub), axis=0)
+        prob = np.full(ok.shape, np.nan, dtype="float32")
+        if ok.any():
+            threshold = np.broadcast_to(np.asarray(s, dtype="float64"), ok.shape)[ok]
+            prob[ok] = exceedance_probability(estimator, sub[:, ok].T, threshold)
+        return prob
+
 
 def _classify(grading: Grading | None, values: np.ndarray) -> np.ndarray:
     assert grading is not None
     return grading.classify(values)
 
 
-def plan_risk(spec: RiskSpec, targets: Sequence[str]) -> RiskPlan:
+def plan_risk(
+    spec: RiskSpec,
+    targets: Sequence[str],
+    models: Mapping[str, tuple[Any, Sequence[str]]] | None = None,
+) -> RiskPlan:
     """Decide the risk layers for ``targets`` under ``spec``.
 
     Single-factor classes (``<metal>_risk``) for every target the standard covers; the
     Nemerow index and classes when two or more do; Igeo and Hakanson maps (``igeo``,
-    ``hakanson`` in ``risk.indices``) from background values.
+    ``hakanson`` in ``risk.indices``) from background values; with ``exceedance``, the
+    probability that the concentration exceeds the screening value (from the model's
+    ensemble members: the trees of a random forest) and a "likely exceeds" class at
+    ``risk.likely_probability``. ``models`` maps target -> (fitted estimator, its input
+    features) and is needed for ``exceedance`` only.
 
     Raises
     ------
@@ -140,6 +168,32 @@ def plan_risk(spec: RiskSpec, targets: Sequence[str]) -> RiskPlan:
                     f"{t}_risk",
                     f"{t} single-factor pollution class (Pi = C / S)",
                     grading("single_factor", SINGLE_FACTOR),
+                )
+            )
+        if "exceedance" in spec.indices:
+            est = (models or {}).get(t)
+            if est is None or not has_members(est[0]):
+                plan.notes.append(
+                    f"{t}: the model gives no predictive distribution, so no exceedance map "
+                    "(use model rf)"
+                )
+                continue
+            plan._ensembles[t] = (est[0], list(est[1]))
+            p = spec.likely_probability
+            plan.layers.append(
+                RiskLayer(f"{t}_exceedance", f"{t} probability of exceeding the screening value")
+            )
+            plan.layers.append(
+                RiskLayer(
+                    f"{t}_exceedance_class",
+                    f"{t} likely exceeds the screening value",
+                    Grading(
+                        f"{t}_exceedance",
+                        breaks=(p,),
+                        right=False,
+                        labels=(f"unlikely (P < {p:g})", f"likely exceeds (P >= {p:g})"),
+                        colors=("#1a9850", "#d73027"),
+                    ),
                 )
             )
     if "nemerow" in spec.indices:

@@ -191,7 +191,7 @@ source:
 features: auto
 model: {{name: rf, params: {{n_estimators: 200}}}}
 validation: {{test_fraction: 0.2, cv_folds: 5, seed: 0}}
-risk: {{standard: gb15618, land_use: other, ph: 6.8}}
+risk: {{standard: gb15618, land_use: other, ph: 6.8, indices: [single_factor, nemerow, exceedance]}}
 output: {{dir: {_yq(output_dir)}, tile: 512}}
 """
 

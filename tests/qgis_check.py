@@ -80,6 +80,8 @@ def read_qml(qml: Path) -> dict[str, Any]:
         out["shader_min"] = float(shader.get("minimumValue", "nan"))
         out["shader_max"] = float(shader.get("maximumValue", "nan"))
         out["ramp_type"] = shader.get("colorRampType")
+        legend = shader.find("rampLegendSettings")
+        out["legend_suffix"] = None if legend is None else legend.get("suffix", "")
         out["items"] = [
             {
                 "value": float(i.get("value", "nan")),
@@ -94,6 +96,31 @@ def read_qml(qml: Path) -> dict[str, Any]:
 
 def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=1e-9)
+
+
+def legend_labels(fn: Any) -> dict[str, Any]:
+    """The labels of QGIS's legend for a colour-ramp shader, as the layer tree shows them.
+
+    Since QGIS 3.18 an interpolated ramp is drawn as one continuous bar labelled with its
+    min and max, formatted by the shader's ``rampLegendSettings`` (not the item labels).
+    """
+    from qgis.core import QgsNumericFormatContext
+
+    settings = fn.legendSettings()
+    ctx = QgsNumericFormatContext()
+
+    def label(custom: str, value: float) -> str:
+        if custom:
+            return custom
+        text = settings.numericFormat().formatDouble(value, ctx)
+        return f"{settings.prefix()}{text}{settings.suffix()}"
+
+    return {
+        "continuous": bool(settings.useContinuousLegend()),
+        "suffix": settings.suffix(),
+        "min_label": label(settings.minimumLabel(), fn.minimumValue()),
+        "max_label": label(settings.maximumLabel(), fn.maximumValue()),
+    }
 
 
 def check_layer(tif: Path, fail: list[str]) -> tuple[Any, dict[str, Any]]:
@@ -124,7 +151,11 @@ def check_layer(tif: Path, fail: list[str]) -> tuple[Any, dict[str, Any]]:
     info["style_loaded"] = bool(ok)
     if not ok:
         fail.append(f"{name}: QGIS rejected {qml.name}: {msg}")
-    written = read_qml(qml)
+    try:
+        written = read_qml(qml)
+    except (ET.ParseError, ValueError) as exc:
+        fail.append(f"{name}: cannot read {qml.name}: {exc}")
+        written = {"version": None, "type": None}
     info["qml_version"] = written["version"]
 
     crs = layer.crs().authid()
@@ -149,7 +180,7 @@ def check_layer(tif: Path, fail: list[str]) -> tuple[Any, dict[str, Any]]:
         fail.append(f"{name}: renderer {rtype!r}, expected {expected!r}")
     if written["type"] != expected:
         fail.append(f"{name}: {qml.name} has renderer type {written['type']!r}, not {expected!r}")
-    if info["default_style_renderer"] != written["type"]:
+    if written["type"] and info["default_style_renderer"] != written["type"]:
         fail.append(
             f"{name}: opened with default options QGIS did not apply {qml.name} "
             f"(default renderer {info['default_style_renderer']!r})"
@@ -203,6 +234,14 @@ def check_layer(tif: Path, fail: list[str]) -> tuple[Any, dict[str, Any]]:
         )
         if not same:
             fail.append(f"{name}: QGIS ramp items {got_items} != {qml.name} items {want_items}")
+        legend = legend_labels(fn)
+        info["ramp"]["legend"] = legend
+        want_suffix = written.get("legend_suffix")
+        if want_suffix is not None and legend["suffix"] != want_suffix:
+            fail.append(
+                f"{name}: QGIS legend suffix {legend['suffix']!r} != {qml.name} "
+                f"rampLegendSettings suffix {want_suffix!r}"
+            )
     return layer, info
 
 

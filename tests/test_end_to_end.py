@@ -210,3 +210,24 @@ def test_risk_maps_follow_from_the_concentration_maps(case) -> None:
         == risk["layers"]["Cu_risk"]["class_area_fraction"]
     )
     assert (out / "nemerow_class.qml").read_text().count("paletteEntry") == 5
+
+
+def test_exceedance_probability_maps(case) -> None:
+    _, out, _ = case
+    rep = json.loads((out / "report.json").read_text())
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        cu = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "Cu_exceedance.tif") as src:
+        prob = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "Cu_exceedance_class.tif") as src:
+        cls = src.read(1)
+        assert src.tags()["CLASS_2"] == "likely exceeds (P >= 0.5)"
+    ok = np.isfinite(prob)
+    np.testing.assert_array_equal(ok, np.isfinite(cu))
+    assert prob[ok].min() >= 0 and prob[ok].max() <= 1
+    np.testing.assert_array_equal(cls[ok], np.where(prob[ok] >= 0.5, 2, 1))
+    # the forest's mean is the map: where it is far above (below) 100 mg/kg, most trees agree
+    assert np.all(prob[ok & (cu > 150)] > 0.5) and np.all(prob[ok & (cu < 50)] < 0.5)
+    assert np.corrcoef(prob[ok], cu[ok])[0, 1] > 0.7
+    frac = rep["risk"]["layers"]["Cu_exceedance_class"]["class_area_fraction"]
+    assert sum(frac.values()) == pytest.approx(1.0)

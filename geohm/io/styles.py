@@ -117,6 +117,30 @@ def write_qml_ramp(
             label=f"{value:.{label_precision}f}{suffix}",
             color=to_hex(ramp(frac)),
         )
+    # QGIS >= 3.18 shows an interpolated ramp as one continuous bar in the legend, labelled with
+    # the bare min/max (all decimals, no unit) unless told otherwise here
+    legend = ET.SubElement(
+        crs,
+        "rampLegendSettings",
+        useContinuousLegend="1",
+        minimumLabel="",
+        maximumLabel="",
+        prefix="",
+        suffix=suffix,
+        direction="0",
+        orientation="2",
+    )
+    fmt = ET.SubElement(ET.SubElement(legend, "numericFormat", id="basic"), "Option", type="Map")
+    for name, typ, val in (
+        ("decimal_separator", "QChar", ""),
+        ("decimals", "int", str(label_precision)),
+        ("rounding_type", "int", "0"),
+        ("show_plus", "bool", "false"),
+        ("show_thousand_separator", "bool", "true"),
+        ("show_trailing_zeros", "bool", "true"),
+        ("thousand_separator", "QChar", ""),
+    ):
+        ET.SubElement(fmt, "Option", name=name, type=typ, value=val)
     return _write(_document(r), path)
 
 

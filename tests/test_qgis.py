@@ -1,0 +1,186 @@
+"""The demo's GeoTIFFs and .qml styles open correctly in real QGIS (Debian's python3-qgis).
+
+QGIS's Python bindings live in the system Python (``/usr/bin/python3``), not in the
+project's, so ``tests/qgis_check.py`` runs there as a subprocess and reports JSON. Skipped
+only when QGIS is not installed (``apt-get install -y --no-install-recommends python3-qgis``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from geohm.cli import app
+from geohm.io.styles import write_qml_paletted
+
+pytestmark = [pytest.mark.qgis, pytest.mark.timeout(180)]
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+CHECK = Path(__file__).with_name("qgis_check.py")
+CLASS_SUFFIXES = ("_risk", "_class")
+
+
+def _qgis_env(tmp: Path) -> dict[str, str]:
+    """Headless Qt, and a throwaway HOME so QGIS writes no profile into the user's."""
+    home, run = tmp / "home", tmp / "xdg-runtime"
+    home.mkdir(parents=True, exist_ok=True)
+    run.mkdir(mode=0o700, parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(
+        QT_QPA_PLATFORM="offscreen",
+        HOME=str(home),
+        XDG_RUNTIME_DIR=str(run),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def qgis_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("qgis")
+    why = ""
+    if not Path(SYSTEM_PYTHON).exists():
+        why = f"{SYSTEM_PYTHON} does not exist"
+    else:
+        probe = subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import qgis.core"],
+            env=_qgis_env(tmp),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if probe.returncode != 0:
+            why = (probe.stderr.strip().splitlines() or ["import failed"])[-1]
+    if why:
+        pytest.skip(
+            f"QGIS is not installed for {SYSTEM_PYTHON} ({why}); install it with "
+            "`apt-get install -y --no-install-recommends python3-qgis`"
+        )
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def demo_out(qgis_tmp: Path) -> Path:
+    out = qgis_tmp / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--size", "128"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def run_check(outdir: Path, png: Path, tmp: Path) -> dict[str, Any]:
+    res = subprocess.run(
+        [SYSTEM_PYTHON, str(CHECK), str(outdir), str(png)],
+        env=_qgis_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = res.stdout.strip().splitlines()
+    assert res.returncode == 0, (
+        f"qgis_check.py exited {res.returncode}\n--- stderr\n{res.stderr[-4000:]}"
+        f"\n--- stdout\n{res.stdout[-4000:]}"
+    )
+    assert lines, f"qgis_check.py printed nothing; stderr:\n{res.stderr[-4000:]}"
+    summary: dict[str, Any] = json.loads(lines[-1])
+    assert summary["ok"] and not summary["failures"], summary["failures"]
+    return summary
+
+
+def assert_layers_match_geotiffs(summary: dict[str, Any], outdir: Path) -> None:
+    """QGIS's view of every GeoTIFF agrees with what rasterio reads from it."""
+    tifs = sorted(outdir.glob("*.tif"))
+    by_file = {layer["file"]: layer for layer in summary["layers"]}
+    assert sorted(by_file) == [t.name for t in tifs]
+    for tif in tifs:
+        layer = by_file[tif.name]
+        with rasterio.open(tif) as src:
+            epsg, bounds, res = src.crs.to_epsg(), src.bounds, src.res
+            size = [src.width, src.height]
+        assert layer["valid"], tif.name
+        assert layer["style_loaded"], tif.name
+        assert layer["crs"] == f"EPSG:{epsg}", (tif.name, layer["crs"])
+        assert layer["size"] == size, tif.name
+        tol = 1e-6 * min(res)
+        assert np.allclose(layer["extent"], list(bounds), rtol=0, atol=tol), (
+            tif.name,
+            layer["extent"],
+            bounds,
+        )
+        is_class = tif.stem.endswith(CLASS_SUFFIXES)
+        renderer = "paletted" if is_class else "singlebandpseudocolor"
+        assert layer["renderer"] == renderer, (tif.name, layer["renderer"])
+        # the .qml beside the GeoTIFF is QGIS's default style (what "Add Raster Layer" shows)
+        assert layer["default_style_renderer"] == renderer, tif.name
+        if is_class:
+            assert layer["classes"], tif.name
+        else:
+            ramp = layer["ramp"]
+            assert ramp["interpolated"] and len(ramp["items"]) >= 2, tif.name
+            assert ramp["min"] < ramp["max"], tif.name
+            assert ramp["items"][0]["value"] == pytest.approx(ramp["min"], rel=1e-6)
+            assert ramp["items"][-1]["value"] == pytest.approx(ramp["max"], rel=1e-6)
+
+
+def assert_rendered(summary: dict[str, Any], png: Path, layers: list[str]) -> None:
+    render = summary["render"]
+    assert render["layers"] == layers
+    assert png.stat().st_size > 1000
+    assert render["gray_std"] > 5 and render["distinct_colours"] >= 8
+    assert render["non_background_fraction"] > 0.5
+
+
+def test_demo_outputs_open_styled_in_qgis(demo_out: Path, qgis_tmp: Path) -> None:
+    png = qgis_tmp / "demo_render.png"
+    summary = run_check(demo_out, png, qgis_tmp)
+    assert_layers_match_geotiffs(summary, demo_out)
+    names = {layer["file"] for layer in summary["layers"]}
+    assert {"Cu_concentration.tif", "Pb_concentration.tif"} <= names
+    stems = [n[:-4] for n in sorted(names)]
+    classes = sorted((s for s in stems if s.endswith(CLASS_SUFFIXES)), key=_risk_first)
+    if classes:  # the first class layer rendered over its metal's concentration
+        metal = classes[0].rsplit("_", 1)[0]
+        base = f"{metal}_concentration"
+        expected = [classes[0], base] if base in stems else [classes[0], "Cu_concentration"]
+    else:
+        expected = ["Cu_concentration"]
+    assert_rendered(summary, png, expected)
+
+
+def _risk_first(stem: str) -> tuple[bool, str]:
+    return (not stem.endswith("_risk"), stem)
+
+
+def test_class_layer_paletted_style_in_qgis(demo_out: Path, qgis_tmp: Path) -> None:
+    """A class raster with write_qml_paletted's style: paletted renderer, same labels."""
+    out = qgis_tmp / "classes"
+    out.mkdir()
+    for ext in (".tif", ".qml"):
+        shutil.copy(demo_out / f"Cu_concentration{ext}", out / f"Cu_concentration{ext}")
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        conc = src.read(1, masked=True)
+        profile = src.profile
+    lo, hi = np.percentile(conc.compressed(), [50, 90])
+    cls = np.where(conc.mask, 0, 1 + (conc > lo) + (conc > hi)).astype("uint8")
+    profile.update(dtype="uint8", nodata=0)
+    with rasterio.open(out / "Cu_class.tif", "w", **profile) as dst:
+        dst.write(cls, 1)
+    palette = [(1, "low", "#1a9641"), (2, "moderate", "#fdae61"), (3, "high >P90 & <x>", "#d7191c")]
+    write_qml_paletted(out / "Cu_class.qml", palette)
+
+    png = qgis_tmp / "class_render.png"
+    summary = run_check(out, png, qgis_tmp)
+    assert_layers_match_geotiffs(summary, out)
+    layer = next(lyr for lyr in summary["layers"] if lyr["file"] == "Cu_class.tif")
+    assert layer["classes"] == [{"value": v, "label": lab, "color": c} for v, lab, c in palette]
+    assert_rendered(summary, png, ["Cu_class", "Cu_concentration"])
