@@ -193,6 +193,10 @@ class OutputSpec(_Strict):
     dir: Path = Path("out")
     tile: int = Field(default=512, ge=16, description="prediction window size in pixels")
     quicklooks: bool = True
+    bins: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="per target, edges (mg/kg) of the area-by-concentration table",
+    )
 
 
 class SceneConfig(_ImagerySpec):

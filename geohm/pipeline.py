@@ -208,6 +208,18 @@ def _open_writer(cfg: SceneConfig, grid: Grid, layer: _Layer, label: str) -> Til
     )
 
 
+def _nice_edges(vmin: float, vmax: float) -> list[float]:
+    """About five round-numbered intervals covering [vmin, vmax] (like seed 002's Table 7)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)
+    return (
+        [float(t) for t in ticks if t >= 0]
+        if ticks[0] >= 0
+        else [0.0] + [float(t) for t in ticks if t > 0]
+    )
+
+
 def _rgb(color: str) -> tuple[int, int, int]:
     c = color.lstrip("#")
     return (int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16))
@@ -332,6 +344,10 @@ def _write_maps(
             }
         else:
             info["map_stats"] = st
+            if layer.name in names and st["pixels"]:
+                target = names[layer.name]
+                edges = cfg.output.bins.get(target) or _nice_edges(st["min"], st["max"])
+                info["area_by_concentration"] = stats[target].bin_fractions(edges)
         if png:
             info["quicklook"] = png
         per_layer[layer.name] = info

@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 
+#: Fine histogram edges for streaming area tables of concentration maps (mg/kg).
+FINE_EDGES = np.concatenate([[0.0], np.logspace(-2, 5, 7001)])
+
 #: Nodata code of class (uint8) rasters.
 CLASS_NODATA = 255
 
@@ -65,6 +68,7 @@ class MapStats:
     min: float = float("inf")
     max: float = float("-inf")
     histogram: dict[str, int] = field(default_factory=dict)
+    fine: np.ndarray = field(default_factory=lambda: np.zeros(len(FINE_EDGES) + 1, dtype="int64"))
 
     def update(self, values: np.ndarray) -> None:
         """Add the valid values of one window (finite floats; class codes other than 255)."""
@@ -76,11 +80,29 @@ class MapStats:
         v = values[np.isfinite(values)].astype("float64")
         if v.size == 0:
             return
+        self.fine += np.bincount(
+            np.searchsorted(FINE_EDGES, v, side="right"), minlength=len(self.fine)
+        )
         self.count += int(v.size)
         self.total += float(v.sum())
         self.total_sq += float(np.square(v).sum())
         self.min = min(self.min, float(v.min()))
         self.max = max(self.max, float(v.max()))
+
+    def bin_fractions(self, edges: Sequence[float]) -> list[dict[str, Any]]:
+        """Share of mapped pixels in each ``[edges[i], edges[i+1])`` interval.
+
+        Counted from a fixed fine histogram (7000 log-spaced bins from 0.01 to 1e5), so an
+        edge is placed to within 0.23 % of its value: exact enough for an area table.
+        """
+        cum = np.concatenate([[0], np.cumsum(self.fine)])
+        total = max(int(cum[-1]), 1)
+        out = []
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            a = cum[np.searchsorted(FINE_EDGES, lo, side="right")]
+            b = cum[np.searchsorted(FINE_EDGES, hi, side="right")]
+            out.append({"from": float(lo), "to": float(hi), "fraction": float(b - a) / total})
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         """min, max, mean, std (population) and the number of mapped pixels."""

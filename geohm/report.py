@@ -80,6 +80,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         )
     lines.append("")
     for target, t in report.get("targets", {}).items():
+        bins = t.get("area_by_concentration")
+        if bins:
+            lines += [
+                f"**{target}: share of the mapped area by concentration**",
+                "",
+                "| mg/kg | area |",
+                "|---|---|",
+            ]
+            lines += [f"| {b['from']:g}-{b['to']:g} | {b['fraction']:.1%} |" for b in bins]
+            lines.append("")
+    for target, t in report.get("targets", {}).items():
         lines.append(
             f"**{target}** features ({len(t.get('features', []))}): "
             f"{', '.join(t.get('features', []))}"

@@ -231,3 +231,17 @@ def test_exceedance_probability_maps(case) -> None:
     assert np.corrcoef(prob[ok], cu[ok])[0, 1] > 0.7
     frac = rep["risk"]["layers"]["Cu_exceedance_class"]["class_area_fraction"]
     assert sum(frac.values()) == pytest.approx(1.0)
+
+
+def test_area_by_concentration_table_matches_the_map(case) -> None:
+    _, out, _ = case
+    rep = json.loads((out / "report.json").read_text())
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        cu = src.read(1, masked=True).compressed().astype(float)
+    bins = rep["targets"]["Cu"]["area_by_concentration"]
+    assert bins[0]["from"] <= cu.min() and bins[-1]["to"] >= cu.max()
+    assert sum(b["fraction"] for b in bins) == pytest.approx(1.0, abs=1e-9)
+    for b in bins:
+        exact = np.mean((cu >= b["from"]) & (cu < b["to"]))
+        assert b["fraction"] == pytest.approx(exact, abs=0.005)
+    assert "share of the mapped area by concentration" in (out / "report.md").read_text()
