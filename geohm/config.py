@@ -36,7 +36,7 @@ __all__ = [
 QA_NAMES = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water")
 DEFAULT_QA_MASK = list(QA_NAMES)
 #: Model names the pipeline knows.
-MODEL_NAMES = ("rf", "ga-bp", "tr-ga-bp")
+MODEL_NAMES = ("rf", "ga-bp", "tr-ga-bp", "rf-classifier", "svm-classifier", "knn-classifier")
 
 
 class _Strict(BaseModel):
@@ -187,6 +187,18 @@ class RiskSpec(_Strict):
         return v
 
 
+class ClassificationSpec(_Strict):
+    """Contamination classifiers (seed 001): labels and cross-validation."""
+
+    limits: dict[str, float] | None = Field(
+        default=None,
+        description="metal -> limit (mg/kg); default: the risk standard's screening values",
+    )
+    folds: int = Field(default=10, ge=2)
+    repeats: int = Field(default=3, ge=1)
+    probability: float = Field(default=0.5, gt=0.0, lt=1.0)
+
+
 class OutputSpec(_Strict):
     """Where and how outputs are written."""
 
@@ -212,6 +224,7 @@ class SceneConfig(_ImagerySpec):
     model: ModelSpec = Field(default_factory=ModelSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     risk: RiskSpec | None = None
+    classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     @model_validator(mode="after")
@@ -223,6 +236,16 @@ class SceneConfig(_ImagerySpec):
             and not self.covariates
         ):
             raise ValueError("needs imagery: give 'landsat' (a scene folder) or 'bands'")
+        if (
+            self.model.name.endswith("-classifier")
+            and self.classification.limits is None
+            and (self.risk is None or not isinstance(self.risk.ph, float))
+        ):
+            raise ValueError(
+                f"model '{self.model.name}' labels samples contaminated above a limit: give "
+                "'classification.limits' (e.g. {Cu: 100, Pb: 120}) or a 'risk:' block with a "
+                "single pH value"
+            )
         if self.model.name == "tr-ga-bp" and self.source is None:
             raise ValueError(
                 "model 'tr-ga-bp' transfers from an earlier year: add a 'source:' "

@@ -33,9 +33,9 @@ from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map
 from geohm.report import class_figure, quicklook_figure, render_markdown
-from geohm.riskmaps import PH_LAYER, plan_risk
+from geohm.riskmaps import PH_LAYER, RiskPlan, plan_risk, probability_class_plan
 from geohm.sampling import SampleTable, sample_cube
-from geohm.training import fit_target
+from geohm.training import fit_classifier, fit_target
 
 __all__ = [
     "RunResult",
@@ -276,19 +276,25 @@ def _write_maps(
     label: str,
     points_xy: np.ndarray | None,
     progress: Progress | None,
+    target_layers: dict[str, _Layer] | None = None,
+    plan: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, list[Path]]:
     """Predict every target tile by tile, derive the risk layers in the same pass, and
     write GeoTIFFs, QGIS styles and quicklooks.
 
     Returns per-target info, the risk report (or None) and the files written.
     """
-    layers = [_Layer(f"{t}_concentration", f"{t} concentration", "mg/kg") for t in models]
-    names = {f"{t}_concentration": t for t in models}
-    plan = None
-    if cfg.risk is not None:
+    if target_layers is None:
+        target_layers = {
+            t: _Layer(f"{t}_concentration", f"{t} concentration", "mg/kg") for t in models
+        }
+    layers = [target_layers[t] for t in models]
+    names = {target_layers[t].name: t for t in models}
+    if plan is None and cfg.risk is not None:
         plan = plan_risk(
             cfg.risk, list(models), {t: (m.estimator, m.features) for t, m in models.items()}
         )
+    if plan is not None:
         for rl in plan.layers:
             layers.append(
                 _Layer(
@@ -298,7 +304,11 @@ def _write_maps(
                     rl.grading.classes() if rl.grading is not None else None,
                 )
             )
-        if not isinstance(cfg.risk.ph, float):
+        if (
+            isinstance(plan, RiskPlan)
+            and cfg.risk is not None
+            and not isinstance(cfg.risk.ph, float)
+        ):
             ph = open_aligned(
                 cfg.risk.ph,
                 inputs.grid,
@@ -353,12 +363,12 @@ def _write_maps(
         per_layer[layer.name] = info
     per_target = {}
     for t in models:
-        info = dict(per_layer.pop(f"{t}_concentration"))
+        info = dict(per_layer.pop(target_layers[t].name))
         if f"{t}_risk" in per_layer:
             info["class_area_fraction"] = per_layer[f"{t}_risk"]["class_area_fraction"]
         per_target[t] = info
     risk_report = None
-    if plan is not None and cfg.risk is not None:
+    if isinstance(plan, RiskPlan) and cfg.risk is not None:
         risk_report = {
             "standard": cfg.risk.standard if cfg.risk.user_standard is None else "user",
             "land_use": cfg.risk.land_use,
@@ -424,6 +434,11 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
         t = time.perf_counter()
         table, n_points = sample_points(cfg, inputs, cube)
         log.info("%d of %d sample points usable", len(table.X), n_points)
+        if cfg.model.name.endswith("-classifier"):
+            timings["sample"] = time.perf_counter() - t
+            return _run_classifier(
+                cfg, inputs, cube, features, table, n_points, timings, t0, progress
+            )
         source_table = None
         source_info: dict[str, Any] = {}
         if cfg.model.name == "tr-ga-bp":
@@ -492,6 +507,102 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
     return _finish_report(cfg, report, outputs)
 
 
+class _Probability:
+    """Adapter: a fitted classifier whose ``predict`` is P(contaminated), for the tile loop."""
+
+    def __init__(self, classifier: Any) -> None:
+        self.classifier = classifier
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        from geohm.models.classify import contamination_probability
+
+        return contamination_probability(self.classifier, X)
+
+
+def _run_classifier(
+    cfg: SceneConfig,
+    inputs: SceneInputs,
+    cube: xr.DataArray,
+    features: list[str],
+    table: SampleTable,
+    n_points: int,
+    timings: dict[str, float],
+    t0: float,
+    progress: Progress | None,
+) -> RunResult:
+    """Seed 001's contamination classifiers: labels, repeated stratified CV, class maps."""
+    out_dir = Path(cfg.output.dir)
+    limits = cfg.classification.limits
+    if limits is None:
+        assert cfg.risk is not None and isinstance(cfg.risk.ph, float)
+        plan = plan_risk(
+            cfg.risk.model_copy(update={"indices": ["single_factor"]}), list(table.y.columns)
+        )
+        limits = {k: v for k, v in plan.screening.items() if v is not None}
+    t = time.perf_counter()
+    fitted = fit_classifier(cfg, table, limits)
+    timings["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    models = {
+        "contamination": TargetModel(_Probability(fitted.estimator), fitted.features, clip_min=None)
+    }
+    layer = _Layer("contamination_probability", "probability that the soil is contaminated", "1")
+    cplan = probability_class_plan(
+        "contamination",
+        "contamination_class",
+        "soil contamination class",
+        cfg.classification.probability,
+    )
+    maps, _, outputs = _write_maps(
+        cfg,
+        inputs,
+        cube,
+        models,
+        label=cfg.model.name,
+        points_xy=table.xy,
+        progress=progress,
+        target_layers={"contamination": layer},
+        plan=cplan,
+    )
+    timings["predict"] = time.perf_counter() - t
+    samples = pd.DataFrame(
+        {"x": table.xy[:, 0], "y": table.xy[:, 1], "label": fitted.labels}, index=table.X.index
+    )
+    samples = pd.concat([samples, table.y], axis=1)
+    outputs.append(write_csv(out_dir / "samples.csv", samples))
+    outputs.append(
+        save_model(
+            out_dir / "model.joblib",
+            {
+                "geohm_version": __version__,
+                "scene": cfg.name,
+                "model": cfg.model.name,
+                "cube_features": features,
+                "targets": {
+                    "contamination": {
+                        "estimator": _Probability(fitted.estimator),
+                        "features": fitted.features,
+                    }
+                },
+            },
+        )
+    )
+    timings["total"] = time.perf_counter() - t0
+    report: dict[str, Any] = {
+        "name": cfg.name,
+        "config": cfg.model_dump(mode="json"),
+        "versions": _versions(),
+        "inputs": inputs.description,
+        "grid": _grid_report(inputs.grid),
+        "features": features,
+        "samples": {"total": n_points, "used": len(table.X), "dropped": table.dropped_records()},
+        "classification": {**fitted.report, **maps["contamination"]},
+        "targets": {},
+        "timings": timings,
+    }
+    return _finish_report(cfg, report, outputs)
+
+
 def predict_scene(
     cfg: SceneConfig, model_path: str | Path, *, progress: Progress | None = None
 ) -> RunResult:
@@ -535,8 +646,33 @@ def predict_scene(
                 if k in table.y.columns:
                     pred = np.maximum(tm.estimator.predict(table.X[list(tm.features)]), 0.0)
                     per_target[k]["validation"] = metrics(table.y[k].to_numpy(), pred)
+        extra: dict[str, Any] = {}
+        if str(bundle["model"]).endswith("-classifier"):
+            extra = {
+                "target_layers": {
+                    "contamination": _Layer(
+                        "contamination_probability",
+                        "probability that the soil is contaminated",
+                        "1",
+                    )
+                },
+                "plan": probability_class_plan(
+                    "contamination",
+                    "contamination_class",
+                    "soil contamination class",
+                    cfg.classification.probability,
+                ),
+            }
+            per_target["contamination"].pop("validation", None)
         maps, risk_report, outputs = _write_maps(
-            cfg, inputs, cube, models, label=bundle["model"], points_xy=points_xy, progress=progress
+            cfg,
+            inputs,
+            cube,
+            models,
+            label=bundle["model"],
+            points_xy=points_xy,
+            progress=progress,
+            **extra,
         )
     report: dict[str, Any] = {
         "name": cfg.name,

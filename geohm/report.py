@@ -98,6 +98,34 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
         if t.get("quicklook"):
             lines += [f"![{target}]({t['quicklook']})", ""]
+    cls = report.get("classification")
+    if cls:
+        cv = cls["cv"]
+        lines += [
+            "## Contamination classifier",
+            "",
+            f"Model **{cls['model']}**; a sample is contaminated (1) when any of "
+            + ", ".join(f"{k} > {v:g}" for k, v in cls["limits_mg_kg"].items())
+            + f" mg/kg. Samples: {cls['labels']}.",
+            "",
+            f"Stratified {cv['folds_used']}-fold CV repeated {cv['repeats']} times "
+            "(mean ± sd over the splits; macro averages):",
+            "",
+            "| accuracy | precision | recall | F1 |",
+            "|---|---|---|---|",
+            "| "
+            + " | ".join(
+                f"{cv[m]['mean']:.3f} ± {cv[m]['sd']:.3f}"
+                for m in ("accuracy", "precision", "recall", "f1")
+            )
+            + " |",
+            "",
+            "Confusion matrix summed over the splits (rows: true 0/1, columns: predicted 0/1): "
+            f"{cv['confusion_matrix']}",
+            "",
+        ]
+        if cls.get("quicklook"):
+            lines += [f"![contamination]({cls['quicklook']})", ""]
     risk = report.get("risk")
     if risk:
         values = ", ".join(

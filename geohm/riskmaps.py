@@ -36,7 +36,7 @@ from geohm.risk import (
     toxic_response,
 )
 
-__all__ = ["PH_LAYER", "RiskLayer", "RiskPlan", "plan_risk"]
+__all__ = ["PH_LAYER", "RiskLayer", "RiskPlan", "plan_risk", "probability_class_plan"]
 
 #: Name of the pH layer appended to the prediction cube when ``risk.ph`` is a raster.
 PH_LAYER = "_ph"
@@ -224,3 +224,33 @@ def plan_risk(
             f"{', '.join(targets)} with standard '{std.name}'"
         )
     return plan
+
+
+@dataclass
+class ProbabilityClassPlan:
+    """One class layer from a probability layer: 'likely' at or above ``probability``."""
+
+    source: str
+    layers: list[RiskLayer]
+
+    def derive(
+        self, preds: dict[str, np.ndarray], block: np.ndarray, features: list[str]
+    ) -> dict[str, np.ndarray]:
+        """The class layer of one window."""
+        layer = self.layers[0]
+        assert layer.grading is not None
+        return {layer.name: layer.grading.classify(preds[self.source])}
+
+
+def probability_class_plan(
+    source: str, name: str, description: str, probability: float
+) -> ProbabilityClassPlan:
+    """Classes 1 (P < probability) and 2 (P >= probability) of the ``source`` layer."""
+    grading = Grading(
+        name,
+        breaks=(probability,),
+        right=False,
+        labels=(f"not contaminated (P < {probability:g})", f"contaminated (P >= {probability:g})"),
+        colors=("#1a9850", "#d73027"),
+    )
+    return ProbabilityClassPlan(source, [RiskLayer(name, description, grading)])

@@ -25,7 +25,7 @@ from geohm.preprocess import build_pipeline, iqr_outliers, log_target
 from geohm.sampling import SampleTable
 from geohm.selection import CorrelationVIFSelector
 
-__all__ = ["FittedTarget", "fit_target"]
+__all__ = ["FittedClassifier", "FittedTarget", "fit_classifier", "fit_target"]
 
 MIN_TRAIN = 5
 
@@ -232,3 +232,62 @@ def fit_target(
         rep["cv"] = None
     rep["n_train"] = int(len(train))
     return FittedTarget(estimator, features, rep, samples)
+
+
+@dataclass
+class FittedClassifier:
+    """A contamination classifier fitted on every labelled sample, and its CV scores."""
+
+    estimator: Any
+    features: list[str]
+    report: dict[str, Any]
+    labels: pd.Series
+
+
+def fit_classifier(
+    cfg: SceneConfig, table: SampleTable, limits: dict[str, float]
+) -> FittedClassifier:
+    """Label samples (1 when any metal exceeds its limit), cross-validate, fit.
+
+    The cross-validation is stratified k-fold repeated with fixed seeds (seed 001);
+    the map model is then fitted on every labelled sample.
+
+    Raises
+    ------
+    SampleError
+        Fewer than two samples in a class.
+    """
+    from geohm.models.classify import (
+        UNKNOWN_LABEL,
+        contamination_labels,
+        evaluate_classifier,
+        make_classifier,
+    )
+
+    c = cfg.classification
+    labels = pd.Series(contamination_labels(table.y, limits), index=table.X.index)
+    keep = labels != UNKNOWN_LABEL
+    X, y = table.X[keep], labels[keep].to_numpy()
+    counts = {str(k): int((y == k).sum()) for k in (0, 1)}
+    if min(counts.values()) < 2:
+        raise SampleError(
+            f"classification needs at least 2 samples in each class, got {counts} with limits "
+            f"{limits}; change 'classification.limits' or use a regression model"
+        )
+    estimator = make_classifier(cfg.model.name, random_state=cfg.validation.seed)
+    cv = evaluate_classifier(
+        estimator, X, y, folds=c.folds, repeats=c.repeats, seed=cfg.validation.seed
+    )
+    estimator.fit(X, y)
+    report = {
+        "model": cfg.model.name,
+        "limits_mg_kg": limits,
+        "labels": {"not contaminated (0)": counts["0"], "contaminated (1)": counts["1"]},
+        "cv": cv,
+        "best_params": {
+            k: (v if isinstance(v, int | float | str | None) else str(v))
+            for k, v in estimator.best_params_.items()
+        },
+        "features": list(X.columns),
+    }
+    return FittedClassifier(estimator, list(X.columns), report, labels)

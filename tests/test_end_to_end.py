@@ -245,3 +245,31 @@ def test_area_by_concentration_table_matches_the_map(case) -> None:
         exact = np.mean((cu >= b["from"]) & (cu < b["to"]))
         assert b["fraction"] == pytest.approx(exact, abs=0.005)
     assert "share of the mapped area by concentration" in (out / "report.md").read_text()
+
+
+def test_contamination_classifier_scene(case, tmp_path: Path) -> None:
+    data, _, runner = case
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["model"] = {"name": "knn-classifier"}
+    cfg["classification"] = {"limits": {"Cu": 50, "Pb": 40}, "folds": 4, "repeats": 2}
+    f = data / "cls.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "cls"
+    res = runner.invoke(app, ["run", str(f), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    c = rep["classification"]
+    cv = c["cv"]
+    assert cv["n_splits"] == 8 and np.sum(cv["confusion_matrix"]) == 2 * cv["n"]
+    assert 0 <= cv["f1"]["mean"] <= 1 and cv["f1"]["sd"] >= 0
+    labels = c["labels"]
+    assert labels["contaminated (1)"] + labels["not contaminated (0)"] == cv["n"]
+    with rasterio.open(out / "contamination_probability.tif") as src:
+        p = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "contamination_class.tif") as src:
+        k = src.read(1)
+    ok = np.isfinite(p)
+    assert ok.mean() > 0.5 and p[ok].min() >= 0 and p[ok].max() <= 1
+    np.testing.assert_array_equal(k[ok], np.where(p[ok] >= 0.5, 2, 1))
+    assert (k[~ok] == 255).all()
+    assert "Contamination classifier" in (out / "report.md").read_text()
