@@ -204,6 +204,7 @@ def _open_writer(cfg: SceneConfig, grid: Grid, layer: _Layer, label: str) -> Til
         units=layer.units,
         tags=tags,
         colormap=colormap,
+        categories={**{code: text for code, text, _ in layer.classes}, CLASS_NODATA: "nodata"},
         overview_resampling="nearest",
     )
 

@@ -210,6 +210,19 @@ def test_risk_maps_follow_from_the_concentration_maps(case) -> None:
         == risk["layers"]["Cu_risk"]["class_area_fraction"]
     )
     assert (out / "nemerow_class.qml").read_text().count("paletteEntry") == 5
+    # GDAL category names (PAM sidecar), index = class code
+    import xml.etree.ElementTree as ET
+
+    cats = ET.parse(out / "nemerow_class.tif.aux.xml").getroot().findall(".//Category")
+    assert [c.text or "" for c in cats][:6] == [
+        "",
+        "I safe",
+        "II warning line",
+        "III slightly polluted",
+        "IV moderately polluted",
+        "V heavily polluted",
+    ]
+    assert cats[255].text == "nodata"
 
 
 def test_exceedance_probability_maps(case) -> None:
@@ -273,3 +286,34 @@ def test_contamination_classifier_scene(case, tmp_path: Path) -> None:
     np.testing.assert_array_equal(k[ok], np.where(p[ok] >= 0.5, 2, 1))
     assert (k[~ok] == 255).all()
     assert "Contamination classifier" in (out / "report.md").read_text()
+
+
+def test_risk_with_a_ph_raster(case, tmp_path: Path) -> None:
+    from geohm.io.rasters import write_geotiff
+
+    data, _, runner = case
+    landsat = next((data / "target").iterdir())
+    with rasterio.open(next(landsat.glob("*_SR_B4.TIF"))) as ref:
+        crs, transform, (h, w) = ref.crs, ref.transform, ref.shape
+    ph = np.full((h, w), 8.0, dtype="float32")
+    ph[:, : w // 2] = 5.0  # west half acid (Cu screening 50), east half alkaline (Cu 100)
+    write_geotiff(tmp_path / "ph.tif", ph, crs=crs, transform=transform, nodata=-1.0)
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["risk"] = {"standard": "gb15618", "ph": str(tmp_path / "ph.tif")}
+    f = data / "ph.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "ph_out"
+    res = runner.invoke(app, ["run", str(f), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        cu = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "Cu_risk.tif") as src:
+        cls = src.read(1)
+    s = np.where(np.arange(w) < w // 2, 50.0, 100.0)[None, :]
+    p = cu / s
+    ok = np.isfinite(p)
+    np.testing.assert_array_equal(
+        cls[ok], np.digitize(p[ok], [1, 2, 3, 5], right=True).astype("uint8") + 1
+    )
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["risk"]["ph"].endswith("ph.tif")

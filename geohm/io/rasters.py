@@ -37,6 +37,7 @@ __all__ = [
     "open_raster",
     "raster_grid",
     "read_overview",
+    "write_category_names",
     "write_geotiff",
 ]
 
@@ -382,6 +383,9 @@ class TileWriter:
         Number of bands.
     descriptions, units, tags, overview_resampling, colormap
         As in :func:`write_geotiff`.
+    categories : mapping of int to str, optional
+        Class names of a class raster, written as GDAL category names (see
+        :func:`write_category_names`).
     blocksize : int
         Internal tile size of the scratch file.
 
@@ -404,6 +408,7 @@ class TileWriter:
         tags: Mapping[str, str] | None = None,
         overview_resampling: str = "average",
         colormap: Mapping[int, tuple[int, int, int, int]] | None = None,
+        categories: Mapping[int, str] | None = None,
         blocksize: int = 256,
     ) -> None:
         self.path = Path(path)
@@ -411,6 +416,7 @@ class TileWriter:
         self.dtype = np.dtype(dtype)
         self.nodata = nodata
         self.overview_resampling = overview_resampling
+        self.categories = dict(categories) if categories else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._scratch = self.path.with_name(f".{self.path.stem}.{secrets.token_hex(4)}.scratch.tif")
         self._ds = rasterio.open(
@@ -469,6 +475,8 @@ class TileWriter:
                 )
         finally:
             self._discard_scratch()
+        if self.categories:
+            write_category_names(self.path, self.categories)
         return self.path
 
     def abort(self) -> None:
@@ -530,3 +538,25 @@ def io_versions() -> dict[str, str]:
         "gdal": rasterio.__gdal_version__,
         "rioxarray": rioxarray.__version__,
     }
+
+
+def write_category_names(path: str | os.PathLike[str], names: Mapping[int, str]) -> Path:
+    """Record class names of band 1 as GDAL category names, beside a GeoTIFF.
+
+    TIFF has no tag for category names: GDAL keeps them (like statistics) in the
+    ``<file>.aux.xml`` sidecar, where gdalinfo, QGIS and rasterio-based tools find them.
+    The names are also in the GeoTIFF's own metadata tags (``CLASS_<code>``) when written
+    by geohm, so nothing is lost if the sidecar is not copied along.
+    """
+    import xml.etree.ElementTree as ET
+
+    final = Path(str(path) + ".aux.xml")
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    cats = ET.SubElement(band, "CategoryNames")
+    for code in range(max(names) + 1):
+        ET.SubElement(cats, "Category").text = names.get(code, "")
+    ET.indent(root)
+    with atomic_path(final) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=False)
+    return final
