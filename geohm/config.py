@@ -203,7 +203,13 @@ class OutputSpec(_Strict):
     """Where and how outputs are written."""
 
     dir: Path = Path("out")
-    tile: int = Field(default=512, ge=16, description="prediction window size in pixels")
+    tile: int | None = Field(
+        default=None,
+        ge=16,
+        description="prediction window size in pixels (default: derived from memory_mb)",
+    )
+    workers: int = Field(default=0, ge=0, description="windows computed at once (0: all cores)")
+    memory_mb: int = Field(default=1024, ge=64, description="budget for windows in flight")
     quicklooks: bool = True
     bins: dict[str, list[float]] = Field(
         default_factory=dict,

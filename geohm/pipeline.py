@@ -8,6 +8,7 @@ the ``geohm`` logger.
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from geohm.io.points import read_points
 from geohm.io.rasters import TileWriter, gdal_env, io_versions, open_aligned, read_overview
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
-from geohm.predict import CLASS_NODATA, TargetModel, predict_map
+from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
 from geohm.report import class_figure, quicklook_figure, render_markdown
 from geohm.riskmaps import PH_LAYER, RiskPlan, plan_risk, probability_class_plan
 from geohm.sampling import SampleTable, sample_cube
@@ -323,6 +324,10 @@ def _write_maps(
                 dim="feature",
                 join="override",
             )
+    workers = cfg.output.workers or os.cpu_count() or 1
+    tile = cfg.output.tile or window_size(
+        cube.sizes["feature"], workers=workers, memory_mb=cfg.output.memory_mb
+    )
     writers = {layer.name: _open_writer(cfg, inputs.grid, layer, label) for layer in layers}
     sinks = {names.get(k, k): w for k, w in writers.items()}
     try:
@@ -330,9 +335,10 @@ def _write_maps(
             cube,
             models,
             sinks,
-            tile=cfg.output.tile,
+            tile=tile,
             progress=(lambda d, n: progress("predict", d, n)) if progress else None,
             derive=plan.derive if plan is not None else None,
+            workers=workers,
         )
     except BaseException:
         for w in writers.values():

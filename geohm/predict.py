@@ -9,10 +9,14 @@ size and the number of features, never by the scene size.
 
 from __future__ import annotations
 
+import contextlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -26,6 +30,7 @@ __all__ = [
     "iter_windows",
     "predict_block",
     "predict_map",
+    "window_size",
 ]
 
 
@@ -122,6 +127,48 @@ class MapStats:
         return out
 
 
+@contextlib.contextmanager
+def _single_threaded_models(models: Mapping[str, TargetModel]) -> Iterator[None]:
+    """Set ``n_jobs=1`` on every (settable) estimator inside the models for the duration."""
+    changed: list[tuple[Any, str, Any]] = []
+    for tm in models.values():
+        est = tm.estimator
+        params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
+        for key, value in params.items():
+            if key.endswith("n_jobs") and value not in (None, 1):
+                try:
+                    est.set_params(**{key: 1})
+                except (ValueError, AttributeError):  # frozen parts cannot be changed
+                    continue
+                changed.append((est, key, value))
+    try:
+        yield
+    finally:
+        for est, key, value in changed:
+            est.set_params(**{key: value})
+
+
+def window_size(n_features: int, *, workers: int, memory_mb: float, block: int = 256) -> int:
+    """Window side (pixels, a multiple of the GeoTIFF ``block``) that fits a memory budget.
+
+    Per pixel a window holds the feature block (float32), the valid-pixel table handed to
+    the models (float64 copy) and a few output layers: about ``12 * n_features + 64``
+    bytes. Up to ``2 * workers + 1`` windows are in flight (read-ahead plus the one being
+    written).
+
+    Examples
+    --------
+    >>> window_size(21, workers=2, memory_mb=1024)
+    768
+    >>> window_size(21, workers=2, memory_mb=64)
+    256
+    """
+    per_pixel = 12 * n_features + 64
+    pixels = memory_mb * 2**20 / (per_pixel * (2 * max(workers, 1) + 1))
+    side = int(np.sqrt(pixels)) // block * block
+    return int(min(max(side, block), 4096))
+
+
 def iter_windows(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
     """Row-major windows ``(row_off, col_off, rows, cols)`` covering a grid.
 
@@ -180,6 +227,7 @@ def predict_map(
     tile: int = 512,
     progress: Callable[[int, int], None] | None = None,
     derive: Derive | None = None,
+    workers: int = 1,
 ) -> dict[str, MapStats]:
     """Predict every target over the whole cube, window by window.
 
@@ -198,6 +246,12 @@ def predict_map(
     derive : callable, optional
         Extra layers per window from the predictions (risk indices and classes);
         each derived layer needs a sink of the same name.
+    workers : int
+        Threads computing windows at once (reading, predicting, deriving); one writer
+        stores them in window order, so the output does not depend on ``workers``.
+        Models with their own thread pools (random forests) are switched to one thread
+        each meanwhile: no oversubscription, and results that do not depend on thread
+        timing.
 
     Returns
     -------
@@ -213,16 +267,45 @@ def predict_map(
     height, width = cube.sizes["y"], cube.sizes["x"]
     windows = list(iter_windows(height, width, tile))
     stats = {t: MapStats() for t in sinks}
-    for k, (r, c, h, w) in enumerate(windows, start=1):
-        block = np.asarray(cube.isel(y=slice(r, r + h), x=slice(c, c + w)).values)
+
+    def compute(window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
+        r, c, h, w = window
+        # Each window is read on the calling thread: the parallelism is across windows,
+        # so dask must not start a pool of its own inside each one.
+        with dask.config.set(scheduler="synchronous"):
+            block = np.asarray(cube.isel(y=slice(r, r + h), x=slice(c, c + w)).values)
         layers = predict_block(block, features, models)
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}
+        return layers
+
+    def consume(k: int, window: tuple[int, int, int, int], layers: dict[str, np.ndarray]) -> None:
+        # One writer, in window order: GDAL handles are not shared between threads, and
+        # the same order keeps the streaming statistics bit-identical for any worker count.
         for name, arr in layers.items():
-            sinks[name].write(r, c, arr)
+            sinks[name].write(window[0], window[1], arr)
             stats[name].update(arr)
         if progress is not None:
             progress(k, len(windows))
+
+    # Models run single-threaded in both modes: a forest's multi-threaded predict adds
+    # tree outputs in thread order, which would make the last bits vary from run to run.
+    if workers <= 1:
+        with _single_threaded_models(models):
+            for k, window in enumerate(windows, start=1):
+                consume(k, window, compute(window))
+    else:
+        with _single_threaded_models(models), ThreadPoolExecutor(workers) as pool:
+            pending: deque[Any] = deque()
+            todo = iter(enumerate(windows, start=1))
+            for k, window in todo:
+                pending.append((k, window, pool.submit(compute, window)))
+                if len(pending) >= 2 * workers:  # bounded read-ahead: bounded memory
+                    kk, ww, fut = pending.popleft()
+                    consume(kk, ww, fut.result())
+            while pending:
+                kk, ww, fut = pending.popleft()
+                consume(kk, ww, fut.result())
     empty = [t for t in models if stats[t].count == 0]
     if empty:
         raise NoDataError(

@@ -317,3 +317,29 @@ def test_risk_with_a_ph_raster(case, tmp_path: Path) -> None:
     )
     rep = json.loads((out / "report.json").read_text())
     assert rep["risk"]["ph"].endswith("ph.tif")
+
+
+def test_parallel_windows_are_bit_identical(case, tmp_path: Path) -> None:
+    data, out, runner = case
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    results = {}
+    for workers, tile in ((1, 64), (2, 96), (2, None)):
+        cfg["output"] = {
+            "dir": str(tmp_path / f"w{workers}_{tile}"),
+            "workers": workers,
+            "quicklooks": False,
+            **({"tile": tile} if tile else {}),
+        }
+        f = data / f"w{workers}_{tile}.yaml"
+        f.write_text(yaml.safe_dump(cfg))
+        res = runner.invoke(app, ["run", str(f)])
+        assert res.exit_code == 0, res.output
+        arrays = {}
+        for name in ("Cu_concentration", "Pb_concentration", "nemerow", "Cu_exceedance"):
+            with rasterio.open(tmp_path / f"w{workers}_{tile}" / f"{name}.tif") as src:
+                arrays[name] = src.read(1)
+        results[(workers, tile)] = arrays
+    base = results[(1, 64)]
+    for other in results.values():
+        for name, arr in base.items():
+            assert arr.tobytes() == other[name].tobytes(), name
