@@ -20,7 +20,7 @@ def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     assert cfg.samples.path == (tmp_path / "sub" / "s.gpkg").resolve()
     assert cfg.covariates["r"].categorical and not cfg.covariates["d"].categorical
     assert cfg.covariates["d"].path == (tmp_path / "sub" / "d.tif").resolve()
-    assert cfg.output.tile == 512 and cfg.model.name == "rf"
+    assert cfg.output.tile is None and cfg.output.workers == 0 and cfg.model.name == "rf"
     cfg2 = load_config(cfg_file, output_dir=tmp_path / "o")
     assert cfg2.output.dir == (tmp_path / "o").resolve()
 
