@@ -396,6 +396,49 @@ def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]
     return RunResult(out_dir, report, outputs + report_paths)
 
 
+def _write_samples_and_model(
+    cfg: SceneConfig,
+    samples: pd.DataFrame,
+    features: list[str],
+    targets: dict[str, tuple[Any, list[str]]],
+) -> list[Path]:
+    """samples.csv and the model bundle (model.joblib) for ``geohm predict``."""
+    out_dir = Path(cfg.output.dir)
+    bundle = {
+        "geohm_version": __version__,
+        "scene": cfg.name,
+        "model": cfg.model.name,
+        "cube_features": features,
+        "targets": {k: {"estimator": est, "features": f} for k, (est, f) in targets.items()},
+    }
+    return [
+        write_csv(out_dir / "samples.csv", samples),
+        save_model(out_dir / "model.joblib", bundle),
+    ]
+
+
+def _scene_report(
+    cfg: SceneConfig,
+    inputs: SceneInputs,
+    features: list[str],
+    table: SampleTable,
+    n_points: int,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The parts of report.json every scene job has."""
+    return {
+        "name": cfg.name,
+        "config": cfg.model_dump(mode="json"),
+        "versions": _versions(),
+        "inputs": inputs.description,
+        "grid": _grid_report(inputs.grid),
+        "features": features,
+        "samples": {"total": n_points, "used": len(table.X), "dropped": table.dropped_records()},
+        "targets": {},
+        "timings": timings,
+    }
+
+
 def _grid_report(grid: Grid) -> dict[str, Any]:
     return {
         "crs": grid.crs,
@@ -476,33 +519,12 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
 
     samples = pd.DataFrame({"x": table.xy[:, 0], "y": table.xy[:, 1]}, index=table.X.index)
     samples = pd.concat([samples] + [f.samples for f in fitted.values()], axis=1)
-    outputs.append(write_csv(out_dir / "samples.csv", samples))
-    outputs.append(
-        save_model(
-            out_dir / "model.joblib",
-            {
-                "geohm_version": __version__,
-                "scene": cfg.name,
-                "model": cfg.model.name,
-                "cube_features": features,
-                "targets": {
-                    k: {"estimator": f.estimator, "features": f.features} for k, f in fitted.items()
-                },
-            },
-        )
+    outputs += _write_samples_and_model(
+        cfg, samples, features, {k: (f.estimator, f.features) for k, f in fitted.items()}
     )
     timings["total"] = time.perf_counter() - t0
-    report: dict[str, Any] = {
-        "name": cfg.name,
-        "config": cfg.model_dump(mode="json"),
-        "versions": _versions(),
-        "inputs": inputs.description,
-        "grid": _grid_report(inputs.grid),
-        "features": features,
-        "samples": {"total": n_points, "used": len(table.X), "dropped": table.dropped_records()},
-        "targets": {k: {**f.report, **maps[k]} for k, f in fitted.items()},
-        "timings": timings,
-    }
+    report = _scene_report(cfg, inputs, features, table, n_points, timings)
+    report["targets"] = {k: {**f.report, **maps[k]} for k, f in fitted.items()}
     if risk_report is not None:
         report["risk"] = risk_report
     if source_info:
@@ -538,7 +560,6 @@ def _run_classifier(
     progress: Progress | None,
 ) -> RunResult:
     """Seed 001's contamination classifiers: labels, repeated stratified CV, class maps."""
-    out_dir = Path(cfg.output.dir)
     limits = cfg.classification.limits
     if limits is None:
         assert cfg.risk is not None and isinstance(cfg.risk.ph, float)
@@ -576,37 +597,15 @@ def _run_classifier(
         {"x": table.xy[:, 0], "y": table.xy[:, 1], "label": fitted.labels}, index=table.X.index
     )
     samples = pd.concat([samples, table.y], axis=1)
-    outputs.append(write_csv(out_dir / "samples.csv", samples))
-    outputs.append(
-        save_model(
-            out_dir / "model.joblib",
-            {
-                "geohm_version": __version__,
-                "scene": cfg.name,
-                "model": cfg.model.name,
-                "cube_features": features,
-                "targets": {
-                    "contamination": {
-                        "estimator": _Probability(fitted.estimator),
-                        "features": fitted.features,
-                    }
-                },
-            },
-        )
+    outputs += _write_samples_and_model(
+        cfg,
+        samples,
+        features,
+        {"contamination": (_Probability(fitted.estimator), fitted.features)},
     )
     timings["total"] = time.perf_counter() - t0
-    report: dict[str, Any] = {
-        "name": cfg.name,
-        "config": cfg.model_dump(mode="json"),
-        "versions": _versions(),
-        "inputs": inputs.description,
-        "grid": _grid_report(inputs.grid),
-        "features": features,
-        "samples": {"total": n_points, "used": len(table.X), "dropped": table.dropped_records()},
-        "classification": {**fitted.report, **maps["contamination"]},
-        "targets": {},
-        "timings": timings,
-    }
+    report = _scene_report(cfg, inputs, features, table, n_points, timings)
+    report["classification"] = {**fitted.report, **maps["contamination"]}
     return _finish_report(cfg, report, outputs)
 
 
