@@ -159,12 +159,19 @@ class ValidationSpec(_Strict):
 RISK_INDICES = ("single_factor", "nemerow", "igeo", "hakanson", "exceedance")
 
 
+class LandUseRaster(_Strict):
+    """A land-use raster and what its codes mean (``{1: paddy, 2: orchard, 3: other}``)."""
+
+    path: Path
+    classes: dict[int, str] = Field(min_length=1)
+
+
 class RiskSpec(_Strict):
     """Risk maps from the predicted concentrations (standards, land use, pH)."""
 
     standard: str = Field(default="gb15618", description="gb15618 | gb36600 | seed001 | a CSV")
     user_standard: dict[str, Any] | None = None
-    land_use: str = "other"
+    land_use: str | LandUseRaster = "other"
     ph: float | Path = 6.8
     background: str = "national"
     indices: list[Literal[RISK_INDICES]] = Field(  # type: ignore[valid-type]

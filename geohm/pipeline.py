@@ -34,7 +34,13 @@ from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
 from geohm.report import class_figure, quicklook_figure, render_markdown
-from geohm.riskmaps import PH_LAYER, RiskPlan, plan_risk, probability_class_plan
+from geohm.riskmaps import (
+    LAND_USE_LAYER,
+    PH_LAYER,
+    RiskPlan,
+    plan_risk,
+    probability_class_plan,
+)
 from geohm.sampling import SampleTable, sample_cube
 from geohm.training import fit_classifier, fit_target
 
@@ -210,6 +216,29 @@ def _open_writer(cfg: SceneConfig, grid: Grid, layer: _Layer, label: str) -> Til
     )
 
 
+def _with_risk_layers(cube: xr.DataArray, risk: Any, grid: Grid) -> xr.DataArray:
+    """Append the pH and land-use rasters (when given as rasters) to the prediction cube.
+
+    They are aligned like covariates (pH bilinear, land use nearest) and used by the risk
+    layers only: no model reads them, and their nodata does not mask predictions.
+    """
+    extra = []
+    if not isinstance(risk.ph, float):
+        extra.append((PH_LAYER, risk.ph, "bilinear", "pH raster (risk.ph)"))
+    if not isinstance(risk.land_use, str):
+        extra.append(
+            (LAND_USE_LAYER, risk.land_use.path, "nearest", "land-use raster (risk.land_use)")
+        )
+    layers = [cube]
+    for name, path, resampling, what in extra:
+        da = open_aligned(path, grid, resampling=resampling, chunks=CHUNK, what=what)
+        da = da.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=[name])
+        layers.append(da.drop_vars([c for c in da.coords if c not in ("x", "y", "feature")]))
+    if len(layers) == 1:
+        return cube
+    return xr.concat(layers, dim="feature", join="override")
+
+
 def _nice_edges(vmin: float, vmax: float) -> list[float]:
     """About five round-numbered intervals covering [vmin, vmax] (like seed 002's Table 7)."""
     from matplotlib.ticker import MaxNLocator
@@ -306,24 +335,8 @@ def _write_maps(
                     rl.grading.classes() if rl.grading is not None else None,
                 )
             )
-        if (
-            isinstance(plan, RiskPlan)
-            and cfg.risk is not None
-            and not isinstance(cfg.risk.ph, float)
-        ):
-            ph = open_aligned(
-                cfg.risk.ph,
-                inputs.grid,
-                resampling="bilinear",
-                chunks=CHUNK,
-                what="pH raster (risk.ph)",
-            )
-            ph = ph.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=[PH_LAYER])
-            cube = xr.concat(
-                [cube, ph.drop_vars([c for c in ph.coords if c not in ("x", "y", "feature")])],
-                dim="feature",
-                join="override",
-            )
+        if isinstance(plan, RiskPlan) and cfg.risk is not None:
+            cube = _with_risk_layers(cube, cfg.risk, inputs.grid)
     workers = cfg.output.workers or os.cpu_count() or 1
     tile = cfg.output.tile or window_size(
         cube.sizes["feature"], workers=workers, memory_mb=cfg.output.memory_mb
@@ -378,7 +391,9 @@ def _write_maps(
     if isinstance(plan, RiskPlan) and cfg.risk is not None:
         risk_report = {
             "standard": cfg.risk.standard if cfg.risk.user_standard is None else "user",
-            "land_use": cfg.risk.land_use,
+            "land_use": cfg.risk.land_use
+            if isinstance(cfg.risk.land_use, str)
+            else {"path": str(cfg.risk.land_use.path), "classes": cfg.risk.land_use.classes},
             "ph": cfg.risk.ph if isinstance(cfg.risk.ph, float) else str(cfg.risk.ph),
             "screening_values_mg_kg": plan.screening,
             "layers": per_layer,

@@ -36,10 +36,19 @@ from geohm.risk import (
     toxic_response,
 )
 
-__all__ = ["PH_LAYER", "RiskLayer", "RiskPlan", "plan_risk", "probability_class_plan"]
+__all__ = [
+    "LAND_USE_LAYER",
+    "PH_LAYER",
+    "RiskLayer",
+    "RiskPlan",
+    "plan_risk",
+    "probability_class_plan",
+]
 
 #: Name of the pH layer appended to the prediction cube when ``risk.ph`` is a raster.
 PH_LAYER = "_ph"
+#: Name of the land-use layer appended when ``risk.land_use`` is a raster.
+LAND_USE_LAYER = "_land_use"
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ class RiskPlan:
         for t in self._targets:
             if self._standard is None or t not in self.screening:
                 continue
-            s = self._standard.screening(t, ph=ph, land_use=spec.land_use)
+            s = self._screening(t, ph, block, features)
             pi = single_factor(preds[t].astype("float64"), s, metal=t)
             p_list.append(pi)
             if f"{t}_risk" in grade:
@@ -106,6 +115,21 @@ class RiskPlan:
             out["hakanson_ri"] = ri.astype("float32")
             out["hakanson_ri_class"] = _classify(grade["hakanson_ri_class"], ri)
         return out
+
+    def _screening(self, metal: str, ph: Any, block: np.ndarray, features: list[str]) -> Any:
+        """Screening value(s) of ``metal``: scalar, or per pixel with pH / land-use rasters."""
+        spec = self._spec
+        assert spec is not None and self._standard is not None
+        if isinstance(spec.land_use, str):
+            return self._standard.screening(metal, ph=ph, land_use=spec.land_use)
+        codes = block[features.index(LAND_USE_LAYER)]
+        out = np.full(codes.shape, np.nan)
+        for code, name in spec.land_use.classes.items():
+            m = codes == code
+            if m.any():
+                local_ph = ph if np.isscalar(ph) else np.asarray(ph)[m]
+                out[m] = self._standard.screening(metal, ph=local_ph, land_use=name)
+        return out  # pixels of unlisted land-use codes: NaN (no class)
 
     def _exceedance(
         self, target: str, block: np.ndarray, features: list[str], s: Any
@@ -156,12 +180,17 @@ def plan_risk(
         return get_grading(spec.grading[key]) if key in spec.grading else default
 
     probe_ph = 6.8 if not isinstance(spec.ph, float) else spec.ph
+    uses = (
+        [spec.land_use] if isinstance(spec.land_use, str) else list(spec.land_use.classes.values())
+    )
+    constant = isinstance(spec.ph, float) and isinstance(spec.land_use, str)
     for t in targets:
         if t.lower() not in covered:
             plan.notes.append(f"{t}: no value in standard '{std.name}', no risk class map")
             continue
-        value = std.screening(t, ph=probe_ph, land_use=spec.land_use)
-        plan.screening[t] = float(value) if isinstance(spec.ph, float) else None
+        for use in uses:  # fails early, naming an unknown land use or metal
+            value = std.screening(t, ph=probe_ph, land_use=use)
+        plan.screening[t] = float(value) if constant else None
         if "single_factor" in spec.indices:
             plan.layers.append(
                 RiskLayer(

@@ -343,3 +343,39 @@ def test_parallel_windows_are_bit_identical(case, tmp_path: Path) -> None:
     for other in results.values():
         for name, arr in base.items():
             assert arr.tobytes() == other[name].tobytes(), name
+
+
+def test_risk_with_a_land_use_raster(case, tmp_path: Path) -> None:
+    from geohm.io.rasters import write_geotiff
+
+    data, _, runner = case
+    landsat = next((data / "target").iterdir())
+    with rasterio.open(next(landsat.glob("*_SR_B4.TIF"))) as ref:
+        crs, transform, (h, w) = ref.crs, ref.transform, ref.shape
+    lu = np.full((h, w), 3, dtype="uint8")
+    lu[: h // 2] = 1  # north half paddy
+    lu[h // 2 :, : w // 4] = 9  # a code the config does not list -> no risk class there
+    write_geotiff(tmp_path / "lu.tif", lu, crs=crs, transform=transform, nodata=0)
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["risk"] = {
+        "standard": "gb15618",
+        "ph": 6.0,
+        "land_use": {"path": str(tmp_path / "lu.tif"), "classes": {1: "paddy", 3: "other"}},
+    }
+    f = data / "lu.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "lu_out"
+    res = runner.invoke(app, ["run", str(f), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out / "Pb_concentration.tif") as src:
+        pb = src.read(1, masked=True).filled(np.nan)
+    with rasterio.open(out / "Pb_risk.tif") as src:
+        cls = src.read(1)
+    # GB 15618, 5.5 < pH <= 6.5: Pb paddy 100, other 90 mg/kg
+    s = np.where(lu == 1, 100.0, np.where(lu == 3, 90.0, np.nan))
+    p = pb / s
+    ok = np.isfinite(p)
+    np.testing.assert_array_equal(
+        cls[ok], np.digitize(p[ok], [1, 2, 3, 5], right=True).astype("uint8") + 1
+    )
+    assert (cls[(lu == 9)] == 255).all()
