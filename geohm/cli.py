@@ -199,6 +199,131 @@ def demo(
         _summary(result)
 
 
+_STATUS_STYLE = {
+    "queued": "dim",
+    "running": "cyan",
+    "done": "green",
+    "skipped": "yellow",
+    "failed": "bold red",
+}
+
+
+@contextmanager
+def _batch_progress(total: int) -> Iterator[Callable[[str, str], None]]:
+    """Overall bar (scenes finished) and one status line per scene change."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("scenes"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )
+    overall = bar.add_task("batch", total=total)
+
+    def update(name: str, status: str) -> None:
+        if status == "queued":
+            return
+        style = _STATUS_STYLE.get(status, "")
+        bar.console.print(f"{name}: [{style}]{status}[/]", highlight=False, soft_wrap=True)
+        if status in ("done", "skipped", "failed"):
+            bar.advance(overall)
+
+    with bar:
+        yield update
+
+
+def _batch_summary(result: Any) -> None:
+    table = Table(
+        title=f"batch: {len(result.scenes)} scene(s) on {result.scheduler}", title_justify="left"
+    )
+    for col in ("scene", "config", "status", "time (s)", "output folder", "error"):
+        table.add_column(col, justify="right" if col == "time (s)" else "left", overflow="fold")
+    for s in result.scenes:
+        style = _STATUS_STYLE.get(s.status, "")
+        table.add_row(
+            s.name,
+            str(s.config),
+            f"[{style}]{s.status}[/]",
+            f"{s.wall_time:.1f}",
+            str(s.output_dir) if s.output_dir is not None else "",
+            s.error or "",
+        )
+    out.print(table)
+    counts = ", ".join(f"{n} {k}" for k, n in result.counts.items() if n)
+    out.print(f"{counts} in {result.wall_time:.1f} s; summary in [bold]{result.summary_path}[/]")
+
+
+@app.command()
+def batch(
+    scenes: Annotated[
+        list[Path],
+        typer.Argument(metavar="SCENE.yaml", help="Scene configs (YAML).", show_default=False),
+    ],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="A running dask scheduler: its address (tcp://host:port) or scheduler file. "
+            "Default: a LocalCluster on this machine.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            help="LocalCluster worker processes (default 2); with --scheduler, the number of "
+            "workers to wait for.",
+            show_default=False,
+        ),
+    ] = None,
+    out_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write each scene into OUT/<scene name> (overrides output.dir) and the "
+            "summary into OUT (default: the current folder).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Redo scenes whose outputs are already complete.")
+    ] = False,
+) -> None:
+    """Run many scene jobs on dask.distributed; skip scenes whose outputs are complete.
+
+    Every scene it can is finished; a summary (batch_summary.json and a table) names each
+    scene's status. Exit code 2 when any scene failed.
+    """
+    from geohm.batch import run_batch
+
+    with _errors():
+        with _batch_progress(len(scenes)) as progress:
+            result = run_batch(
+                scenes,
+                scheduler=scheduler,
+                workers=workers,
+                output_root=out_root,
+                progress=progress,
+                force=force,
+            )
+        _batch_summary(result)
+    if not result.ok:
+        console.print(
+            f"[bold red]error:[/] {len(result.failed)} of {len(result.scenes)} scene(s) "
+            f"failed; see {result.summary_path}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
