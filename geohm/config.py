@@ -62,6 +62,13 @@ class SamplesSpec(_Strict):
     layer: str | None = None
     window: int = Field(default=1, ge=1, description="odd number of pixels averaged per side")
 
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"a target is listed twice: {v}")
+        return v
+
     @field_validator("window")
     @classmethod
     def _odd(cls, v: int) -> int:

@@ -216,6 +216,34 @@ def _open_writer(cfg: SceneConfig, grid: Grid, layer: _Layer, label: str) -> Til
     )
 
 
+def _layer_info(
+    cfg: SceneConfig,
+    layer: _Layer,
+    path: Path,
+    png: str | None,
+    stats: dict[str, Any],
+    names: dict[str, str],
+) -> dict[str, Any]:
+    """report.json entry of one written layer: statistics or class area fractions."""
+    st = stats[names.get(layer.name, layer.name)].as_dict()
+    info: dict[str, Any] = {"file": path.name}
+    if layer.classes is not None:
+        counts = st.get("class_pixels", {})
+        total = sum(counts.values()) or 1
+        info["class_area_fraction"] = {
+            text: counts.get(str(code), 0) / total for code, text, _ in layer.classes
+        }
+    else:
+        info["map_stats"] = st
+        if layer.name in names and st["pixels"]:
+            target = names[layer.name]
+            edges = cfg.output.bins.get(target) or _nice_edges(st["min"], st["max"])
+            info["area_by_concentration"] = stats[target].bin_fractions(edges)
+    if png:
+        info["quicklook"] = png
+    return info
+
+
 def _with_risk_layers(cube: xr.DataArray, risk: Any, grid: Grid) -> xr.DataArray:
     """Append the pH and land-use rasters (when given as rasters) to the prediction cube.
 
@@ -337,13 +365,19 @@ def _write_maps(
             )
         if isinstance(plan, RiskPlan) and cfg.risk is not None:
             cube = _with_risk_layers(cube, cfg.risk, inputs.grid)
-    workers = cfg.output.workers or os.cpu_count() or 1
+    workers = cfg.output.workers or len(os.sched_getaffinity(0)) or 1
+    # Windows are multiples of the dask chunk (the input block): a window that straddles
+    # chunks reads (and, for terrain, recomputes) them more than once.
     tile = cfg.output.tile or window_size(
-        cube.sizes["feature"], workers=workers, memory_mb=cfg.output.memory_mb
+        cube.sizes["feature"], workers=workers, memory_mb=cfg.output.memory_mb, block=CHUNK
     )
-    writers = {layer.name: _open_writer(cfg, inputs.grid, layer, label) for layer in layers}
-    sinks = {names.get(k, k): w for k, w in writers.items()}
-    try:
+    writers: dict[str, TileWriter] = {}
+    outputs: list[Path] = []
+    per_layer: dict[str, Any] = {}
+    try:  # whatever fails, no scratch file or open GDAL handle is left behind
+        for layer in layers:
+            writers[layer.name] = _open_writer(cfg, inputs.grid, layer, label)
+        sinks = {names.get(k, k): w for k, w in writers.items()}
         stats = predict_map(
             cube,
             models,
@@ -353,34 +387,15 @@ def _write_maps(
             derive=plan.derive if plan is not None else None,
             workers=workers,
         )
-    except BaseException:
+        for layer in layers:
+            path = writers[layer.name].close()
+            outputs.append(path)
+            files, png = _style_and_quicklook(cfg, layer, path, points_xy)
+            outputs += files
+            per_layer[layer.name] = _layer_info(cfg, layer, path, png, stats, names)
+    finally:
         for w in writers.values():
-            w.abort()
-        raise
-    outputs: list[Path] = []
-    per_layer: dict[str, Any] = {}
-    for layer in layers:
-        path = writers[layer.name].close()
-        outputs.append(path)
-        files, png = _style_and_quicklook(cfg, layer, path, points_xy)
-        outputs += files
-        st = stats[names.get(layer.name, layer.name)].as_dict()
-        info: dict[str, Any] = {"file": path.name}
-        if layer.classes is not None:
-            counts = st.get("class_pixels", {})
-            total = sum(counts.values()) or 1
-            info["class_area_fraction"] = {
-                text: counts.get(str(code), 0) / total for code, text, _ in layer.classes
-            }
-        else:
-            info["map_stats"] = st
-            if layer.name in names and st["pixels"]:
-                target = names[layer.name]
-                edges = cfg.output.bins.get(target) or _nice_edges(st["min"], st["max"])
-                info["area_by_concentration"] = stats[target].bin_fractions(edges)
-        if png:
-            info["quicklook"] = png
-        per_layer[layer.name] = info
+            w.abort()  # no-op for the writers already published
     per_target = {}
     for t in models:
         info = dict(per_layer.pop(target_layers[t].name))
@@ -415,7 +430,7 @@ def _write_samples_and_model(
     cfg: SceneConfig,
     samples: pd.DataFrame,
     features: list[str],
-    targets: dict[str, tuple[Any, list[str]]],
+    targets: dict[str, TargetModel],
 ) -> list[Path]:
     """samples.csv and the model bundle (model.joblib) for ``geohm predict``."""
     out_dir = Path(cfg.output.dir)
@@ -424,7 +439,14 @@ def _write_samples_and_model(
         "scene": cfg.name,
         "model": cfg.model.name,
         "cube_features": features,
-        "targets": {k: {"estimator": est, "features": f} for k, (est, f) in targets.items()},
+        "targets": {
+            k: {
+                "estimator": tm.estimator,
+                "features": list(tm.features),
+                "required": None if tm.required is None else list(tm.required),
+            }
+            for k, tm in targets.items()
+        },
     }
     return [
         write_csv(out_dir / "samples.csv", samples),
@@ -488,6 +510,8 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
             f"scene '{cfg.name}': 'samples:' is required by geohm run "
             "(geohm predict --model can map without samples)"
         )
+    if cfg.risk is not None and not cfg.model.name.endswith("-classifier"):
+        plan_risk(cfg.risk, cfg.samples.targets)  # a bad risk block fails before training
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     out_dir = Path(cfg.output.dir)
@@ -526,7 +550,9 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        models = {k: TargetModel(f.estimator, f.features) for k, f in fitted.items()}
+        models = {
+            k: TargetModel(f.estimator, f.features, required=f.required) for k, f in fitted.items()
+        }
         maps, risk_report, outputs = _write_maps(
             cfg, inputs, cube, models, label=cfg.model.name, points_xy=table.xy, progress=progress
         )
@@ -534,9 +560,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
 
     samples = pd.DataFrame({"x": table.xy[:, 0], "y": table.xy[:, 1]}, index=table.X.index)
     samples = pd.concat([samples] + [f.samples for f in fitted.values()], axis=1)
-    outputs += _write_samples_and_model(
-        cfg, samples, features, {k: (f.estimator, f.features) for k, f in fitted.items()}
-    )
+    outputs += _write_samples_and_model(cfg, samples, features, models)
     timings["total"] = time.perf_counter() - t0
     report = _scene_report(cfg, inputs, features, table, n_points, timings)
     report["targets"] = {k: {**f.report, **maps[k]} for k, f in fitted.items()}
@@ -616,7 +640,7 @@ def _run_classifier(
         cfg,
         samples,
         features,
-        {"contamination": (_Probability(fitted.estimator), fitted.features)},
+        {"contamination": TargetModel(_Probability(fitted.estimator), fitted.features)},
     )
     timings["total"] = time.perf_counter() - t0
     report = _scene_report(cfg, inputs, features, table, n_points, timings)
@@ -649,7 +673,10 @@ def predict_scene(
             inputs, cube, features = build_cube(cfg, needed)
         except ConfigError as exc:
             raise ConfigError(f"the model '{model_path}' needs features {needed}: {exc}") from None
-        models = {k: TargetModel(v["estimator"], v["features"]) for k, v in targets.items()}
+        models = {
+            k: TargetModel(v["estimator"], v["features"], required=v.get("required"))
+            for k, v in targets.items()
+        }
         per_target: dict[str, Any] = {
             k: {"model": bundle["model"], "features": v["features"]} for k, v in targets.items()
         }

@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import dask
 import numpy as np
 import xarray as xr
 
 from geohm.cube import valid_mask
 from geohm.errors import NoDataError
+from geohm.io.rasters import read_block
 
 __all__ = [
     "CLASS_NODATA",
@@ -58,6 +58,10 @@ class TargetModel:
     estimator: Any
     features: Sequence[str]
     clip_min: float | None = 0.0  # concentrations are never negative
+    #: Features the model really uses (after factor screening); None: all of ``features``.
+    #: Only these must be valid for a pixel to be predicted; NaN in the others (dropped by
+    #: the model's selector anyway) is passed as 0.
+    required: Sequence[str] | None = None
 
 
 @dataclass
@@ -202,7 +206,7 @@ def predict_block(
     """
     _, h, w = block.shape
     index = {f: i for i, f in enumerate(features)}
-    used = sorted({index[f] for tm in models.values() for f in tm.features})
+    used = sorted({index[f] for tm in models.values() for f in (tm.required or tm.features)})
     ok = valid_mask(block[used])
     out: dict[str, np.ndarray] = {}
     n_valid = int(ok.sum())
@@ -211,6 +215,8 @@ def predict_block(
         if n_valid:
             cols = [index[f] for f in tm.features]
             table = block[cols][:, ok].T  # (n_valid, n_features)
+            if tm.required is not None:
+                table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
             values = np.asarray(tm.estimator.predict(table), dtype="float64")
             if tm.clip_min is not None:
                 values = np.maximum(values, tm.clip_min)
@@ -271,9 +277,9 @@ def predict_map(
     def compute(window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
         r, c, h, w = window
         # Each window is read on the calling thread: the parallelism is across windows,
-        # so dask must not start a pool of its own inside each one.
-        with dask.config.set(scheduler="synchronous"):
-            block = np.asarray(cube.isel(y=slice(r, r + h), x=slice(c, c + w)).values)
+        # so dask must not start a pool of its own inside each one (set per call: the
+        # global dask config is shared by all threads).
+        block = read_block(cube.isel(y=slice(r, r + h), x=slice(c, c + w)))
         layers = predict_block(block, features, models)
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}

@@ -164,7 +164,8 @@ def plan_risk(
     probability that the concentration exceeds the screening value (from the model's
     ensemble members: the trees of a random forest) and a "likely exceeds" class at
     ``risk.likely_probability``. ``models`` maps target -> (fitted estimator, its input
-    features) and is needed for ``exceedance`` only.
+    features) and is needed for ``exceedance`` only; without it the plan only checks the
+    config (before training).
 
     Raises
     ------
@@ -201,13 +202,14 @@ def plan_risk(
             )
         if "exceedance" in spec.indices:
             est = (models or {}).get(t)
-            if est is None or not has_members(est[0]):
+            if models is not None and (est is None or not has_members(est[0])):
                 plan.notes.append(
                     f"{t}: the model gives no predictive distribution, so no exceedance map "
                     "(use model rf)"
                 )
                 continue
-            plan._ensembles[t] = (est[0], list(est[1]))
+            if est is not None:
+                plan._ensembles[t] = (est[0], list(est[1]))
             p = spec.likely_probability
             plan.layers.append(
                 RiskLayer(f"{t}_exceedance", f"{t} probability of exceeding the screening value")

@@ -16,6 +16,7 @@ import xarray as xr
 from affine import Affine
 
 from geohm.errors import SampleError
+from geohm.io.rasters import read_block
 
 __all__ = ["Dropped", "SampleTable", "sample_cube"]
 
@@ -118,6 +119,13 @@ def sample_cube(
         if id_column is not None
         else np.array([str(i) for i in range(len(points))])
     )
+    dup = pd.Index(ids)[pd.Index(ids).duplicated()].unique().tolist()
+    if dup:
+        raise SampleError(
+            f"sample ids are not unique ({', '.join(map(str, dup[:5]))}"
+            f"{'...' if len(dup) > 5 else ''}); fix the id column or set 'samples.id' to a "
+            "column with one id per point"
+        )
     crs = cube.rio.crs
     xy = _point_xy(points, crs)
     transform: Affine = cube.rio.transform()
@@ -143,7 +151,7 @@ def sample_cube(
         # Vectorised point-wise selection: only the chunks under the points are read.
         rr = xr.DataArray(np.repeat(r, window, axis=1), dims=("point", "k"))
         cc = xr.DataArray(np.tile(c, (1, window)), dims=("point", "k"))
-        win = np.asarray(cube.isel(y=rr, x=cc).transpose("point", "feature", "k").values)
+        win = read_block(cube.isel(y=rr, x=cc).transpose("point", "feature", "k"))
         centre = win[:, :, (window * window) // 2]
         centre_ok = np.all(np.isfinite(centre), axis=1)
         with np.errstate(invalid="ignore"):

@@ -51,6 +51,7 @@ class FittedTarget:
     features: list[str]
     report: dict[str, Any]
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
+    required: list[str] | None = None  # the factors kept by screening, when it ran
 
 
 def _selector(cfg: SceneConfig) -> CorrelationVIFSelector | None:
@@ -124,9 +125,7 @@ def _source_model(
             ("model", log_target(transfer, enabled=p.log_target)),
         ]
     )
-    rep["source_only_estimator"] = Pipeline(
-        [("prep", FrozenEstimator(prep)), ("model", FrozenEstimator(source_pipe))]
-    )
+    rep["source_only_estimator"] = FrozenEstimator(source_pipe)  # has its own preprocessing
     return estimator, features, rep
 
 
@@ -217,7 +216,9 @@ def fit_target(
     if len(test):
         pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
         rep["test"] = metrics(y.to_numpy()[test], pred)
-        samples.loc[samples.index[test], f"{target}_test_predicted"] = pred
+        col = np.full(len(y), np.nan)
+        col[test] = pred
+        samples[f"{target}_test_predicted"] = col  # positional: ids need not be unique here
         if source_only is not None:
             rep["source"]["test_source_only"] = metrics(
                 y.to_numpy()[test], np.maximum(source_only.predict(X.iloc[test]), 0.0)
@@ -226,12 +227,15 @@ def fit_target(
         rep["test"] = None
     if val.cv_folds >= 2 and len(train) >= val.cv_folds:
         cv = cross_validate(estimator, Xtr, ytr, folds=val.cv_folds, seed=val.seed)
-        samples.loc[samples.index[train], f"{target}_cv_predicted"] = cv.pop("predictions")
+        col = np.full(len(y), np.nan)
+        col[train] = cv.pop("predictions")
+        samples[f"{target}_cv_predicted"] = col
         rep["cv"] = cv
     else:
         rep["cv"] = None
     rep["n_train"] = int(len(train))
-    return FittedTarget(estimator, features, rep, samples)
+    required = rep["features"] if rep.get("selection") and cfg.model.name != "tr-ga-bp" else None
+    return FittedTarget(estimator, features, rep, samples, required)
 
 
 @dataclass

@@ -189,3 +189,39 @@ def test_metrics_hand_values_and_cv() -> None:
     cv = cross_validate(LinearRegression(), X, 3 * X[:, 0] + 1, folds=5, seed=0)
     assert cv["rmse"] == pytest.approx(0.0, abs=1e-9) and cv["folds"] == 5
     assert len(cv["fold_rmse"]) == 5
+
+
+def test_unused_features_do_not_mask_pixels() -> None:
+    model = LinearRegression().fit(
+        np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), [0.0, 2.0, 0.0]
+    )  # y = 2 * a; b carries no weight
+    block = np.array([[[1.0, 2.0]], [[np.nan, 5.0]]])  # feature b is NaN at pixel 0
+    out = predict_block(block, ["a", "b"], {"Cu": TargetModel(model, ["a", "b"], required=["a"])})[
+        "Cu"
+    ]
+    np.testing.assert_allclose(out, [[2.0, 4.0]], atol=1e-9)
+    strict = predict_block(block, ["a", "b"], {"Cu": TargetModel(model, ["a", "b"])})["Cu"]
+    assert np.isnan(strict[0, 0]) and strict[0, 1] == pytest.approx(4.0)
+
+
+def test_duplicate_sample_ids_are_a_sample_error(tiny_reflectance) -> None:
+    cube = stack_features(tiny_reflectance, ["red"])
+    x, y = 490000 + 7.5 * 30, 3750000 - 5.5 * 30
+    pts = _points([(x, y), (x + 30, y)], id=["a", "a"], Cu=[1.0, 2.0])
+    with pytest.raises(SampleError, match="not unique"):
+        sample_cube(cube, pts, targets=["Cu"], id_column="id")
+
+
+def test_parallel_prediction_leaves_the_dask_config_alone(tiny_reflectance) -> None:
+    import dask
+
+    cube = stack_features(tiny_reflectance.chunk({"x": 8, "y": 8}), ["red"])
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+
+    class Sink:
+        def write(self, r, c, data):
+            pass
+
+    before = dask.config.get("scheduler", None)
+    predict_map(cube, {"Cu": TargetModel(model, ["red"])}, {"Cu": Sink()}, tile=8, workers=3)
+    assert dask.config.get("scheduler", None) == before

@@ -36,6 +36,7 @@ __all__ = [
     "open_aligned",
     "open_raster",
     "raster_grid",
+    "read_block",
     "read_overview",
     "write_category_names",
     "write_geotiff",
@@ -560,3 +561,19 @@ def write_category_names(path: str | os.PathLike[str], names: Mapping[int, str])
     with atomic_path(final) as tmp:
         ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=False)
     return final
+
+
+def read_block(da: xr.DataArray) -> np.ndarray:
+    """Compute a (lazy) window of rasters on the calling thread; read errors -> InputError.
+
+    A corrupt block inside an otherwise readable GeoTIFF only shows when that block is
+    read: GDAL's message names the file and the block offsets.
+    """
+    try:
+        return np.asarray(da.compute(scheduler="synchronous").values)
+    except (RasterioIOError, RasterioError) as exc:
+        cause = exc.__cause__ or exc
+        raise InputError(
+            f"a raster block cannot be read ({cause}); the file is damaged: download or "
+            "export it again"
+        ) from None
