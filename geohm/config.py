@@ -249,12 +249,8 @@ class SceneConfig(_ImagerySpec):
 
     @model_validator(mode="after")
     def _has_grid(self) -> SceneConfig:
-        if (
-            self.landsat is None
-            and self.bands is None
-            and self.grid is None
-            and not self.covariates
-        ):
+        if self.landsat is None and self.bands is None:
+            # Scenes from covariates alone (with 'grid:') are planned, not built yet.
             raise ValueError("needs imagery: give 'landsat' (a scene folder) or 'bands'")
         if (
             self.model.name.endswith("-classifier")

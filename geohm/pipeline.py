@@ -23,7 +23,7 @@ import xarray as xr
 from geohm import __version__
 from geohm.config import SceneConfig
 from geohm.cube import available_features, resolve_features, stack_features
-from geohm.errors import ConfigError, InputError
+from geohm.errors import ConfigError, InputError, SampleError
 from geohm.evaluate import metrics
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
@@ -139,14 +139,17 @@ def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[S
     s = spec.samples
     points = read_points(s.path, x=s.x, y=s.y, crs=s.crs, layer=s.layer)
     id_col = s.id if s.id is not None else ("id" if "id" in points.columns else None)
-    table = sample_cube(
-        cube,
-        points,
-        targets=spec.samples.targets,
-        id_column=id_col,
-        window=spec.samples.window,
-        mask_reason=inputs.qa_reason,
-    )
+    try:
+        table = sample_cube(
+            cube,
+            points,
+            targets=spec.samples.targets,
+            id_column=id_col,
+            window=spec.samples.window,
+            mask_reason=inputs.qa_reason,
+        )
+    except SampleError as exc:  # say which file the points came from
+        raise SampleError(f"samples '{s.path}': {exc}") from None
     return table, len(points)
 
 

@@ -6,6 +6,7 @@ dropped and *listed* with their id and the reason; nothing is dropped silently.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,9 +153,16 @@ def sample_cube(
         rr = xr.DataArray(np.repeat(r, window, axis=1), dims=("point", "k"))
         cc = xr.DataArray(np.tile(c, (1, window)), dims=("point", "k"))
         win = read_block(cube.isel(y=rr, x=cc).transpose("point", "feature", "k"))
+        # Window cells beyond the scene edge were clipped onto edge pixels: drop them
+        # from the mean rather than counting edge pixels twice.
+        rr_raw = np.repeat(rows[idx, None] + offsets[None, :], window, axis=1)
+        cc_raw = np.tile(cols[idx, None] + offsets[None, :], (1, window))
+        outside = (rr_raw < 0) | (rr_raw >= height) | (cc_raw < 0) | (cc_raw >= width)
+        win = np.where(outside[:, None, :], np.nan, win)
         centre = win[:, :, (window * window) // 2]
         centre_ok = np.all(np.isfinite(centre), axis=1)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN
             means = (
                 np.nanmean(np.where(np.isfinite(win), win, np.nan), axis=2)
                 if window > 1

@@ -39,6 +39,7 @@ def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
         ({"validation": {"test_fraction": 1.5}}, "key 'validation.test_fraction'"),
         ({"qa_mask": ["clouds"]}, "key 'qa_mask.0'"),
         ({"bands": {"red": "r.tif"}}, "either 'landsat'"),
+        ({"landsat": None, "grid": "g.tif"}, "needs imagery"),
         (
             {"covariates": {"r": {"path": "r.tif", "categoricl": True}}},
             "'covariates.r.categoricl'; did you mean 'categorical'",

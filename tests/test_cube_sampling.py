@@ -225,3 +225,11 @@ def test_parallel_prediction_leaves_the_dask_config_alone(tiny_reflectance) -> N
     before = dask.config.get("scheduler", None)
     predict_map(cube, {"Cu": TargetModel(model, ["red"])}, {"Cu": Sink()}, tile=8, workers=3)
     assert dask.config.get("scheduler", None) == before
+
+
+def test_window_mean_at_the_scene_edge_uses_only_pixels_inside(tiny_reflectance) -> None:
+    cube = stack_features(tiny_reflectance, ["red"])
+    red = tiny_reflectance.sel(band="red").values
+    pts = _points([(490000 + 15, 3750000 - 15)], Cu=[1.0])  # pixel (0, 0)
+    t = sample_cube(cube, pts, targets=["Cu"], window=3)
+    assert t.X.iloc[0]["red"] == pytest.approx(red[0:2, 0:2].mean())
