@@ -96,7 +96,7 @@ def _summary(result: Any) -> None:
     for col in ("target", "set", "n", "RMSE", "MAE", "R2", "MRE"):
         table.add_column(col, justify="right" if col not in ("target", "set") else "left")
     for target, t in rep["targets"].items():
-        for set_name in ("test", "cv", "validation"):
+        for set_name in ("test", "cv", "cv_spatial", "validation"):
             m = t.get(set_name)
             if m:
                 table.add_row(

@@ -154,6 +154,12 @@ class ValidationSpec(_Strict):
     test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
     cv_folds: int = Field(default=5, ge=0)
     seed: int = 0
+    spatial_cv: bool = Field(
+        default=True, description="also report spatial block k-fold CV beside random k-fold"
+    )
+    block_size: float | None = Field(
+        default=None, gt=0.0, description="spatial CV block side (m); default: variogram range"
+    )
 
     @field_validator("cv_folds")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -59,9 +60,17 @@ def holdout_split(n: int, *, test_fraction: float, seed: int) -> tuple[np.ndarra
 
 
 def cross_validate(
-    estimator: Any, X: np.ndarray, y: np.ndarray, *, folds: int, seed: int
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int,
+    seed: int,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     """Seeded k-fold CV: metrics of the pooled out-of-fold predictions, plus per-fold RMSE.
+
+    ``splits`` (train, test index pairs, e.g. spatial blocks) replaces the random folds.
 
     Returns
     -------
@@ -71,7 +80,7 @@ def cross_validate(
         every sample; drop it before serialising).
     """
     y = np.asarray(y, dtype=float)
-    folds = min(folds, len(y))
+    folds = len(splits) if splits is not None else min(folds, len(y))
 
     def rows(idx: np.ndarray) -> Any:
         # DataFrames keep their factor names (selectors may force factors by name).
@@ -80,7 +89,7 @@ def cross_validate(
     kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.empty_like(y)
     fold_rmse = []
-    for train, test in kf.split(np.zeros((len(y), 1))):
+    for train, test in splits if splits is not None else kf.split(np.zeros((len(y), 1))):
         model = clone(estimator).fit(rows(train), y[train])
         oof[test] = model.predict(rows(test))
         fold_rmse.append(float(np.sqrt(np.mean((oof[test] - y[test]) ** 2))))

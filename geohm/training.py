@@ -231,11 +231,46 @@ def fit_target(
         col[train] = cv.pop("predictions")
         samples[f"{target}_cv_predicted"] = col
         rep["cv"] = cv
+        rep["cv_spatial"] = _spatial_cv(cfg, estimator, Xtr, ytr, table, X.index[train])
     else:
         rep["cv"] = None
     rep["n_train"] = int(len(train))
     required = rep["features"] if rep.get("selection") and cfg.model.name != "tr-ga-bp" else None
     return FittedTarget(estimator, features, rep, samples, required)
+
+
+def _spatial_cv(
+    cfg: SceneConfig, estimator: Any, X: Any, y: np.ndarray, table: SampleTable, ids: Any
+) -> dict[str, Any] | None:
+    """Spatial block k-fold CV of ``estimator`` on the training samples.
+
+    Random k-fold flatters spatially clustered samples (a test point usually has a
+    training neighbour a few metres away); here whole square blocks, by default as large
+    as the variogram range of the target, go to the test fold together. A block size
+    leaving fewer blocks than folds is halved until it fits (the size used is reported).
+    """
+    from geohm.spatialcv import default_block_size, spatial_block_folds
+
+    val = cfg.validation
+    if not val.spatial_cv:
+        return None
+    xy = table.xy[table.X.index.get_indexer(ids)]
+    block = val.block_size or default_block_size(xy, y, random_state=val.seed)
+    for _ in range(12):
+        try:
+            fold = spatial_block_folds(
+                xy, n_splits=val.cv_folds, block_size=block, random_state=val.seed
+            )
+            break
+        except ValueError:  # fewer occupied blocks than folds
+            block /= 2
+    else:
+        return None
+    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(val.cv_folds)]
+    cv = cross_validate(estimator, X, y, folds=val.cv_folds, seed=val.seed, splits=splits)
+    cv.pop("predictions")
+    cv["block_size_m"] = float(block)
+    return cv
 
 
 @dataclass

@@ -78,6 +78,8 @@ def test_report_contents(case) -> None:
         assert set(t["test"]) >= {"rmse", "mae", "r2", "mre", "n"}
         assert t["test"]["n"] >= 6 and t["test"]["rmse"] > 0
         assert t["cv"]["folds"] == 5 and t["cv"]["n"] == t["n_train"]
+        sp = t["cv_spatial"]
+        assert sp["folds"] == 5 and sp["n"] == t["n_train"] and sp["block_size_m"] > 0
         s = t["map_stats"]
         assert 0 <= s["min"] < s["mean"] < s["max"]
         assert "NDVI" in t["features"] and "slope" in t["features"]

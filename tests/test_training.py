@@ -93,3 +93,19 @@ def test_unknown_model_params_are_config_errors() -> None:
         make_regressor("ga-bp", {"hiden": 3})
     with pytest.raises(ConfigError, match="random forest has no parameter 'n_trees'"):
         make_regressor("rf", {"n_trees": 3})
+
+
+def test_spatial_block_cv_is_reported_beside_random_cv() -> None:
+    table = _table(44, 5)
+    # cluster the samples in pairs 5 m apart: random folds see a near twin, blocks do not
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 5000, (22, 2))
+    table.xy = np.repeat(centres, 2, axis=0) + rng.normal(0, 5, (44, 2))
+    cfg = _cfg(name="rf", params={"n_estimators": 30})
+    cfg.validation.block_size = 500.0
+    rep = fit_target(cfg, table, "Cu").report
+    sp = rep["cv_spatial"]
+    assert sp["block_size_m"] == 500.0 and sp["folds"] == 4 and sp["n"] == rep["cv"]["n"]
+    assert len(sp["fold_rmse"]) == 4
+    cfg.validation.spatial_cv = False
+    assert fit_target(cfg, table, "Cu").report["cv_spatial"] is None
