@@ -578,6 +578,23 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
     return _finish_report(cfg, report, outputs)
 
 
+def _classifier_maps(cfg: SceneConfig) -> dict[str, Any]:
+    """The layers of a classifier job: P(contaminated) and its two classes."""
+    return {
+        "target_layers": {
+            "contamination": _Layer(
+                "contamination_probability", "probability that the soil is contaminated", "1"
+            )
+        },
+        "plan": probability_class_plan(
+            "contamination",
+            "contamination_class",
+            "soil contamination class",
+            cfg.classification.probability,
+        ),
+    }
+
+
 class _Probability:
     """Adapter: a fitted classifier whose ``predict`` is P(contaminated), for the tile loop."""
 
@@ -616,13 +633,6 @@ def _run_classifier(
     models = {
         "contamination": TargetModel(_Probability(fitted.estimator), fitted.features, clip_min=None)
     }
-    layer = _Layer("contamination_probability", "probability that the soil is contaminated", "1")
-    cplan = probability_class_plan(
-        "contamination",
-        "contamination_class",
-        "soil contamination class",
-        cfg.classification.probability,
-    )
     maps, _, outputs = _write_maps(
         cfg,
         inputs,
@@ -631,8 +641,7 @@ def _run_classifier(
         label=cfg.model.name,
         points_xy=table.xy,
         progress=progress,
-        target_layers={"contamination": layer},
-        plan=cplan,
+        **_classifier_maps(cfg),
     )
     timings["predict"] = time.perf_counter() - t
     samples = pd.DataFrame(
@@ -699,21 +708,7 @@ def predict_scene(
                     per_target[k]["validation"] = metrics(table.y[k].to_numpy(), pred)
         extra: dict[str, Any] = {}
         if str(bundle["model"]).endswith("-classifier"):
-            extra = {
-                "target_layers": {
-                    "contamination": _Layer(
-                        "contamination_probability",
-                        "probability that the soil is contaminated",
-                        "1",
-                    )
-                },
-                "plan": probability_class_plan(
-                    "contamination",
-                    "contamination_class",
-                    "soil contamination class",
-                    cfg.classification.probability,
-                ),
-            }
+            extra = _classifier_maps(cfg)
             per_target["contamination"].pop("validation", None)
         maps, risk_report, outputs = _write_maps(
             cfg,

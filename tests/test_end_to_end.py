@@ -30,6 +30,21 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, CliRunne
     return data, out, runner
 
 
+def _run_variant(runner: CliRunner, data: Path, name: str, out: Path | None, **changes) -> Path:
+    """Run the demo scene with some top-level keys replaced; return the output folder.
+
+    The YAML is written beside the data (relative paths resolve against it).
+    """
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg.update(changes)
+    f = data / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    args = ["run", str(f)] + (["--out", str(out)] if out is not None else [])
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return out if out is not None else Path(cfg["output"]["dir"])
+
+
 def test_outputs_exist_and_are_georeferenced(case) -> None:
     data, out, _ = case
     landsat = next((data / "target").iterdir())
@@ -119,20 +134,20 @@ def test_missing_file_exits_2_naming_the_file(case, tmp_path: Path) -> None:
 
 def test_tr_ga_bp_scene_and_saved_model_prediction(case, tmp_path: Path) -> None:
     data, _, runner = case
-    cfg = yaml.safe_load((data / "scene.yaml").read_text())
-    cfg["model"] = {
-        "name": "tr-ga-bp",
-        "params": {
-            "source_params": {"population": 10, "generations": 10, "lm_iterations": 20},
-            "retrain_epochs": 200,
+    out = _run_variant(
+        runner,
+        data,
+        "tr",
+        tmp_path / "tr",
+        model={
+            "name": "tr-ga-bp",
+            "params": {
+                "source_params": {"population": 10, "generations": 10, "lm_iterations": 20},
+                "retrain_epochs": 200,
+            },
         },
-    }
-    cfg["selection"] = {"method": "correlation_vif", "force": ["aspect", "elevation"]}
-    tr = data / "tr.yaml"
-    tr.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "tr"
-    res = runner.invoke(app, ["run", str(tr), "--out", str(out)])
-    assert res.exit_code == 0, res.output
+        selection={"method": "correlation_vif", "force": ["aspect", "elevation"]},
+    )
     rep = json.loads((out / "report.json").read_text())
     for target in ("Cu", "Pb"):
         t = rep["targets"][target]
@@ -264,14 +279,14 @@ def test_area_by_concentration_table_matches_the_map(case) -> None:
 
 def test_contamination_classifier_scene(case, tmp_path: Path) -> None:
     data, _, runner = case
-    cfg = yaml.safe_load((data / "scene.yaml").read_text())
-    cfg["model"] = {"name": "knn-classifier"}
-    cfg["classification"] = {"limits": {"Cu": 50, "Pb": 40}, "folds": 4, "repeats": 2}
-    f = data / "cls.yaml"
-    f.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "cls"
-    res = runner.invoke(app, ["run", str(f), "--out", str(out)])
-    assert res.exit_code == 0, res.output
+    out = _run_variant(
+        runner,
+        data,
+        "cls",
+        tmp_path / "cls",
+        model={"name": "knn-classifier"},
+        classification={"limits": {"Cu": 50, "Pb": 40}, "folds": 4, "repeats": 2},
+    )
     rep = json.loads((out / "report.json").read_text())
     c = rep["classification"]
     cv = c["cv"]
@@ -300,13 +315,13 @@ def test_risk_with_a_ph_raster(case, tmp_path: Path) -> None:
     ph = np.full((h, w), 8.0, dtype="float32")
     ph[:, : w // 2] = 5.0  # west half acid (Cu screening 50), east half alkaline (Cu 100)
     write_geotiff(tmp_path / "ph.tif", ph, crs=crs, transform=transform, nodata=-1.0)
-    cfg = yaml.safe_load((data / "scene.yaml").read_text())
-    cfg["risk"] = {"standard": "gb15618", "ph": str(tmp_path / "ph.tif")}
-    f = data / "ph.yaml"
-    f.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "ph_out"
-    res = runner.invoke(app, ["run", str(f), "--out", str(out)])
-    assert res.exit_code == 0, res.output
+    out = _run_variant(
+        runner,
+        data,
+        "ph",
+        tmp_path / "ph_out",
+        risk={"standard": "gb15618", "ph": str(tmp_path / "ph.tif")},
+    )
     with rasterio.open(out / "Cu_concentration.tif") as src:
         cu = src.read(1, masked=True).filled(np.nan)
     with rasterio.open(out / "Cu_risk.tif") as src:
@@ -322,23 +337,24 @@ def test_risk_with_a_ph_raster(case, tmp_path: Path) -> None:
 
 
 def test_parallel_windows_are_bit_identical(case, tmp_path: Path) -> None:
-    data, out, runner = case
-    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    data, _, runner = case
     results = {}
     for workers, tile in ((1, 64), (2, 96), (2, None)):
-        cfg["output"] = {
-            "dir": str(tmp_path / f"w{workers}_{tile}"),
-            "workers": workers,
-            "quicklooks": False,
-            **({"tile": tile} if tile else {}),
-        }
-        f = data / f"w{workers}_{tile}.yaml"
-        f.write_text(yaml.safe_dump(cfg))
-        res = runner.invoke(app, ["run", str(f)])
-        assert res.exit_code == 0, res.output
+        out = _run_variant(
+            runner,
+            data,
+            f"w{workers}_{tile}",
+            None,  # output.dir (with the worker settings) comes from the config
+            output={
+                "dir": str(tmp_path / f"w{workers}_{tile}"),
+                "workers": workers,
+                "quicklooks": False,
+                **({"tile": tile} if tile else {}),
+            },
+        )
         arrays = {}
         for name in ("Cu_concentration", "Pb_concentration", "nemerow", "Cu_exceedance"):
-            with rasterio.open(tmp_path / f"w{workers}_{tile}" / f"{name}.tif") as src:
+            with rasterio.open(out / f"{name}.tif") as src:
                 arrays[name] = src.read(1)
         results[(workers, tile)] = arrays
     base = results[(1, 64)]
@@ -358,17 +374,17 @@ def test_risk_with_a_land_use_raster(case, tmp_path: Path) -> None:
     lu[: h // 2] = 1  # north half paddy
     lu[h // 2 :, : w // 4] = 9  # a code the config does not list -> no risk class there
     write_geotiff(tmp_path / "lu.tif", lu, crs=crs, transform=transform, nodata=0)
-    cfg = yaml.safe_load((data / "scene.yaml").read_text())
-    cfg["risk"] = {
-        "standard": "gb15618",
-        "ph": 6.0,
-        "land_use": {"path": str(tmp_path / "lu.tif"), "classes": {1: "paddy", 3: "other"}},
-    }
-    f = data / "lu.yaml"
-    f.write_text(yaml.safe_dump(cfg))
-    out = tmp_path / "lu_out"
-    res = runner.invoke(app, ["run", str(f), "--out", str(out)])
-    assert res.exit_code == 0, res.output
+    out = _run_variant(
+        runner,
+        data,
+        "lu",
+        tmp_path / "lu_out",
+        risk={
+            "standard": "gb15618",
+            "ph": 6.0,
+            "land_use": {"path": str(tmp_path / "lu.tif"), "classes": {1: "paddy", 3: "other"}},
+        },
+    )
     with rasterio.open(out / "Pb_concentration.tif") as src:
         pb = src.read(1, masked=True).filled(np.nan)
     with rasterio.open(out / "Pb_risk.tif") as src:
