@@ -36,7 +36,16 @@ __all__ = [
 QA_NAMES = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water")
 DEFAULT_QA_MASK = list(QA_NAMES)
 #: Model names the pipeline knows.
-MODEL_NAMES = ("rf", "ga-bp", "tr-ga-bp", "rf-classifier", "svm-classifier", "knn-classifier")
+MODEL_NAMES = (
+    "rf",
+    "ga-bp",
+    "tr-ga-bp",
+    "ok",
+    "rk",
+    "rf-classifier",
+    "svm-classifier",
+    "knn-classifier",
+)
 
 
 class _Strict(BaseModel):
@@ -85,6 +94,10 @@ class _ImagerySpec(_Strict):
     qa_mask: list[Literal[QA_NAMES]] = Field(default_factory=lambda: list(DEFAULT_QA_MASK))  # type: ignore[valid-type]
     dem: Path | None = None
     covariates: dict[str, CovariateSpec] = Field(default_factory=dict)
+    assume_crs: str | None = Field(
+        default=None,
+        description="CRS of rasters that carry none (e.g. EPSG:28992); an embedded CRS wins",
+    )
 
     @field_validator("covariates", mode="before")
     @classmethod
@@ -146,6 +159,18 @@ class ModelSpec(_Strict):
         if v not in MODEL_NAMES:
             raise ValueError(f"unknown model '{v}'; choose one of {', '.join(MODEL_NAMES)}")
         return v
+
+
+class SpatialFeaturesSpec(_Strict):
+    """Spatial covariates (the "RFsp" idea of Hengl et al. 2018), off by default."""
+
+    coordinates: bool = Field(
+        default=False, description="add the pixel-centre coordinates x, y as features"
+    )
+    buffer_distances: bool = Field(
+        default=False,
+        description="add the distance (map units) to every training sample as features",
+    )
 
 
 class ValidationSpec(_Strict):
@@ -241,13 +266,18 @@ class SceneConfig(_ImagerySpec):
     """One scene job (see ``design.md`` for the contract)."""
 
     name: str = Field(min_length=1)
-    grid: Path | None = None
+    grid: Path | None = Field(
+        default=None,
+        description="for scenes without imagery: the raster whose grid the maps use "
+        "(default: the first covariate)",
+    )
     samples: SamplesSpec | None = None
     source: SourceSpec | None = None
     features: Literal["auto"] | list[str] = "auto"
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
     preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
+    spatial_features: SpatialFeaturesSpec = Field(default_factory=SpatialFeaturesSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     risk: RiskSpec | None = None
     classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
@@ -255,9 +285,16 @@ class SceneConfig(_ImagerySpec):
 
     @model_validator(mode="after")
     def _has_grid(self) -> SceneConfig:
-        if self.landsat is None and self.bands is None:
-            # Scenes from covariates alone (with 'grid:') are planned, not built yet.
-            raise ValueError("needs imagery: give 'landsat' (a scene folder) or 'bands'")
+        if self.landsat is None and self.bands is None and not self.covariates:
+            raise ValueError(
+                "needs inputs: give 'landsat' (a scene folder), 'bands', or 'covariates' "
+                "(the grid is then 'grid:' or the first covariate)"
+            )
+        if self.grid is not None and (self.landsat is not None or self.bands is not None):
+            raise ValueError(
+                "'grid:' is for scenes without imagery; with 'landsat' or 'bands' the "
+                "imagery sets the grid (remove 'grid:')"
+            )
         if (
             self.model.name.endswith("-classifier")
             and self.classification.limits is None

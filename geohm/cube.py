@@ -18,6 +18,7 @@ from geohm.indices import INDEX_NAMES, stack_indices
 from geohm.terrain import stack_terrain
 
 __all__ = [
+    "COORDINATE_FEATURES",
     "REFLECTANCE_FEATURES",
     "TERRAIN_FEATURES",
     "available_features",
@@ -30,6 +31,9 @@ __all__ = [
 #: it is mostly aerosol signal).
 REFLECTANCE_FEATURES: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2", "thermal")
 TERRAIN_FEATURES: tuple[str, ...] = ("elevation", "slope", "aspect")
+#: Pixel-centre map coordinates (CRS units). Never part of ``features: auto``: they are
+#: asked for by name, by the kriging models or by ``spatial_features.coordinates``.
+COORDINATE_FEATURES: tuple[str, ...] = ("x", "y")
 
 
 def available_features(
@@ -68,6 +72,9 @@ def available_features(
 def resolve_features(requested: str | Sequence[str], available: Sequence[str]) -> list[str]:
     """Expand ``"auto"`` or check a user's feature list against what is available.
 
+    The coordinates ``x`` and ``y`` (:data:`COORDINATE_FEATURES`) can always be listed;
+    ``"auto"`` does not include them.
+
     Raises
     ------
     ConfigError
@@ -78,7 +85,7 @@ def resolve_features(requested: str | Sequence[str], available: Sequence[str]) -
         if requested != "auto":
             raise ConfigError(f"key 'features': expected 'auto' or a list, got '{requested}'")
         return list(available)
-    missing = [f for f in requested if f not in available]
+    missing = [f for f in requested if f not in available and f not in COORDINATE_FEATURES]
     if missing:
         raise ConfigError(
             f"key 'features': {', '.join(repr(m) for m in missing)} cannot be computed from the "
@@ -102,7 +109,7 @@ def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
 
 
 def stack_features(
-    reflectance: xr.DataArray,
+    reflectance: xr.DataArray | None,
     features: Sequence[str],
     *,
     dem: xr.DataArray | None = None,
@@ -112,8 +119,9 @@ def stack_features(
 
     Parameters
     ----------
-    reflectance : xarray.DataArray
-        (band, y, x) reflectance (0-1) with word band names; thermal in kelvin.
+    reflectance : xarray.DataArray or None
+        (band, y, x) reflectance (0-1) with word band names; thermal in kelvin. None for
+        a scene of covariates only: the first covariate then sets the grid.
     features : sequence of str
         Feature names, as returned by :func:`resolve_features`.
     dem : xarray.DataArray, optional
@@ -134,13 +142,25 @@ def stack_features(
         A feature has no source.
     """
     covariates = dict(covariates or {})
-    bands = [str(b) for b in reflectance["band"].values]
-    template = reflectance.isel(band=0, drop=True)
+    if reflectance is not None:
+        bands = [str(b) for b in reflectance["band"].values]
+        template = reflectance.isel(band=0, drop=True)
+        georef = reflectance
+    elif covariates:
+        bands = []
+        template = next(iter(covariates.values()))
+        georef = template
+    else:
+        raise ConfigError("the scene has no imagery and no covariates: nothing to stack")
     layers: list[xr.DataArray] = []
     index_names = [f for f in features if f in INDEX_NAMES]
     terrain_names = [f for f in features if f in TERRAIN_FEATURES]
     built: dict[str, xr.DataArray] = {}
     if index_names:
+        if reflectance is None:
+            raise ConfigError(
+                f"key 'features': {', '.join(index_names)} need imagery ('landsat' or 'bands')"
+            )
         idx = stack_indices(reflectance, index_names)
         built.update({n: idx.sel(feature=n, drop=True) for n in index_names})
     if terrain_names:
@@ -149,15 +169,19 @@ def stack_features(
                 f"key 'features': {', '.join(terrain_names)} need a DEM; add 'dem:' to the config"
             )
         _same_grid(template, dem, "the DEM")
-        crs = reflectance.rio.crs
-        ter = stack_terrain(dem, terrain_names, crs=crs, transform=reflectance.rio.transform())
+        crs = georef.rio.crs
+        ter = stack_terrain(dem, terrain_names, crs=crs, transform=georef.rio.transform())
         built.update({n: ter.sel(feature=n, drop=True) for n in terrain_names})
+    for name in COORDINATE_FEATURES:
+        if name in features:
+            # Lazy: chunked like the template, each chunk filled from the 1-D coordinate.
+            built[name] = xr.zeros_like(template, dtype="float64") + template[name]
     for name, cov in covariates.items():
         _same_grid(template, cov, f"covariate '{name}'")
     for f in features:
         if f in built:
             layer = built[f]
-        elif f in bands:
+        elif reflectance is not None and f in bands:
             layer = reflectance.sel(band=f, drop=True)
         elif f in covariates:
             layer = covariates[f]
@@ -170,8 +194,8 @@ def stack_features(
         layers.append(layer.drop_vars([c for c in layer.coords if c not in ("x", "y")]))
     cube = xr.concat(layers, dim="feature", join="override").assign_coords(feature=list(features))
     cube = cube.transpose("feature", "y", "x")
-    if "spatial_ref" in reflectance.coords:
-        cube = cube.assign_coords(spatial_ref=reflectance["spatial_ref"])
+    if "spatial_ref" in georef.coords:
+        cube = cube.assign_coords(spatial_ref=georef["spatial_ref"])
     cube.attrs = {"long_name": "geohm feature cube"}
     return cube
 

@@ -19,17 +19,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from pyproj import CRS
 
 from geohm import __version__
 from geohm.config import SceneConfig
-from geohm.cube import available_features, resolve_features, stack_features
-from geohm.errors import ConfigError, InputError, SampleError
+from geohm.cube import (
+    COORDINATE_FEATURES,
+    available_features,
+    resolve_features,
+    stack_features,
+)
+from geohm.errors import ConfigError, GridError, InputError, SampleError
 from geohm.evaluate import metrics
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
 from geohm.io.models import load_model, save_model
 from geohm.io.points import read_points
-from geohm.io.rasters import TileWriter, gdal_env, io_versions, open_aligned, read_overview
+from geohm.io.rasters import (
+    TileWriter,
+    gdal_env,
+    io_versions,
+    open_aligned,
+    raster_grid,
+    read_overview,
+)
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
@@ -68,7 +81,7 @@ CHUNK = 512
 class SceneInputs:
     """The opened (lazy) inputs of one acquisition, all on the scene grid."""
 
-    reflectance: xr.DataArray
+    reflectance: xr.DataArray | None  # None: a scene of covariates only
     grid: Grid
     dem: xr.DataArray | None
     covariates: dict[str, xr.DataArray]
@@ -89,9 +102,12 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
     """Open the imagery, DEM and covariates of a scene (or ``source:``) block, lazily.
 
     The DEM and covariates are warped onto the Landsat grid: bilinear for continuous
-    layers, nearest for categorical ones, nodata masked before resampling.
+    layers, nearest for categorical ones, nodata masked before resampling. A scene
+    without imagery is mapped on the grid of ``grid:`` or of its first covariate.
     """
     description: dict[str, str] = {}
+    refl: xr.DataArray | None = None
+    assume_crs = getattr(spec, "assume_crs", None)
     if spec.landsat is not None:
         refl = open_landsat(spec.landsat, mask=tuple(spec.qa_mask), chunks=chunks)
         description["landsat"] = f"{spec.landsat} ({refl.attrs.get('product_id', '?')})"
@@ -100,12 +116,27 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
             spec.bands, scale=spec.band_scale, offset=spec.band_offset, chunks=chunks
         )
         description["bands"] = ", ".join(f"{k}={v}" for k, v in spec.bands.items())
+    if refl is not None:
+        grid = Grid.of(refl)
+    elif getattr(spec, "grid", None) is not None:
+        grid = raster_grid(spec.grid, what="grid", assume_crs=assume_crs)
+        description["grid"] = str(spec.grid)
+    elif spec.covariates:
+        name, first = next(iter(spec.covariates.items()))
+        grid = raster_grid(first.path, what=f"covariate '{name}'", assume_crs=assume_crs)
+        description["grid"] = f"covariate '{name}'"
     else:
-        raise InputError("the scene has no imagery: give 'landsat' or 'bands'")
-    grid = Grid.of(refl)
+        raise InputError("the scene has no imagery and no covariates: give 'landsat' or 'bands'")
     dem = None
     if spec.dem is not None:
-        dem = open_aligned(spec.dem, grid, resampling="bilinear", chunks=chunks, what="DEM")
+        dem = open_aligned(
+            spec.dem,
+            grid,
+            resampling="bilinear",
+            chunks=chunks,
+            what="DEM",
+            assume_crs=assume_crs,
+        )
         description["dem"] = str(spec.dem)
     covariates = {}
     for name, cov in spec.covariates.items():
@@ -115,6 +146,7 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
             resampling="nearest" if cov.categorical else "bilinear",
             chunks=chunks,
             what=f"covariate '{name}'",
+            assume_crs=assume_crs,
         )
         description[f"covariate {name}"] = (
             f"{cov.path}{' (categorical)' if cov.categorical else ''}"
@@ -164,17 +196,39 @@ def source_spec(cfg: SceneConfig) -> Any:
     return cfg.source.model_copy(update=update)
 
 
-def build_cube(spec: Any, features: list[str] | str) -> tuple[SceneInputs, xr.DataArray, list[str]]:
+def needs_coordinates(cfg: SceneConfig) -> bool:
+    """Whether the configured model takes the map coordinates ``x``, ``y`` as features."""
+    sf = cfg.spatial_features
+    return cfg.model.name in ("ok", "rk") or sf.coordinates or sf.buffer_distances
+
+
+def build_cube(
+    spec: Any, features: list[str] | str, *, coordinates: bool = False
+) -> tuple[SceneInputs, xr.DataArray, list[str]]:
     """Open a scene (or source) block and stack the requested features into a lazy cube.
 
-    Returns the opened inputs, the (feature, y, x) cube and the resolved feature names.
+    ``coordinates`` adds the pixel-centre coordinates ``x`` and ``y`` (needs a projected
+    CRS). Returns the opened inputs, the (feature, y, x) cube and the resolved feature
+    names.
     """
     inputs = open_inputs(spec)
-    bands = [str(b) for b in inputs.reflectance["band"].values]
+    refl = inputs.reflectance
+    bands = [] if refl is None else [str(b) for b in refl["band"].values]
     available = available_features(
         bands, has_dem=inputs.dem is not None, covariates=list(inputs.covariates)
     )
     feats = resolve_features(features, available)
+    if coordinates:
+        feats += [c for c in COORDINATE_FEATURES if c not in feats]
+    if (
+        any(c in feats for c in COORDINATE_FEATURES)
+        and CRS.from_user_input(inputs.grid.crs).is_geographic
+    ):
+        raise GridError(
+            "the coordinates x, y are used as features (kriging or spatial_features) but "
+            "the scene grid is in a geographic CRS (degrees); reproject the inputs to a "
+            "projected CRS (UTM) first"
+        )
     cube = stack_features(inputs.reflectance, feats, dem=inputs.dem, covariates=inputs.covariates)
     return inputs, cube, feats
 
@@ -520,7 +574,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
     out_dir = Path(cfg.output.dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with gdal_env():
-        inputs, cube, features = build_cube(cfg, cfg.features)
+        inputs, cube, features = build_cube(cfg, cfg.features, coordinates=needs_coordinates(cfg))
         timings["open"] = time.perf_counter() - t0
 
         t = time.perf_counter()

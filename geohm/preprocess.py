@@ -14,20 +14,21 @@ config objects.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.compose import TransformedTargetRegressor
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.impute import KNNImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from geohm.errors import ConfigError, SampleError
 
-__all__ = ["build_pipeline", "iqr_outliers", "log_target", "make_preprocessor"]
+__all__ = ["build_pipeline", "iqr_outliers", "log_target", "make_preprocessor", "source_columns"]
 
 ImputeMethod = Literal["knn", "none"]
 ScaleMethod = Literal["minmax", "none"]
@@ -157,6 +158,8 @@ def build_pipeline(
     scale: ScaleMethod = "minmax",
     log: bool = False,
     n_neighbors: int = 5,
+    raw: Sequence[str] = (),
+    categorical: Sequence[str] = (),
 ) -> Pipeline:
     """The full model: name columns, scale, impute, select factors, regress.
 
@@ -190,11 +193,20 @@ def build_pipeline(
         Model ``log1p`` of the target (:func:`log_target`).
     n_neighbors : int, default=5
         Neighbours of the KNN imputer.
+    raw : sequence of str, default=()
+        Columns passed to later steps unscaled (map coordinates: kriging needs metres, and
+        min-max scaling x and y separately would stretch distances).
+    categorical : sequence of str, default=()
+        Class-code columns (rock type, soil unit), one-hot encoded instead of scaled:
+        ``<name>_<code>`` indicator columns, all zero for a code not seen in training.
 
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Unfitted; steps ``columns``, ``scale``, ``impute``, ``select``, ``model``.
+        Unfitted; steps ``columns``, ``scale``, ``impute``, ``select``, ``model``. With
+        ``raw`` or ``categorical`` columns the ``scale`` step is a
+        :class:`~sklearn.compose.ColumnTransformer` (scaled, then one-hot, then raw
+        columns).
 
     Raises
     ------
@@ -215,6 +227,18 @@ def build_pipeline(
     """
     steps: list[tuple[str, Any]] = [("columns", _ColumnFrame())]
     steps += _preprocess_steps(impute=impute, scale=scale, n_neighbors=n_neighbors)
+    if raw or categorical:
+        overlap = set(raw) & set(categorical)
+        if overlap:
+            raise ConfigError(f"columns {sorted(overlap)} cannot be both raw and categorical")
+        special = (*raw, *categorical)
+        parts: list[tuple[str, Any, Any]] = [("scale", steps[1][1], _Except(special))]
+        if categorical:
+            encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            parts.append(("onehot", encoder, list(categorical)))
+        if raw:
+            parts.append(("raw", "passthrough", list(raw)))
+        steps[1] = ("scale", ColumnTransformer(parts, verbose_feature_names_out=False))
     steps.append(("select", "passthrough" if selector is None else selector))
     steps.append(("model", log_target(estimator, enabled=log)))
     return Pipeline(steps).set_output(transform="pandas")
@@ -231,6 +255,40 @@ def _preprocess_steps(*, impute: str, scale: str, n_neighbors: int) -> list[tupl
         ("scale", MinMaxScaler() if scale == "minmax" else "passthrough"),
         ("impute", KNNImputer(n_neighbors=n_neighbors) if impute == "knn" else "passthrough"),
     ]
+
+
+class _Except:
+    """Column selector of a ColumnTransformer: every column but the given ones.
+
+    A class rather than a lambda so that fitted pipelines pickle (joblib model files).
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+
+    def __call__(self, X: pd.DataFrame) -> list[str]:
+        return [c for c in X.columns if c not in self.names]
+
+
+def source_columns(
+    names: Sequence[str], columns: Sequence[str], categorical: Sequence[str]
+) -> list[str]:
+    """The input columns behind model columns (one-hot ``soil_2.0`` -> ``soil``), in order.
+
+    Examples
+    --------
+    >>> source_columns(["ndvi", "soil_2.0", "soil_3.0"], ["ndvi", "soil", "x"], ["soil"])
+    ['ndvi', 'soil']
+    """
+    out: list[str] = []
+    for name in names:
+        if name in columns:
+            src = name
+        else:
+            src = next((c for c in categorical if name.startswith(f"{c}_")), name)
+        if src not in out:
+            out.append(src)
+    return out
 
 
 # auto_wrap_output_keys=None: its output container follows its input, never set_output.

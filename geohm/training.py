@@ -20,8 +20,8 @@ from sklearn.pipeline import Pipeline
 from geohm.config import SceneConfig
 from geohm.errors import SampleError
 from geohm.evaluate import cross_validate, holdout_split, metrics
-from geohm.models import make_regressor
-from geohm.preprocess import build_pipeline, iqr_outliers, log_target
+from geohm.models import COORDS, make_regressor
+from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
 from geohm.sampling import SampleTable
 from geohm.selection import CorrelationVIFSelector
 
@@ -54,11 +54,43 @@ class FittedTarget:
     required: list[str] | None = None  # the factors kept by screening, when it ran
 
 
-def _selector(cfg: SceneConfig) -> CorrelationVIFSelector | None:
+def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:
     s = cfg.selection
     if s.method == "none":
         return None
-    return CorrelationVIFSelector(max_p=s.max_p, max_vif=s.max_vif, force=tuple(s.force))
+    keep = tuple(dict.fromkeys((*s.force, *force)))
+    return CorrelationVIFSelector(max_p=s.max_p, max_vif=s.max_vif, force=keep)
+
+
+def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
+    """The sample-table columns the configured model takes.
+
+    Ordinary kriging takes the coordinates only; every other model takes all columns.
+    """
+    if cfg.model.name == "ok":
+        return list(COORDS)
+    return list(columns)
+
+
+def _pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
+    """The unfitted model pipeline of ``cfg`` for these sample-table columns."""
+    p = cfg.preprocess
+    kriging = cfg.model.name in ("ok", "rk")
+    spatial = kriging or cfg.spatial_features.buffer_distances
+    raw = tuple(c for c in COORDS if c in columns) if spatial else ()
+    categorical = tuple(
+        name for name, cov in cfg.covariates.items() if cov.categorical and name in columns
+    )
+    return build_pipeline(
+        make_regressor(cfg.model.name, cfg.model.params, random_state=cfg.validation.seed),
+        selector=None if cfg.model.name == "ok" else _selector(cfg, force=raw),
+        impute=p.impute,
+        scale=p.scale,
+        log=p.log_target,
+        n_neighbors=p.n_neighbors,
+        raw=raw,
+        categorical=categorical,
+    )
 
 
 def _drop_outliers(
@@ -155,7 +187,6 @@ def fit_target(
         Too few samples to train.
     """
     val = cfg.validation
-    p = cfg.preprocess
     X, y, removed = _drop_outliers(table, target, cfg)
     train, test = holdout_split(len(y), test_fraction=val.test_fraction, seed=val.seed)
     if len(train) < MIN_TRAIN:
@@ -179,16 +210,10 @@ def fit_target(
         ]
         X = X[features]
     else:
-        selector = _selector(cfg)
-        estimator = build_pipeline(
-            make_regressor(cfg.model.name, cfg.model.params, random_state=val.seed),
-            selector=selector,
-            impute=p.impute,
-            scale=p.scale,
-            log=p.log_target,
-            n_neighbors=p.n_neighbors,
-        )
-        features = list(X.columns)
+        cube_columns = list(X.columns)
+        features = model_columns(cfg, cube_columns)
+        X = X[features]
+        estimator = _pipeline(cfg, features)
     Xtr, ytr = X.iloc[train], y.to_numpy()[train]
     estimator.fit(Xtr, ytr)
     if cfg.model.name != "tr-ga-bp":
@@ -235,7 +260,14 @@ def fit_target(
     else:
         rep["cv"] = None
     rep["n_train"] = int(len(train))
-    required = rep["features"] if rep.get("selection") and cfg.model.name != "tr-ga-bp" else None
+    required = None
+    if cfg.model.name == "ok":
+        # Kriging needs only x, y, but maps the same pixels as the other models: where
+        # every input layer is valid (the study area), not the whole grid rectangle.
+        required = cube_columns
+    elif rep.get("selection") and cfg.model.name != "tr-ga-bp":
+        categorical = [n for n, c in cfg.covariates.items() if c.categorical]
+        required = source_columns(rep["features"], features, categorical)
     return FittedTarget(estimator, features, rep, samples, required)
 
 

@@ -39,7 +39,8 @@ def test_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
         ({"validation": {"test_fraction": 1.5}}, "key 'validation.test_fraction'"),
         ({"qa_mask": ["clouds"]}, "key 'qa_mask.0'"),
         ({"bands": {"red": "r.tif"}}, "either 'landsat'"),
-        ({"landsat": None, "grid": "g.tif"}, "needs imagery"),
+        ({"landsat": None, "grid": "g.tif"}, "needs inputs"),
+        ({"grid": "g.tif"}, "'grid:' is for scenes without imagery"),
         (
             {"covariates": {"r": {"path": "r.tif", "categoricl": True}}},
             "'covariates.r.categoricl'; did you mean 'categorical'",

@@ -19,8 +19,9 @@ import rasterio
 import rasterio.shutil
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.errors import CRSError, RasterioError, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -98,10 +99,14 @@ def _open_error(path: str | os.PathLike[str], exc: Exception, what: str) -> Inpu
     )
 
 
-def check_raster(path: str | os.PathLike[str], *, what: str = "raster") -> Grid:
+def check_raster(
+    path: str | os.PathLike[str], *, what: str = "raster", assume_crs: str | None = None
+) -> Grid:
     """Open ``path`` once to check it is a readable, georeferenced raster; return its grid.
 
     Reads the header and the last block, which catches most truncated files.
+    ``assume_crs`` (e.g. ``"EPSG:28992"``) is the CRS of a file that carries none; a CRS
+    in the file always wins.
 
     Raises
     ------
@@ -112,20 +117,33 @@ def check_raster(path: str | os.PathLike[str], *, what: str = "raster") -> Grid:
     """
     try:
         with rasterio.open(path) as src:
-            if src.crs is None:
+            crs = src.crs if src.crs is not None else _assumed(assume_crs)
+            if crs is None:
                 raise GridError(
                     f"{what} '{path}' has no coordinate reference system; assign one "
-                    "(e.g. gdal_edit.py -a_srs EPSG:XXXX) and run again."
+                    "(gdal_edit.py -a_srs EPSG:XXXX) or set 'assume_crs: EPSG:XXXX' in the "
+                    "config, and run again."
                 )
             src.read(1, window=Window(src.width - 1, src.height - 1, 1, 1))
-            return Grid(src.crs.to_wkt(), src.transform, src.width, src.height)
+            return Grid(crs.to_wkt(), src.transform, src.width, src.height)
     except (RasterioIOError, RasterioError) as exc:
         raise _open_error(path, exc, what) from exc
 
 
-def raster_grid(path: str | os.PathLike[str]) -> Grid:
-    """Grid (CRS, transform, shape) of a raster file without reading pixels."""
-    return check_raster(path)
+def _assumed(crs: str | None) -> CRS | None:
+    if crs is None:
+        return None
+    try:
+        return CRS.from_user_input(crs)
+    except CRSError as exc:
+        raise GridError(f"'assume_crs: {crs}' is not a known CRS ({exc})") from None
+
+
+def raster_grid(
+    path: str | os.PathLike[str], *, what: str = "raster", assume_crs: str | None = None
+) -> Grid:
+    """Grid (CRS, transform, shape) of a raster file (checked by :func:`check_raster`)."""
+    return check_raster(path, what=what, assume_crs=assume_crs)
 
 
 def open_raster(
@@ -171,6 +189,7 @@ def open_aligned(
     resampling: str = "bilinear",
     chunks: int | None = 512,
     what: str = "raster",
+    assume_crs: str | None = None,
 ) -> xr.DataArray:
     """Open band 1 of ``path`` lazily, warped onto ``grid``.
 
@@ -191,6 +210,8 @@ def open_aligned(
         Dask chunk size in pixels.
     what : str
         How to name the layer in error messages.
+    assume_crs : str, optional
+        CRS of the file when it carries none (``"EPSG:28992"``).
 
     Returns
     -------
@@ -202,13 +223,14 @@ def open_aligned(
     InputError, GridError
         Missing/corrupt file, no CRS, or no overlap with the grid.
     """
-    src_grid = check_raster(path, what=what)
+    src_grid = check_raster(path, what=what, assume_crs=assume_crs)
     _check_overlap(src_grid, grid, path, what)
     try:
         with rasterio.open(path) as src:
             nodata = src.nodata
             vrt = WarpedVRT(
                 src,
+                src_crs=src.crs if src.crs is not None else _assumed(assume_crs),
                 crs=grid.crs,
                 transform=grid.transform,
                 width=grid.width,

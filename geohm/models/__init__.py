@@ -8,11 +8,16 @@ from sklearn.base import BaseEstimator
 
 from geohm.errors import ConfigError
 
-__all__ = ["make_regressor"]
+__all__ = ["COORDS", "make_regressor"]
+
+#: Coordinate columns (map units) of the kriging models: the cube's ``x`` and ``y``.
+COORDS: tuple[str, str] = ("x", "y")
 
 
-def _checked(cls: type[BaseEstimator], name: str, params: dict[str, Any]) -> dict[str, Any]:
-    allowed = set(cls().get_params())
+def _checked(
+    cls: type[BaseEstimator], name: str, params: dict[str, Any], *, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    allowed = set(cls._get_param_names()) | set(extra)
     bad = sorted(set(params) - allowed)
     if bad:
         raise ConfigError(
@@ -29,9 +34,13 @@ def make_regressor(
 
     Parameters
     ----------
-    name : {"rf", "ga-bp", "tr-ga-bp"}
+    name : {"rf", "ga-bp", "tr-ga-bp", "ok", "rk"}
         ``rf``: random forest (scikit-learn); ``ga-bp``: :class:`GABPRegressor`;
-        ``tr-ga-bp``: :class:`TransferGABPRegressor` (its source net is given at fit).
+        ``tr-ga-bp``: :class:`TransferGABPRegressor` (its source net is given at fit);
+        ``ok``: :class:`OrdinaryKrigingRegressor` on the columns ``x`` and ``y``;
+        ``rk``: :class:`RegressionKriging`, a base model (``params.base``, default
+        ``rf``, with ``params.base_params``) plus ordinary kriging (``params.kriging``)
+        of its out-of-fold residuals on ``x`` and ``y``.
     params : dict, optional
         Keyword arguments of the estimator (``n_estimators``, ``hidden``...).
     random_state : int
@@ -57,5 +66,30 @@ def make_regressor(
         params.pop("source", None)
         return TransferGABPRegressor(
             **_checked(TransferGABPRegressor, name, params), random_state=random_state
+        )
+    if name == "ok":
+        from geohm.models.kriging import OrdinaryKrigingRegressor
+
+        params = _checked(OrdinaryKrigingRegressor, name, params)
+        params.pop("coords", None)
+        return OrdinaryKrigingRegressor(**params, coords=COORDS, random_state=random_state)
+    if name == "rk":
+        from geohm.models.kriging import OrdinaryKrigingRegressor, RegressionKriging
+
+        _checked(RegressionKriging, name, params, extra=("base_params", "kriging"))
+        base_name = str(params.pop("base", "rf"))
+        if base_name in ("ok", "rk", "tr-ga-bp"):
+            raise ConfigError(
+                f"key 'model.params.base': '{base_name}' cannot be the base of regression "
+                "kriging; use rf or ga-bp"
+            )
+        base = make_regressor(base_name, params.pop("base_params", None), random_state=random_state)
+        kriging = _checked(OrdinaryKrigingRegressor, "ok", dict(params.pop("kriging", None) or {}))
+        kriging.pop("coords", None)
+        rk = _checked(RegressionKriging, name, params, extra=("base_params", "kriging"))
+        for key in ("coords", "base", "kriging_params", "random_state"):
+            rk.pop(key, None)
+        return RegressionKriging(
+            base, **rk, kriging_params=kriging, coords=COORDS, random_state=random_state
         )
     raise ConfigError(f"key 'model.name': unknown model '{name}'")

@@ -54,18 +54,39 @@ _BACKENDS = ("C", "loop")
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_coords(coords: Any) -> tuple[int, int]:
-    """Validate ``coords`` and return it as a tuple of two distinct column indices."""
+def _check_coords(coords: Any, names: Any = None) -> tuple[int, int]:
+    """Validate ``coords`` and return it as a tuple of two distinct column indices.
+
+    ``coords`` holds two column indices, or two column names looked up in ``names`` (the
+    ``feature_names_in_`` of an estimator fitted on a DataFrame; a geohm pipeline feeds its
+    model DataFrames whose columns may have been selected or reordered).
+    """
     try:
         i, j = coords
     except (TypeError, ValueError):
         raise ValueError(f"coords must be two column indices (x, y), got {coords!r}") from None
+    if isinstance(i, str) and isinstance(j, str):
+        if names is None:
+            return -1, -1  # resolved once X (a DataFrame) is seen
+        listed = [str(n) for n in names]
+        missing = [c for c in (i, j) if c not in listed]
+        if missing:
+            raise ValueError(f"coordinate columns {missing} are not in X (columns: {listed})")
+        i, j = listed.index(i), listed.index(j)
     for c in (i, j):
         if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
             raise ValueError(f"coords must be non-negative column indices, got {coords!r}")
     if i == j:
         raise ValueError(f"coords must name two different columns, got {coords!r}")
     return int(i), int(j)
+
+
+def _coords_of(est: Any) -> tuple[int, int]:
+    """Column indices of an estimator's ``coords`` once it has seen X."""
+    ix, iy = _check_coords(est.coords, getattr(est, "feature_names_in_", None))
+    if ix < 0:
+        raise ValueError("coords given by name need X as a pandas DataFrame with those columns")
+    return ix, iy
 
 
 def _merge_duplicates(xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -171,8 +192,9 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
         (kriging is an exact interpolator), whatever the nugget.
     cv : int, default=5
         Folds of the cross-validation of ``variogram_model="auto"``.
-    coords : tuple of int, default=(0, 1)
-        Column indices of ``x`` and ``y`` in ``X``.
+    coords : tuple of int or of str, default=(0, 1)
+        Column indices of ``x`` and ``y`` in ``X``, or their names when ``X`` is a
+        DataFrame.
     backend : {"C", "loop"}, default="C"
         pykrige's moving-window backend: ``"C"`` is its compiled loop, ``"loop"`` the same
         loop in Python (about 50 times slower; results equal to rounding). ``"C"`` falls
@@ -236,7 +258,7 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
         n_closest_points: int | None = 32,
         exact_values: bool = True,
         cv: int = 5,
-        coords: tuple[int, int] = (0, 1),
+        coords: tuple[int, int] | tuple[str, str] = (0, 1),
         backend: str = "C",
         chunk_size: int = 65_536,
         random_state: Any = None,
@@ -335,8 +357,9 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
             dtype=np.float64,
             y_numeric=True,
             ensure_min_samples=3,
-            ensure_min_features=max(ix, iy) + 1,
+            ensure_min_features=max(ix, iy, 1) + 1,
         )
+        ix, iy = _coords_of(self)
         xy, z = _merge_duplicates(X[:, [ix, iy]], np.asarray(y, dtype=np.float64))
         if z.size < 3:
             raise ValueError(
@@ -412,7 +435,7 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "variogram_parameters_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        ix, iy = _check_coords(self.coords)
+        ix, iy = _coords_of(self)
         xy = X[:, [ix, iy]]
         n = xy.shape[0]
         if self.ok_ is None:
@@ -463,8 +486,9 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
     kriging_params : dict, optional
         Parameters of the :class:`OrdinaryKrigingRegressor` of the residuals (not
         ``coords``).
-    coords : tuple of int, default=(0, 1)
-        Column indices of ``x`` and ``y`` (projected metres) in ``X``.
+    coords : tuple of int or of str, default=(0, 1)
+        Column indices of ``x`` and ``y`` (projected metres) in ``X``, or their names when
+        ``X`` is a DataFrame.
     base_uses_coords : bool, default=False
         Whether ``base`` sees the coordinate columns; by default they are removed from its
         input.
@@ -504,7 +528,7 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
         cv: Any = 5,
         random_state: Any = None,
         kriging_params: dict[str, Any] | None = None,
-        coords: tuple[int, int] = (0, 1),
+        coords: tuple[int, int] | tuple[str, str] = (0, 1),
         base_uses_coords: bool = False,
     ) -> None:
         self.base = base
@@ -565,8 +589,9 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
             dtype=np.float64,
             y_numeric=True,
             ensure_min_samples=3,
-            ensure_min_features=max(ix, iy) + 1,
+            ensure_min_features=max(ix, iy, 1) + 1,
         )
+        ix, iy = _coords_of(self)
         y = np.asarray(y, dtype=np.float64)
         Xb = self._base_columns(X, ix, iy)
         if Xb.shape[1] == 0:
@@ -603,7 +628,7 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "kriging_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        ix, iy = _check_coords(self.coords)
+        ix, iy = _coords_of(self)
         trend = np.asarray(self.base_.predict(self._base_columns(X, ix, iy)), dtype=np.float64)
         trend = trend.reshape(-1)
         if return_std:

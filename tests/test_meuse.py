@@ -1,0 +1,135 @@
+"""The real Meuse data through the normal ``geohm run`` path: covariates only, no imagery.
+
+The covariate grids carry no CRS (``assume_crs``), two are categorical (one-hot), the
+maps are regression kriging and ordinary kriging.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from typer.testing import CliRunner
+
+from geohm.cli import app
+from geohm.config import load_config
+from geohm.errors import GridError
+from geohm.io.models import load_model
+from geohm.pipeline import build_cube
+
+SCENES = Path(__file__).resolve().parents[1] / "scenes"
+METALS = ["copper", "lead", "zinc", "cadmium"]
+
+
+def _variant(tmp_path: Path, name: str, **changes: object) -> Path:
+    """scenes/meuse.yaml with some keys replaced, written beside a copy of the data."""
+    shutil.copytree(SCENES / "data", tmp_path / "data", dirs_exist_ok=True)
+    cfg = yaml.safe_load((SCENES / "meuse.yaml").read_text())
+    cfg.update(changes)
+    cfg["output"] = {"dir": str(tmp_path / name)}
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    return f
+
+
+def _run(f: Path) -> Path:
+    res = CliRunner().invoke(app, ["run", str(f)])
+    assert res.exit_code == 0, res.output
+    return Path(yaml.safe_load(f.read_text())["output"]["dir"])
+
+
+def _at_points(tif: Path, points: pd.DataFrame) -> np.ndarray:
+    with rasterio.open(tif) as src:
+        return np.array([v[0] for v in src.sample(zip(points["x"], points["y"], strict=True))])
+
+
+@pytest.fixture(scope="module")
+def rk_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("meuse")
+    f = _variant(
+        tmp,
+        "rk",
+        model={"name": "rk", "params": {"base": "rf", "base_params": {"n_estimators": 100}}},
+        validation={"test_fraction": 0.2, "cv_folds": 3, "seed": 0, "spatial_cv": False},
+    )
+    return _run(f)
+
+
+def test_covariate_only_scene_is_on_the_covariate_grid() -> None:
+    cfg = load_config(SCENES / "meuse.yaml")
+    inputs, cube, features = build_cube(cfg, cfg.features, coordinates=True)
+    assert inputs.reflectance is None
+    assert features == ["dist", "elev", "ffreq", "soil", "x", "y"]
+    assert cube.sizes == {"feature": 6, "y": 104, "x": 78}
+    assert inputs.grid.res == (40.0, 40.0)
+    assert "28992" in cube.rio.crs.to_string() or cube.rio.crs.to_epsg() == 28992
+    # x and y are the pixel centres: the first column is the left edge + 20 m.
+    first = cube.sel(feature=["x", "y"]).isel(y=0, x=0).values
+    assert first.tolist() == [178460.0, 333740.0]
+    # Categorical layers keep their class codes (nearest neighbour, never averaged).
+    codes = np.unique(cube.sel(feature="ffreq").values)
+    assert set(codes[np.isfinite(codes)].tolist()) == {1.0, 2.0, 3.0}
+
+
+def test_raster_without_crs_needs_assume_crs(tmp_path: Path) -> None:
+    f = _variant(tmp_path, "nocrs", assume_crs=None)
+    cfg = load_config(f)
+    msg = r"dist\.tif' has no coordinate reference system.*assume_crs"
+    with pytest.raises(GridError, match=msg):
+        build_cube(cfg, cfg.features)
+
+
+def test_rk_maps_match_the_observations_at_the_samples(rk_run: Path) -> None:
+    points = pd.read_csv(SCENES / "data" / "meuse" / "meuse.csv")
+    for metal in METALS:
+        tif = rk_run / f"{metal}_concentration.tif"
+        with rasterio.open(tif) as src:
+            assert src.crs.to_epsg() == 28992
+            assert src.shape == (104, 78)
+        mapped = _at_points(tif, points)
+        assert np.isfinite(mapped).all()
+        r = np.corrcoef(np.log1p(mapped), np.log1p(points[metal]))[0, 1]
+        # The map keeps the kriged out-of-fold residuals, so it follows the data closely.
+        assert r > 0.8, (metal, r)
+
+
+def test_rk_model_one_hot_encodes_the_categorical_covariates(rk_run: Path) -> None:
+    bundle = load_model(rk_run / "model.joblib")
+    est = bundle["targets"]["copper"]["estimator"]
+    encoder = est.named_steps["scale"].named_transformers_["onehot"]
+    assert [c.tolist() for c in encoder.categories_] == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    names = list(est.named_steps["scale"].get_feature_names_out())
+    assert names == ["dist", "elev", "ffreq_1.0", "ffreq_2.0", "ffreq_3.0",
+                     "soil_1.0", "soil_2.0", "soil_3.0", "x", "y"]  # fmt: skip
+    rk = est.named_steps["model"].regressor_
+    assert rk.kriging_.variogram_model_ in ("spherical", "exponential", "gaussian")
+
+
+def test_ordinary_kriging_run(tmp_path: Path) -> None:
+    f = _variant(
+        tmp_path,
+        "ok",
+        model={"name": "ok"},
+        samples={
+            **yaml.safe_load((SCENES / "meuse.yaml").read_text())["samples"],
+            "targets": ["zinc"],
+        },  # fmt: skip
+        validation={"test_fraction": 0.0, "cv_folds": 5, "seed": 0, "spatial_cv": False},
+    )
+    out = _run(f)
+    points = pd.read_csv(SCENES / "data" / "meuse" / "meuse.csv")
+    mapped = _at_points(out / "zinc_concentration.tif", points)
+    # Kriging is exact at the data (each sample is at its pixel's centre to within 20 m,
+    # so the map is close to, not equal to, the observations).
+    r = np.corrcoef(np.log1p(mapped), np.log1p(points["zinc"]))[0, 1]
+    assert r > 0.8
+    report = yaml.safe_load((out / "report.json").read_text())
+    assert report["targets"]["zinc"]["features"] == ["x", "y"]
+    # The map covers the flood plain only (where the covariates are valid).
+    with rasterio.open(out / "zinc_concentration.tif") as src:
+        assert int(src.read(1, masked=True).count()) == 3103
