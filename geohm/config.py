@@ -182,6 +182,9 @@ class ValidationSpec(_Strict):
     spatial_cv: bool = Field(
         default=True, description="also report spatial block k-fold CV beside random k-fold"
     )
+    interval_coverage: float = Field(
+        default=0.9, gt=0.0, lt=1.0, description="nominal coverage of the uncertainty maps"
+    )
     block_size: float | None = Field(
         default=None, gt=0.0, description="spatial CV block side (m); default: variogram range"
     )
@@ -256,6 +259,11 @@ class OutputSpec(_Strict):
     workers: int = Field(default=0, ge=0, description="windows computed at once (0: all cores)")
     memory_mb: int = Field(default=1024, ge=64, description="budget for windows in flight")
     quicklooks: bool = True
+    uncertainty: bool = Field(
+        default=True,
+        description="write <target>_uncertainty.tif: the width (mg/kg) of the central "
+        "prediction interval of coverage validation.interval_coverage",
+    )
     bins: dict[str, list[float]] = Field(
         default_factory=dict,
         description="per target, edges (mg/kg) of the area-by-concentration table",

@@ -406,6 +406,16 @@ def _write_maps(
         }
     layers = [target_layers[t] for t in models]
     names = {target_layers[t].name: t for t in models}
+    uncertain = [t for t, m in models.items() if m.interval is not None]
+    for t in uncertain:
+        coverage = getattr(models[t].interval, "coverage", cfg.validation.interval_coverage)
+        layers.append(
+            _Layer(
+                f"{t}_uncertainty",
+                f"{t} {float(coverage):.0%} prediction interval width",
+                "mg/kg",
+            )
+        )
     if plan is None and cfg.risk is not None:
         plan = plan_risk(
             cfg.risk, list(models), {t: (m.estimator, m.features) for t, m in models.items()}
@@ -456,6 +466,8 @@ def _write_maps(
     per_target = {}
     for t in models:
         info = dict(per_layer.pop(target_layers[t].name))
+        if t in uncertain:
+            info["uncertainty_map"] = per_layer.pop(f"{t}_uncertainty")
         if f"{t}_risk" in per_layer:
             info["class_area_fraction"] = per_layer[f"{t}_risk"]["class_area_fraction"]
         per_target[t] = info
@@ -501,6 +513,7 @@ def _write_samples_and_model(
                 "estimator": tm.estimator,
                 "features": list(tm.features),
                 "required": None if tm.required is None else list(tm.required),
+                "interval": tm.interval,
             }
             for k, tm in targets.items()
         },
@@ -608,7 +621,8 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
 
         t = time.perf_counter()
         models = {
-            k: TargetModel(f.estimator, f.features, required=f.required) for k, f in fitted.items()
+            k: TargetModel(f.estimator, f.features, required=f.required, interval=f.interval)
+            for k, f in fitted.items()
         }
         maps, risk_report, outputs = _write_maps(
             cfg, inputs, cube, models, label=cfg.model.name, points_xy=table.xy, progress=progress
@@ -740,7 +754,12 @@ def predict_scene(
         except ConfigError as exc:
             raise ConfigError(f"the model '{model_path}' needs features {needed}: {exc}") from None
         models = {
-            k: TargetModel(v["estimator"], v["features"], required=v.get("required"))
+            k: TargetModel(
+                v["estimator"],
+                v["features"],
+                required=v.get("required"),
+                interval=v.get("interval") if cfg.output.uncertainty else None,
+            )
             for k, v in targets.items()
         }
         per_target: dict[str, Any] = {

@@ -62,6 +62,12 @@ class TargetModel:
     #: Only these must be valid for a pixel to be predicted; NaN in the others (dropped by
     #: the model's selector anyway) is passed as 0.
     required: Sequence[str] | None = None
+    #: Prediction intervals around ``estimator`` (a fitted
+    #: :class:`geohm.models.uncertainty.IntervalModel`, or anything with
+    #: ``predict_interval(X) -> (prediction, lower, upper)``). When set, the prediction comes
+    #: from it (the same values as ``estimator.predict``, in one pass) and the layer
+    #: ``<target>_uncertainty`` holds the interval width (mg/kg).
+    interval: Any = None
 
 
 @dataclass
@@ -202,7 +208,8 @@ def predict_block(
     Returns
     -------
     dict of str to numpy.ndarray
-        Target name -> (y, x) float32 prediction.
+        Target name -> (y, x) float32 prediction, and ``<target>_uncertainty`` -> the width
+        of the prediction interval (mg/kg) for models with an ``interval``.
     """
     _, h, w = block.shape
     index = {f: i for i, f in enumerate(features)}
@@ -212,16 +219,26 @@ def predict_block(
     n_valid = int(ok.sum())
     for target, tm in models.items():
         pred = np.full((h, w), np.nan, dtype="float32")
+        width = np.full((h, w), np.nan, dtype="float32") if tm.interval is not None else None
         if n_valid:
             cols = [index[f] for f in tm.features]
             table = block[cols][:, ok].T  # (n_valid, n_features)
             if tm.required is not None:
                 table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
-            values = np.asarray(tm.estimator.predict(table), dtype="float64")
+            if width is not None:
+                values, lower, upper = tm.interval.predict_interval(table)
+                values = np.asarray(values, dtype="float64")
+                if tm.clip_min is not None:  # a bound below the floor says no more than it
+                    lower, upper = np.maximum(lower, tm.clip_min), np.maximum(upper, tm.clip_min)
+                width[ok] = upper - lower
+            else:
+                values = np.asarray(tm.estimator.predict(table), dtype="float64")
             if tm.clip_min is not None:
                 values = np.maximum(values, tm.clip_min)
             pred[ok] = values
         out[target] = pred
+        if width is not None:
+            out[f"{target}_uncertainty"] = width
     return out
 
 

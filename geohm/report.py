@@ -91,6 +91,32 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ]
             lines += [f"| {b['from']:g}-{b['to']:g} | {b['fraction']:.1%} |" for b in bins]
             lines.append("")
+    uncertain = {k: t for k, t in report.get("targets", {}).items() if t.get("uncertainty")}
+    if uncertain:
+        lines += [
+            "## Uncertainty",
+            "",
+            "`<target>_uncertainty.tif`: width (mg/kg) of the central prediction interval. "
+            "Coverage: share of the hold-out test samples inside their interval (the "
+            "interval model never saw them).",
+            "",
+            "| target | method | nominal | test coverage | mean width (test) | mean width (map) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for target, t in uncertain.items():
+            u = t["uncertainty"]
+            test = u.get("test") or {}
+            m = (t.get("uncertainty_map") or {}).get("map_stats", {})
+            lines.append(
+                f"| {target} | {u['method']}{' (conformal)' if u.get('calibrated') else ''} | "
+                f"{u['nominal']:.0%} | {_fmt(test.get('coverage'))} (n={test.get('n', 0)}) | "
+                f"{_fmt(test.get('mean_width'))} | {_fmt(m.get('mean'))} |"
+            )
+        lines.append("")
+        for target, t in uncertain.items():
+            ql = (t.get("uncertainty_map") or {}).get("quicklook")
+            if ql:
+                lines += [f"![{target} uncertainty]({ql})", ""]
     for target, t in report.get("targets", {}).items():
         lines.append(
             f"**{target}** features ({len(t.get('features', []))}): "

@@ -18,14 +18,23 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from geohm.config import SceneConfig
-from geohm.errors import SampleError
-from geohm.evaluate import cross_validate, holdout_split, metrics
+from geohm.errors import ConfigError, SampleError
+from geohm.evaluate import cross_validate, holdout_split, interval_metrics, metrics
 from geohm.models import COORDS, make_regressor
+from geohm.models.spatial import BufferDistances
+from geohm.models.uncertainty import IntervalModel, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
 from geohm.sampling import SampleTable
 from geohm.selection import CorrelationVIFSelector
 
-__all__ = ["FittedClassifier", "FittedTarget", "fit_classifier", "fit_target"]
+__all__ = [
+    "FittedClassifier",
+    "FittedTarget",
+    "fit_classifier",
+    "fit_target",
+    "model_columns",
+    "model_pipeline",
+]
 
 MIN_TRAIN = 5
 
@@ -52,6 +61,8 @@ class FittedTarget:
     report: dict[str, Any]
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     required: list[str] | None = None  # the factors kept by screening, when it ran
+    #: Prediction intervals around ``estimator`` (None when output.uncertainty is off).
+    interval: IntervalModel | None = None
 
 
 def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:
@@ -72,16 +83,26 @@ def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
     return list(columns)
 
 
-def _pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
-    """The unfitted model pipeline of ``cfg`` for these sample-table columns."""
+def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
+    """The unfitted model pipeline of ``cfg`` for these sample-table columns.
+
+    Coordinates stay unscaled for kriging and buffer distances (metres); with
+    ``spatial_features.buffer_distances`` a :class:`~geohm.models.spatial.BufferDistances`
+    step before the model adds the distance to every training sample (RFsp).
+    """
     p = cfg.preprocess
     kriging = cfg.model.name in ("ok", "rk")
-    spatial = kriging or cfg.spatial_features.buffer_distances
-    raw = tuple(c for c in COORDS if c in columns) if spatial else ()
+    buffers = cfg.spatial_features.buffer_distances and not kriging
+    raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()
+    if buffers and len(raw) < 2:
+        raise ConfigError(
+            "key 'spatial_features.buffer_distances' needs the coordinates x and y among the "
+            "features (set spatial_features.coordinates or list x and y in 'features')"
+        )
     categorical = tuple(
         name for name, cov in cfg.covariates.items() if cov.categorical and name in columns
     )
-    return build_pipeline(
+    pipe = build_pipeline(
         make_regressor(cfg.model.name, cfg.model.params, random_state=cfg.validation.seed),
         selector=None if cfg.model.name == "ok" else _selector(cfg, force=raw),
         impute=p.impute,
@@ -91,6 +112,10 @@ def _pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
         raw=raw,
         categorical=categorical,
     )
+    if buffers:
+        pipe.steps.insert(len(pipe.steps) - 1, ("buffers", BufferDistances(coords=COORDS)))
+        pipe.set_output(transform="pandas")
+    return pipe
 
 
 def _drop_outliers(
@@ -213,7 +238,7 @@ def fit_target(
         cube_columns = list(X.columns)
         features = model_columns(cfg, cube_columns)
         X = X[features]
-        estimator = _pipeline(cfg, features)
+        estimator = model_pipeline(cfg, features)
     Xtr, ytr = X.iloc[train], y.to_numpy()[train]
     estimator.fit(Xtr, ytr)
     if cfg.model.name != "tr-ga-bp":
@@ -250,16 +275,20 @@ def fit_target(
             )
     else:
         rep["test"] = None
+    oof = None
     if val.cv_folds >= 2 and len(train) >= val.cv_folds:
         cv = cross_validate(estimator, Xtr, ytr, folds=val.cv_folds, seed=val.seed)
         col = np.full(len(y), np.nan)
-        col[train] = cv.pop("predictions")
+        col[train] = oof = cv.pop("predictions")
         samples[f"{target}_cv_predicted"] = col
         rep["cv"] = cv
         rep["cv_spatial"] = _spatial_cv(cfg, estimator, Xtr, ytr, table, X.index[train])
     else:
         rep["cv"] = None
     rep["n_train"] = int(len(train))
+    interval = None
+    if cfg.output.uncertainty:
+        interval, rep["uncertainty"] = _interval(cfg, estimator, Xtr, ytr, oof, X, y, test)
     required = None
     if cfg.model.name == "ok":
         # Kriging needs only x, y, but maps the same pixels as the other models: where
@@ -268,7 +297,54 @@ def fit_target(
     elif rep.get("selection") and cfg.model.name != "tr-ga-bp":
         categorical = [n for n, c in cfg.covariates.items() if c.categorical]
         required = source_columns(rep["features"], features, categorical)
-    return FittedTarget(estimator, features, rep, samples, required)
+    return FittedTarget(estimator, features, rep, samples, required, interval)
+
+
+def _interval(
+    cfg: SceneConfig,
+    estimator: Any,
+    Xtr: pd.DataFrame,
+    ytr: np.ndarray,
+    oof: np.ndarray | None,
+    X: pd.DataFrame,
+    y: pd.Series,
+    test: np.ndarray,
+) -> tuple[IntervalModel, dict[str, Any]]:
+    """Prediction intervals of the fitted model, and their calibration on the test split.
+
+    The interval model sees the training samples only (its conformal calibration uses the
+    same seeded folds as the reported CV, reusing their out-of-fold predictions), so the
+    hold-out coverage is an honest check of the nominal coverage.
+    """
+    val = cfg.validation
+    folds = val.cv_folds if val.cv_folds >= 2 else 5
+    interval = interval_model(
+        estimator,
+        Xtr,
+        ytr,
+        oof_predictions=oof,
+        coverage=val.interval_coverage,
+        # Regression kriging's std leaves out the trend model's error: calibrate it on the
+        # out-of-fold residuals (normalised conformal). Ordinary kriging keeps its own.
+        calibrate=True if cfg.model.name == "rk" else None,
+        cv=min(folds, len(ytr)),
+        random_state=val.seed,
+    )
+    rep: dict[str, Any] = {
+        "map": f"width (mg/kg) of the central {val.interval_coverage:.0%} prediction interval",
+        "method": interval.method_,
+        "calibrated": bool(interval.calibrated_),
+        "nominal": float(val.interval_coverage),
+    }
+    if np.isfinite(interval.raw_oof_coverage_):
+        rep["raw_oof_coverage"] = float(interval.raw_oof_coverage_)
+    if len(test):
+        lower, upper = interval.interval(X.iloc[test])
+        lower, upper = np.maximum(lower, 0.0), np.maximum(upper, 0.0)
+        rep["test"] = interval_metrics(
+            y.to_numpy()[test], lower, upper, coverage=val.interval_coverage
+        )
+    return interval, rep
 
 
 def _spatial_cv(

@@ -133,3 +133,22 @@ def test_ordinary_kriging_run(tmp_path: Path) -> None:
     # The map covers the flood plain only (where the covariates are valid).
     with rasterio.open(out / "zinc_concentration.tif") as src:
         assert int(src.read(1, masked=True).count()) == 3103
+
+
+def test_every_map_has_an_uncertainty_band(rk_run: Path) -> None:
+    report = yaml.safe_load((rk_run / "report.json").read_text())
+    for metal in METALS:
+        with rasterio.open(rk_run / f"{metal}_concentration.tif") as src:
+            conc = src.read(1, masked=True)
+        with rasterio.open(rk_run / f"{metal}_uncertainty.tif") as src:
+            width = src.read(1, masked=True)
+            assert src.descriptions[0] == f"{metal} 90% prediction interval width"
+        # Same pixels mapped; the width is positive wherever there is a prediction (the
+        # kriging keeps the nugget at the sample pixels, exact_values=False).
+        assert (conc.mask == width.mask).all()
+        assert float(width.min()) >= 0.0 and float((width > 0).mean()) > 0.99
+        u = report["targets"][metal]["uncertainty"]
+        assert u["method"] == "kriging" and u["calibrated"] and u["nominal"] == 0.9
+        # Honest check on the 31 hold-out samples: the interval model never saw them.
+        assert u["test"]["n"] == 31 and 0.6 <= u["test"]["coverage"] <= 1.0
+    assert (rk_run / "copper_uncertainty.qml").exists()

@@ -13,6 +13,11 @@ __all__ = ["COORDS", "make_regressor"]
 #: Coordinate columns (map units) of the kriging models: the cube's ``x`` and ``y``.
 COORDS: tuple[str, str] = ("x", "y")
 
+#: A map pixel is an area, not the sample's point: at a sample's pixel the kriged value
+#: keeps the nugget (measurement error and micro-scale variation) instead of copying the
+#: sample, and its kriging variance is not zero. With a zero nugget both are the same.
+_KRIGING_DEFAULTS: dict[str, Any] = {"exact_values": False}
+
 
 def _checked(
     cls: type[BaseEstimator], name: str, params: dict[str, Any], *, extra: tuple[str, ...] = ()
@@ -70,7 +75,7 @@ def make_regressor(
     if name == "ok":
         from geohm.models.kriging import OrdinaryKrigingRegressor
 
-        params = _checked(OrdinaryKrigingRegressor, name, params)
+        params = {**_KRIGING_DEFAULTS, **_checked(OrdinaryKrigingRegressor, name, params)}
         params.pop("coords", None)
         return OrdinaryKrigingRegressor(**params, coords=COORDS, random_state=random_state)
     if name == "rk":
@@ -84,7 +89,10 @@ def make_regressor(
                 "kriging; use rf or ga-bp"
             )
         base = make_regressor(base_name, params.pop("base_params", None), random_state=random_state)
-        kriging = _checked(OrdinaryKrigingRegressor, "ok", dict(params.pop("kriging", None) or {}))
+        kriging = {
+            **_KRIGING_DEFAULTS,
+            **_checked(OrdinaryKrigingRegressor, "ok", dict(params.pop("kriging", None) or {})),
+        }
         kriging.pop("coords", None)
         rk = _checked(RegressionKriging, name, params, extra=("base_params", "kriging"))
         for key in ("coords", "base", "kriging_params", "random_state"):
