@@ -55,6 +55,8 @@ def rk_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp,
         "rk",
         model={"name": "rk", "params": {"base": "rf", "base_params": {"n_estimators": 100}}},
+        spatial_features={"coordinates": False, "buffer_distances": False},
+        preprocess={"log_target": True},
         validation={"test_fraction": 0.2, "cv_folds": 3, "seed": 0, "spatial_cv": False},
     )
     return _run(f)
@@ -115,6 +117,7 @@ def test_ordinary_kriging_run(tmp_path: Path) -> None:
         tmp_path,
         "ok",
         model={"name": "ok"},
+        spatial_features={"coordinates": False, "buffer_distances": False},
         samples={
             **yaml.safe_load((SCENES / "meuse.yaml").read_text())["samples"],
             "targets": ["zinc"],
