@@ -9,18 +9,22 @@ is resampled; the warping itself is a lazy GDAL warped VRT opened by
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 import xarray as xr
 
-from geohm.errors import ConfigError, GridError
-from geohm.indices import INDEX_NAMES, stack_indices
-from geohm.terrain import stack_terrain
+from geohm.errors import ConfigError, GridError, InputError
+from geohm.indices import INDEX_BANDS, INDEX_NAMES, index_array, stack_indices
+from geohm.io.rasters import read_block
+from geohm.terrain import TerrainWindows, stack_terrain
 
 __all__ = [
     "COORDINATE_FEATURES",
     "REFLECTANCE_FEATURES",
     "TERRAIN_FEATURES",
+    "WindowReader",
+    "WindowSource",
     "available_features",
     "resolve_features",
     "stack_features",
@@ -52,17 +56,7 @@ def available_features(
     """
     out = [b for b in bands if b != "coastal"]
     refl = set(bands)
-    need = {
-        "NDVI": {"nir", "red"},
-        "EVI": {"nir", "red", "blue"},
-        "DVI": {"nir", "red"},
-        "CMR": {"swir1", "swir2"},
-        "MNDWI": {"green", "swir1"},
-        "brightness": {"blue", "green", "red", "nir", "swir1", "swir2"},
-        "greenness": {"blue", "green", "red", "nir", "swir1", "swir2"},
-        "wetness": {"blue", "green", "red", "nir", "swir1", "swir2"},
-    }
-    out += [name for name in INDEX_NAMES if need[name] <= refl]
+    out += [name for name in INDEX_NAMES if set(INDEX_BANDS[name]) <= refl]
     if has_dem:
         out += list(TERRAIN_FEATURES)
     out += list(covariates)
@@ -108,6 +102,19 @@ def _same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
         raise GridError(f"{what} is not on the scene grid (its coordinates differ)")
 
 
+def _grid_of(
+    reflectance: xr.DataArray | None, covariates: Mapping[str, xr.DataArray]
+) -> tuple[list[str], xr.DataArray, xr.DataArray]:
+    """Band names, a (y, x) template of the grid and the layer carrying the CRS."""
+    if reflectance is not None:
+        bands = [str(b) for b in reflectance["band"].values]
+        return bands, reflectance.isel(band=0, drop=True), reflectance
+    if covariates:
+        template = next(iter(covariates.values()))
+        return [], template, template
+    raise ConfigError("the scene has no imagery and no covariates: nothing to stack")
+
+
 def stack_features(
     reflectance: xr.DataArray | None,
     features: Sequence[str],
@@ -142,16 +149,7 @@ def stack_features(
         A feature has no source.
     """
     covariates = dict(covariates or {})
-    if reflectance is not None:
-        bands = [str(b) for b in reflectance["band"].values]
-        template = reflectance.isel(band=0, drop=True)
-        georef = reflectance
-    elif covariates:
-        bands = []
-        template = next(iter(covariates.values()))
-        georef = template
-    else:
-        raise ConfigError("the scene has no imagery and no covariates: nothing to stack")
+    bands, template, georef = _grid_of(reflectance, covariates)
     layers: list[xr.DataArray] = []
     index_names = [f for f in features if f in INDEX_NAMES]
     terrain_names = [f for f in features if f in TERRAIN_FEATURES]
@@ -198,6 +196,247 @@ def stack_features(
         cube = cube.assign_coords(spatial_ref=georef["spatial_ref"])
     cube.attrs = {"long_name": "geohm feature cube"}
     return cube
+
+
+class WindowReader(Protocol):
+    """Reads (rows, cols) float32 windows of one layer on the scene grid, thread-safe."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the grid."""
+        ...
+
+    def read(self, row_off: int, col_off: int, rows: int, cols: int) -> np.ndarray:
+        """The window with its top-left pixel at (row_off, col_off)."""
+        ...
+
+
+class WindowSource:
+    """The feature cube of :func:`stack_features`, built window by window in NumPy.
+
+    :meth:`read` reads only the raw layers under a window (the DEM with a one-pixel
+    halo when slope or aspect is asked), computes the indices and terrain of that
+    window and returns exactly the numbers the whole-scene lazy cube has there, without
+    a whole-scene task graph. Safe to call from several threads at once (raster reads
+    go through :mod:`geohm.io`: rioxarray locks its file handles, and
+    :class:`~geohm.io.rasters.AlignedWindows` opens one per thread).
+
+    Layers are read as windows of their (lazy) DataArrays, which reads every dask
+    chunk the window touches (nine for a chunk-sized window with a halo). A reader
+    given in ``dem_reader`` / ``layer_readers`` (an
+    :class:`~geohm.io.rasters.AlignedWindows` of the same file) reads just the window
+    instead, with the same values.
+
+    Parameters
+    ----------
+    reflectance, features, dem, covariates
+        As in :func:`stack_features`.
+    extra : mapping of str to xarray.DataArray, optional
+        More (y, x) float32 layers on the scene grid appended after ``features`` (the
+        pH and land-use rasters of the risk layers).
+    dem_reader : WindowReader, optional
+        Reads windows of ``dem`` directly.
+    layer_readers : mapping of str to WindowReader, optional
+        Covariate or extra layer name -> reads windows of that layer directly.
+
+    Attributes
+    ----------
+    features : list of str
+        ``features`` then the ``extra`` names: the order of :meth:`read`'s first axis.
+    shape : (int, int)
+        Rows and columns of the scene grid.
+
+    Raises
+    ------
+    GridError, ConfigError, InputError
+        As :func:`stack_features` (a layer off the grid, a feature without a source, a
+        band an index needs is missing).
+    """
+
+    def __init__(
+        self,
+        reflectance: xr.DataArray | None,
+        features: Sequence[str],
+        *,
+        dem: xr.DataArray | None = None,
+        covariates: Mapping[str, xr.DataArray] | None = None,
+        extra: Mapping[str, xr.DataArray] | None = None,
+        dem_reader: WindowReader | None = None,
+        layer_readers: Mapping[str, WindowReader] | None = None,
+    ) -> None:
+        covariates = dict(covariates or {})
+        extra = dict(extra or {})
+        bands, template, georef = _grid_of(reflectance, covariates)
+        features = [str(f) for f in features]
+        clash = [n for n in extra if n in features]
+        if clash:
+            raise ConfigError(f"extra layer(s) {clash} repeat a feature name")
+        self.features: list[str] = [*features, *extra]
+        self.shape: tuple[int, int] = (int(template.sizes["y"]), int(template.sizes["x"]))
+        self._index_names = [f for f in features if f in INDEX_NAMES]
+        terrain_names = [f for f in features if f in TERRAIN_FEATURES]
+        refl_bands: list[str] = []
+        if self._index_names:
+            if reflectance is None:
+                raise ConfigError(
+                    f"key 'features': {', '.join(self._index_names)} need imagery "
+                    "('landsat' or 'bands')"
+                )
+            for name in self._index_names:
+                for band in INDEX_BANDS[name]:
+                    if band not in bands:
+                        raise InputError(
+                            f"{name} needs band {band!r} but the reflectance has bands "
+                            f"{bands}; add it to `bands:` or drop {name} from `features:`"
+                        )
+                    if band not in refl_bands:
+                        refl_bands.append(band)
+        self._terrain: TerrainWindows | None = None
+        if terrain_names:
+            if dem is None:
+                raise ConfigError(
+                    f"key 'features': {', '.join(terrain_names)} need a DEM; add 'dem:' to "
+                    "the config"
+                )
+            _same_grid(template, dem, "the DEM")
+            self._terrain = TerrainWindows(
+                terrain_names, self.shape, crs=georef.rio.crs, transform=georef.rio.transform()
+            )
+            self._dem = dem
+        for name, cov in covariates.items():
+            _same_grid(template, cov, f"covariate '{name}'")
+        # Where each feature comes from, with the precedence of stack_features.
+        self._coords = {
+            name: np.asarray(template[name].values, dtype="float64")
+            for name in COORDINATE_FEATURES
+            if name in features
+        }
+        self._plan: list[tuple[str, str]] = []
+        self._layers: dict[str, xr.DataArray] = {}
+        for f in features:
+            if f in self._index_names:
+                self._plan.append(("index", f))
+            elif f in terrain_names:
+                self._plan.append(("terrain", f))
+            elif f in self._coords:
+                self._plan.append(("coord", f))
+            elif reflectance is not None and f in bands:
+                self._plan.append(("band", f))
+                if f not in refl_bands:
+                    refl_bands.append(f)
+            elif f in covariates:
+                self._plan.append(("layer", f))
+                self._layers[f] = covariates[f]
+            else:
+                raise ConfigError(f"key 'features': no input provides '{f}'")
+        for name, layer in extra.items():
+            self._plan.append(("layer", name))
+            self._layers[name] = layer
+        self._readers: dict[str, WindowReader] = {}
+        for name, reader in (layer_readers or {}).items():
+            if name not in covariates and name not in extra:
+                raise ConfigError(f"a window reader for '{name}', which is no layer")
+            self._check_reader(reader, f"layer '{name}'")
+            if name in self._layers:  # covariates no feature uses are never read
+                self._readers[name] = reader
+        self._dem_reader = None
+        if dem_reader is not None:
+            if dem is None:
+                raise ConfigError("a window reader for the DEM, but no DEM")
+            self._check_reader(dem_reader, "the DEM")
+            self._dem_reader = dem_reader
+        self._bands = refl_bands
+        self._refl = None
+        if refl_bands:
+            assert reflectance is not None
+            self._refl = reflectance if refl_bands == bands else reflectance.sel(band=refl_bands)
+
+    def read(self, row_off: int, col_off: int, rows: int, cols: int) -> np.ndarray:
+        """The (feature, rows, cols) float32 block of one window.
+
+        Equal (bit for bit) to the same window of :func:`stack_features` with the
+        ``extra`` layers appended.
+
+        Raises
+        ------
+        ValueError
+            The window is empty or reaches outside the grid.
+        InputError
+            A raster block cannot be read (a damaged file).
+        """
+        ny, nx = self.shape
+        if rows < 1 or cols < 1 or row_off < 0 or col_off < 0:
+            raise ValueError(f"bad window {(row_off, col_off, rows, cols)}")
+        if row_off + rows > ny or col_off + cols > nx:
+            raise ValueError(f"window {(row_off, col_off, rows, cols)} exceeds the grid {ny}x{nx}")
+        win = {"y": slice(row_off, row_off + rows), "x": slice(col_off, col_off + cols)}
+        # One dask pass per layer: two warps of the same file share their dask keys
+        # (rioxarray names them after the file), so a merged graph would mix them up.
+        refl = read_block(self._refl.isel(win)) if self._refl is not None else None
+        ter = None
+        if self._terrain is not None:
+            halo = self._terrain.halo_window(row_off, col_off, rows, cols)
+            if self._dem_reader is not None:
+                z = self._dem_reader.read(*halo)
+            else:
+                r0, c0, h0, w0 = halo
+                z = read_block(self._dem.isel(y=slice(r0, r0 + h0), x=slice(c0, c0 + w0)))
+            ter = self._terrain.compute(z, row_off, col_off, rows, cols)
+        layers = {
+            name: (
+                self._readers[name].read(row_off, col_off, rows, cols)
+                if name in self._readers
+                else read_block(layer.isel(win))
+            )
+            for name, layer in self._layers.items()
+        }
+        idx = None
+        if self._index_names:
+            assert refl is not None
+            idx = index_array(refl, self._bands, self._index_names)
+        out = np.empty((len(self.features), rows, cols), dtype=np.float32)
+        for k, (kind, name) in enumerate(self._plan):
+            if kind == "index":
+                assert idx is not None
+                out[k] = idx[self._index_names.index(name)]
+            elif kind == "terrain":
+                assert ter is not None and self._terrain is not None
+                out[k] = ter[self._terrain.names.index(name)]
+            elif kind == "coord":
+                values = self._coords[name]
+                if name == "x":
+                    out[k] = 0.0 + values[None, col_off : col_off + cols]
+                else:
+                    out[k] = 0.0 + values[row_off : row_off + rows, None]
+            elif kind == "band":
+                assert refl is not None
+                out[k] = refl[self._bands.index(name)]
+            else:
+                out[k] = layers[name]
+        return out
+
+    def _check_reader(self, reader: WindowReader, what: str) -> None:
+        if tuple(reader.shape) != self.shape:
+            raise GridError(
+                f"the window reader of {what} is {reader.shape[0]}x{reader.shape[1]} pixels "
+                f"but the scene grid is {self.shape[0]}x{self.shape[1]}"
+            )
+
+    def close(self) -> None:
+        """Close the window readers (those that can be closed)."""
+        readers = list(self._readers.values())
+        if self._dem_reader is not None:
+            readers.append(self._dem_reader)
+        for reader in readers:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> WindowSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def valid_mask(block: np.ndarray) -> np.ndarray:

@@ -31,11 +31,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from geohm.errors import ConfigError, InputError
 
 __all__ = [
+    "INDEX_BANDS",
     "INDEX_NAMES",
     "TASSELED_CAP",
     "brightness",
@@ -44,6 +46,7 @@ __all__ = [
     "dvi",
     "evi",
     "greenness",
+    "index_array",
     "mndwi",
     "ndvi",
     "stack_indices",
@@ -63,6 +66,18 @@ INDEX_NAMES: tuple[str, ...] = (
 )
 
 _TC_BANDS: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
+
+#: The reflectance bands each index needs.
+INDEX_BANDS: dict[str, tuple[str, ...]] = {
+    "NDVI": ("nir", "red"),
+    "EVI": ("nir", "red", "blue"),
+    "DVI": ("nir", "red"),
+    "CMR": ("swir1", "swir2"),
+    "MNDWI": ("green", "swir1"),
+    "brightness": _TC_BANDS,
+    "greenness": _TC_BANDS,
+    "wetness": _TC_BANDS,
+}
 
 #: Landsat 8 OLI tasseled-cap coefficients (Baig et al. 2014, doi 10.1080/2150704X.2014.915434)
 #: on blue, green, red, nir, swir1, swir2. Derived for TOA reflectance; on surface
@@ -454,4 +469,39 @@ def stack_indices(
     out = out.assign_coords(feature=names)
     out.name = name
     out.attrs = {"long_name": "spectral indices", "units": "1"}
+    return out
+
+
+def index_array(
+    refl: np.ndarray, bands: Sequence[str], names: Sequence[str]
+) -> npt.NDArray[np.float32]:
+    """Indices of a NumPy reflectance block (one prediction window).
+
+    The same functions as for a whole scene run on the block, so every value equals the
+    one :func:`stack_indices` gives for those pixels.
+
+    Parameters
+    ----------
+    refl : numpy.ndarray
+        (band, y, x) reflectance in 0-1.
+    bands : sequence of str
+        The band names of ``refl``'s first axis.
+    names : sequence of str
+        Index names from :data:`INDEX_NAMES`, in the order wanted.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (index, y, x).
+
+    Examples
+    --------
+    >>> block = np.array([[[0.1]], [[0.5]]], dtype="float32")
+    >>> [round(float(v), 4) for v in index_array(block, ["red", "nir"], ["NDVI", "DVI"]).ravel()]
+    [0.6667, 0.4]
+    """
+    da = xr.DataArray(refl, dims=("band", "y", "x"), coords={"band": list(bands)})
+    out = np.empty((len(names), *refl.shape[1:]), dtype=np.float32)
+    for k, name in enumerate(names):
+        out[k] = compute_index(da, name).values
     return out

@@ -25,6 +25,7 @@ from geohm import __version__
 from geohm.config import SceneConfig
 from geohm.cube import (
     COORDINATE_FEATURES,
+    WindowSource,
     available_features,
     resolve_features,
     stack_features,
@@ -36,6 +37,7 @@ from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
 from geohm.io.models import load_model, save_model
 from geohm.io.points import read_points
 from geohm.io.rasters import (
+    AlignedWindows,
     TileWriter,
     gdal_env,
     io_versions,
@@ -301,27 +303,66 @@ def _layer_info(
     return info
 
 
-def _with_risk_layers(cube: xr.DataArray, risk: Any, grid: Grid) -> xr.DataArray:
-    """Append the pH and land-use rasters (when given as rasters) to the prediction cube.
+def _risk_rasters(risk: Any) -> list[tuple[str, Any, str, str]]:
+    """The pH and land-use rasters of a risk block (when given as rasters).
 
-    They are aligned like covariates (pH bilinear, land use nearest) and used by the risk
-    layers only: no model reads them, and their nodata does not mask predictions.
+    ``(layer name, path, resampling, what)``: aligned like covariates (pH bilinear, land
+    use nearest) and used by the risk layers only: no model reads them, and their
+    nodata does not mask predictions.
     """
-    extra = []
+    extra: list[tuple[str, Any, str, str]] = []
     if not isinstance(risk.ph, float):
         extra.append((PH_LAYER, risk.ph, "bilinear", "pH raster (risk.ph)"))
     if not isinstance(risk.land_use, str):
         extra.append(
             (LAND_USE_LAYER, risk.land_use.path, "nearest", "land-use raster (risk.land_use)")
         )
-    layers = [cube]
-    for name, path, resampling, what in extra:
-        da = open_aligned(path, grid, resampling=resampling, chunks=CHUNK, what=what)
-        da = da.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=[name])
-        layers.append(da.drop_vars([c for c in da.coords if c not in ("x", "y", "feature")]))
-    if len(layers) == 1:
-        return cube
-    return xr.concat(layers, dim="feature", join="override")
+    return extra
+
+
+def _with_risk_layers(
+    cfg: SceneConfig, inputs: SceneInputs, features: list[str], risk: Any | None
+) -> WindowSource:
+    """The prediction cube, built window by window: ``features`` from the opened inputs,
+    then the pH and land-use rasters of ``risk`` (see :func:`_risk_rasters`).
+
+    Each window is computed from the raw layers under it, with the numbers of the lazy
+    cube. The DEM, the covariates and the risk rasters are read straight from their
+    files, warped as :func:`open_inputs` warps them (``AlignedWindows`` equals
+    ``open_aligned`` with the same arguments).
+    """
+    grid = inputs.grid
+    assume_crs = getattr(cfg, "assume_crs", None)
+    dem_reader = None
+    if inputs.dem is not None and cfg.dem is not None:
+        dem_reader = AlignedWindows(
+            cfg.dem, grid, resampling="bilinear", chunks=CHUNK, what="DEM", assume_crs=assume_crs
+        )
+    readers = {
+        name: AlignedWindows(
+            cov.path,
+            grid,
+            resampling="nearest" if cov.categorical else "bilinear",
+            chunks=CHUNK,
+            what=f"covariate '{name}'",
+            assume_crs=assume_crs,
+        )
+        for name, cov in cfg.covariates.items()
+        if name in inputs.covariates
+    }
+    extra = {}
+    for name, path, resampling, what in _risk_rasters(risk) if risk is not None else []:
+        extra[name] = open_aligned(path, grid, resampling=resampling, chunks=CHUNK, what=what)
+        readers[name] = AlignedWindows(path, grid, resampling=resampling, chunks=CHUNK, what=what)
+    return WindowSource(
+        inputs.reflectance,
+        features,
+        dem=inputs.dem,
+        covariates=inputs.covariates,
+        extra=extra,
+        dem_reader=dem_reader,
+        layer_readers=readers,
+    )
 
 
 def _nice_edges(vmin: float, vmax: float) -> list[float]:
@@ -430,13 +471,17 @@ def _write_maps(
                     rl.grading.classes() if rl.grading is not None else None,
                 )
             )
-        if isinstance(plan, RiskPlan) and cfg.risk is not None:
-            cube = _with_risk_layers(cube, cfg.risk, inputs.grid)
+    source = _with_risk_layers(
+        cfg,
+        inputs,
+        [str(f) for f in cube["feature"].values],
+        cfg.risk if isinstance(plan, RiskPlan) else None,
+    )
     workers = cfg.output.workers or len(os.sched_getaffinity(0)) or 1
     # Windows are multiples of the dask chunk (the input block): a window that straddles
-    # chunks reads (and, for terrain, recomputes) them more than once.
+    # chunks reads them more than once.
     tile = cfg.output.tile or window_size(
-        cube.sizes["feature"], workers=workers, memory_mb=cfg.output.memory_mb, block=CHUNK
+        len(source.features), workers=workers, memory_mb=cfg.output.memory_mb, block=CHUNK
     )
     writers: dict[str, TileWriter] = {}
     outputs: list[Path] = []
@@ -446,7 +491,7 @@ def _write_maps(
             writers[layer.name] = _open_writer(cfg, inputs.grid, layer, label)
         sinks = {names.get(k, k): w for k, w in writers.items()}
         stats = predict_map(
-            cube,
+            source,
             models,
             sinks,
             tile=tile,
@@ -461,6 +506,7 @@ def _write_maps(
             outputs += files
             per_layer[layer.name] = _layer_info(cfg, layer, path, png, stats, names)
     finally:
+        source.close()
         for w in writers.values():
             w.abort()  # no-op for the writers already published
     per_target = {}

@@ -10,6 +10,7 @@ size and the number of features, never by the scene size.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 import xarray as xr
 
-from geohm.cube import valid_mask
+from geohm.cube import WindowSource, valid_mask
 from geohm.errors import NoDataError
 from geohm.io.rasters import read_block
 
@@ -242,8 +243,12 @@ def predict_block(
     return out
 
 
+def _read_window(cube: xr.DataArray, r: int, c: int, h: int, w: int) -> np.ndarray:
+    return read_block(cube.isel(y=slice(r, r + h), x=slice(c, c + w)))
+
+
 def predict_map(
-    cube: xr.DataArray,
+    cube: xr.DataArray | WindowSource,
     models: Mapping[str, TargetModel],
     sinks: Mapping[str, Sink],
     *,
@@ -256,8 +261,9 @@ def predict_map(
 
     Parameters
     ----------
-    cube : xarray.DataArray
-        Lazy (feature, y, x) cube.
+    cube : xarray.DataArray or WindowSource
+        Lazy (feature, y, x) cube, or the same cube built window by window (each
+        window computed from the raw layers under it; the same numbers, faster).
     models : mapping of str to TargetModel
         Target name -> fitted model and its features.
     sinks : mapping of str to Sink
@@ -286,8 +292,15 @@ def predict_map(
     NoDataError
         Not a single pixel of the scene has every feature valid.
     """
-    features = [str(f) for f in cube["feature"].values]
-    height, width = cube.sizes["y"], cube.sizes["x"]
+    read: Callable[[int, int, int, int], np.ndarray]
+    if isinstance(cube, WindowSource):
+        features = list(cube.features)
+        height, width = cube.shape
+        read = cube.read
+    else:
+        features = [str(f) for f in cube["feature"].values]
+        height, width = cube.sizes["y"], cube.sizes["x"]
+        read = functools.partial(_read_window, cube)
     windows = list(iter_windows(height, width, tile))
     stats = {t: MapStats() for t in sinks}
 
@@ -296,7 +309,7 @@ def predict_map(
         # Each window is read on the calling thread: the parallelism is across windows,
         # so dask must not start a pool of its own inside each one (set per call: the
         # global dask config is shared by all threads).
-        block = read_block(cube.isel(y=slice(r, r + h), x=slice(c, c + w)))
+        block = read(r, c, h, w)
         layers = predict_block(block, features, models)
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from geohm.errors import GridError, InputError
 from geohm.grid import Grid
 
 __all__ = [
+    "AlignedWindows",
     "TileWriter",
     "atomic_path",
     "check_raster",
@@ -599,3 +601,200 @@ def read_block(da: xr.DataArray) -> np.ndarray:
             f"a raster block cannot be read ({cause}); the file is damaged: download or "
             "export it again"
         ) from None
+
+
+class AlignedWindows:
+    """Windows of band 1 of ``path`` warped onto ``grid``, read directly (no dask).
+
+    The values equal those of :func:`open_aligned` with the same arguments, bit for
+    bit, for any window: each thread opens its own warped VRT exactly as
+    rioxarray does for :func:`open_aligned`, and the requests are shaped so that GDAL
+    warps the same pieces as the dask chunk reads do. A reprojecting warp is not
+    independent of how it is cut up (GDAL estimates the kernel scale per warped piece);
+    chunk reads of at most one VRT block width (512) warp the VRT's own blocks, so a
+    window is read here one block column at a time, never as the whole image; a grid
+    that fits in one chunk is read whole, as its single chunk is; larger chunks are
+    read chunk by chunk as dask does. Only the window (and the VRT blocks under it) is
+    warped, not every chunk it touches: a window with a one-pixel halo costs about one
+    window, not nine chunks.
+
+    Safe to call from several threads at once (one dataset handle per thread). Nothing
+    is opened until the first read; :meth:`close` closes every handle.
+
+    Parameters
+    ----------
+    path, grid, resampling, assume_crs, what
+        As in :func:`open_aligned`.
+    chunks : int
+        The ``chunks`` of the :func:`open_aligned` array these reads must equal.
+
+    Examples
+    --------
+    >>> with AlignedWindows(path, grid) as dem:  # doctest: +SKIP
+    ...     block = dem.read(0, 0, 512, 512)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: Grid,
+        *,
+        resampling: str = "bilinear",
+        chunks: int = 512,
+        what: str = "raster",
+        assume_crs: str | None = None,
+    ) -> None:
+        if resampling not in Resampling.__members__:
+            raise ValueError(f"unknown resampling {resampling!r}")
+        if chunks < 1:
+            raise ValueError("chunks must be a positive number of pixels")
+        self.path = Path(path)
+        self.grid = grid
+        self.resampling = resampling
+        self.chunks = int(chunks)
+        self.what = what
+        self.assume_crs = assume_crs
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._handles: list[Any] = []
+        self._params: dict[str, Any] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the grid."""
+        return self.grid.shape
+
+    def _warp_params(self, src: Any) -> dict[str, Any]:
+        # The VRT of open_aligned, then the parameters rioxarray re-creates it from.
+        nodata = src.nodata
+        grid = self.grid
+        with WarpedVRT(
+            src,
+            src_crs=src.crs if src.crs is not None else _assumed(self.assume_crs),
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=Resampling[self.resampling],
+            src_nodata=nodata,
+            nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
+            dtype="float32",
+        ) as vrt:
+            return {
+                "src_crs": vrt.src_crs.to_string() if vrt.src_crs else None,
+                "crs": vrt.dst_crs.to_string() if vrt.dst_crs else None,
+                "resampling": vrt.resampling,
+                "tolerance": vrt.tolerance,
+                "src_nodata": vrt.src_nodata,
+                "nodata": vrt.dst_nodata,
+                "width": vrt.dst_width,
+                "height": vrt.dst_height,
+                "src_transform": vrt.src_transform,
+                "transform": vrt.dst_transform,
+                "dtype": vrt.working_dtype,
+                **vrt.warp_extras,
+            }
+
+    def _vrt(self) -> Any:
+        vrt = getattr(self._local, "vrt", None)
+        if vrt is not None:
+            return vrt
+        try:
+            src = rasterio.open(self.path, sharing=False)
+            with self._lock:
+                self._handles.append(src)
+                if self._params is None:
+                    self._params = self._warp_params(src)
+                params = self._params
+            vrt = WarpedVRT(src, **params)
+        except (RasterioIOError, RasterioError) as exc:
+            raise _open_error(self.path, exc, self.what) from exc
+        with self._lock:
+            self._handles.append(vrt)
+        self._local.vrt = vrt
+        return vrt
+
+    def _read(self, vrt: Any, row_off: int, col_off: int, rows: int, cols: int) -> np.ndarray:
+        window = ((row_off, row_off + rows), (col_off, col_off + cols))
+        try:
+            out = vrt.read([1], window=window, masked=True)
+        except (RasterioIOError, RasterioError) as exc:
+            cause = exc.__cause__ or exc
+            raise InputError(
+                f"{self.what} '{self.path}': a block cannot be read ({cause}); the file is "
+                "damaged: download or export it again"
+            ) from None
+        return np.ma.filled(out.astype(np.float32), np.float32(np.nan))[0]
+
+    def read(self, row_off: int, col_off: int, rows: int, cols: int) -> np.ndarray:
+        """The (rows, cols) float32 window with its top-left pixel at (row_off, col_off).
+
+        NaN where no valid data, as in :func:`open_aligned`.
+
+        Raises
+        ------
+        ValueError
+            The window is empty or reaches outside the grid.
+        InputError
+            The file is missing or damaged.
+        """
+        height, width = self.grid.shape
+        if rows < 1 or cols < 1 or row_off < 0 or col_off < 0:
+            raise ValueError(f"bad window {(row_off, col_off, rows, cols)}")
+        if row_off + rows > height or col_off + cols > width:
+            raise ValueError(
+                f"window {(row_off, col_off, rows, cols)} exceeds the grid {height}x{width}"
+            )
+        vrt = self._vrt()
+        block_w = int(vrt.block_shapes[0][1])
+        out = np.empty((rows, cols), dtype=np.float32)
+        if (height <= self.chunks and width <= self.chunks) or self.chunks > block_w:
+            # As dask reads them: whole chunks (the whole grid when it is one chunk).
+            step = self.chunks
+        else:
+            # GDAL warps VRT blocks for requests at most one block wide: one block
+            # column at a time. A request for the whole grid is warped in one piece
+            # instead, so that one is split in two.
+            step = block_w
+        for r0 in range(row_off // step * step, row_off + rows, step):
+            for c0 in range(col_off // step * step, col_off + cols, step):
+                r1, c1 = min(r0 + step, height), min(c0 + step, width)
+                if step == block_w:
+                    # Only the part under the window.
+                    rr0, rr1 = max(r0, row_off), min(r1, row_off + rows)
+                    cc0, cc1 = max(c0, col_off), min(c1, col_off + cols)
+                    if (rr1 - rr0, cc1 - cc0) == (height, width):
+                        if height > 1:
+                            half = height // 2
+                            out[:half] = self._read(vrt, 0, 0, half, width)
+                            out[half:] = self._read(vrt, half, 0, height - half, width)
+                        else:
+                            half = width // 2
+                            out[:, :half] = self._read(vrt, 0, 0, 1, half)
+                            out[:, half:] = self._read(vrt, 0, half, 1, width - half)
+                        continue
+                    block = self._read(vrt, rr0, cc0, rr1 - rr0, cc1 - cc0)
+                    out[rr0 - row_off : rr1 - row_off, cc0 - col_off : cc1 - col_off] = block
+                else:
+                    block = self._read(vrt, r0, c0, r1 - r0, c1 - c0)
+                    rr0, rr1 = max(r0, row_off), min(r1, row_off + rows)
+                    cc0, cc1 = max(c0, col_off), min(c1, col_off + cols)
+                    out[rr0 - row_off : rr1 - row_off, cc0 - col_off : cc1 - col_off] = block[
+                        rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0
+                    ]
+        return out
+
+    def close(self) -> None:
+        """Close every handle opened so far (later reads open new ones)."""
+        with self._lock:
+            handles, self._handles = self._handles, []
+            self._local = threading.local()
+        for h in reversed(handles):  # the VRTs before their sources
+            with contextlib.suppress(Exception):
+                h.close()
+
+    def __enter__(self) -> AlignedWindows:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
