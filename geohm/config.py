@@ -20,6 +20,7 @@ from geohm.errors import ConfigError, InputError
 
 __all__ = [
     "CovariateSpec",
+    "HyperspectralSpec",
     "ModelSpec",
     "OutputSpec",
     "PreprocessSpec",
@@ -45,6 +46,7 @@ MODEL_NAMES = (
     "rf-classifier",
     "svm-classifier",
     "knn-classifier",
+    "spectral-resnet",
 )
 
 
@@ -57,6 +59,32 @@ class CovariateSpec(_Strict):
 
     path: Path
     categorical: bool = False
+
+
+class HyperspectralSpec(_Strict):
+    """A multi-band raster whose bands are wavelengths (airborne or satellite imaging
+    spectroscopy); aligned onto the scene grid like a covariate (bilinear)."""
+
+    path: Path
+    wavelengths: list[float] | None = Field(
+        default=None,
+        description="one per band, in band order; default: read from the band descriptions",
+    )
+    unit: Literal["nm", "um", "cm-1"] = Field(
+        default="nm", description="unit of the wavelengths (features are named wl_<value>)"
+    )
+
+    @field_validator("wavelengths")
+    @classmethod
+    def _distinct(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("an empty list; give one wavelength per band or leave it out")
+            if len(set(v)) != len(v):
+                raise ValueError("a wavelength is listed twice")
+            if any(not w > 0 for w in v):
+                raise ValueError("wavelengths must be positive numbers")
+        return v
 
 
 class SamplesSpec(_Strict):
@@ -280,6 +308,10 @@ class SceneConfig(_ImagerySpec):
         "(default: the first covariate)",
     )
     samples: SamplesSpec | None = None
+    hyperspectral: HyperspectralSpec | None = Field(
+        default=None,
+        description="a hyperspectral raster (bands = wavelengths); features wl_<wavelength>",
+    )
     source: SourceSpec | None = None
     features: Literal["auto"] | list[str] = "auto"
     selection: SelectionSpec = Field(default_factory=SelectionSpec)
@@ -293,10 +325,28 @@ class SceneConfig(_ImagerySpec):
 
     @model_validator(mode="after")
     def _has_grid(self) -> SceneConfig:
-        if self.landsat is None and self.bands is None and not self.covariates:
+        if (
+            self.landsat is None
+            and self.bands is None
+            and not self.covariates
+            and self.hyperspectral is None
+        ):
             raise ValueError(
-                "needs inputs: give 'landsat' (a scene folder), 'bands', or 'covariates' "
-                "(the grid is then 'grid:' or the first covariate)"
+                "needs inputs: give 'landsat' (a scene folder), 'bands', 'covariates' or "
+                "'hyperspectral' (the grid is then 'grid:', the first covariate or the "
+                "hyperspectral raster)"
+            )
+        if self.hyperspectral is not None:
+            clash = [n for n in self.covariates if n.startswith("wl_")]
+            if clash:
+                raise ValueError(
+                    f"covariate name(s) {clash} start with 'wl_', the prefix of the "
+                    "hyperspectral bands; rename them"
+                )
+        if self.model.name == "spectral-resnet" and self.hyperspectral is None:
+            raise ValueError(
+                "model 'spectral-resnet' maps from spectra: add a 'hyperspectral:' raster "
+                "(bands = wavelengths)"
             )
         if self.grid is not None and (self.landsat is not None or self.bands is not None):
             raise ValueError(

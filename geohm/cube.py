@@ -8,6 +8,7 @@ is resampled; the warping itself is a lazy GDAL warped VRT opened by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -23,12 +24,16 @@ __all__ = [
     "COORDINATE_FEATURES",
     "REFLECTANCE_FEATURES",
     "TERRAIN_FEATURES",
+    "WAVELENGTH_PREFIX",
     "WindowReader",
     "WindowSource",
     "available_features",
+    "band_wavelengths",
     "resolve_features",
+    "spectral_columns",
     "stack_features",
     "valid_mask",
+    "wavelength_feature",
 ]
 
 #: Reflectance bands used as features by ``features: auto`` (coastal is left out:
@@ -38,6 +43,115 @@ TERRAIN_FEATURES: tuple[str, ...] = ("elevation", "slope", "aspect")
 #: Pixel-centre map coordinates (CRS units). Never part of ``features: auto``: they are
 #: asked for by name, by the kriging models or by ``spatial_features.coordinates``.
 COORDINATE_FEATURES: tuple[str, ...] = ("x", "y")
+
+#: Name prefix of the hyperspectral band features: ``wl_450.0`` is the band at 450 (in
+#: the unit of ``hyperspectral.unit``).
+WAVELENGTH_PREFIX = "wl_"
+
+_UNITS = {"nm": 1.0, "um": 1000.0}  # length units, in nm
+_WITH_UNIT = re.compile(
+    r"([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*"
+    r"(nm|nanometers?|um|µm|μm|micrometers?|microns?|cm-1|cm\^-1|1/cm)(?![a-z])",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"\s*[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?\s*")
+
+
+def _unit_of(text: str) -> str:
+    t = text.lower()
+    if t.startswith("n"):
+        return "nm"
+    if t.startswith(("u", "µ", "μ", "micro")):
+        return "um"
+    return "cm-1"
+
+
+def wavelength_feature(wavelength: float) -> str:
+    """The feature name of the band at ``wavelength``: ``wl_450.0``."""
+    return f"{WAVELENGTH_PREFIX}{float(wavelength)}"
+
+
+def spectral_columns(columns: Sequence[str]) -> list[str]:
+    """The hyperspectral band features among ``columns``, in increasing wavelength order."""
+    out = []
+    for c in columns:
+        if c.startswith(WAVELENGTH_PREFIX):
+            try:
+                out.append((float(c[len(WAVELENGTH_PREFIX) :]), c))
+            except ValueError:
+                continue
+    return [c for _, c in sorted(out)]
+
+
+def _parse_wavelength(description: str, tags: Mapping[str, str], unit: str) -> float | None:
+    """The wavelength of one band (in ``unit``) from its description or tags, or None."""
+    candidates = [description] + [
+        f"{v} {tags.get('wavelength_units', tags.get('WAVELENGTH_UNITS', ''))}".strip()
+        for k, v in tags.items()
+        if k.lower() == "wavelength"
+    ]
+    for text in candidates:
+        m = _WITH_UNIT.search(text)
+        if m is not None:
+            value, found = float(m.group(1)), _unit_of(m.group(2))
+            if found == unit:
+                return value
+            if found in _UNITS and unit in _UNITS:
+                return value * _UNITS[found] / _UNITS[unit]
+            return None  # wavenumbers vs wavelengths: no guessing
+        if _NUMBER.fullmatch(text) and text.strip():
+            return float(text)
+    return None
+
+
+def band_wavelengths(
+    bands: Sequence[tuple[str, Mapping[str, str]]],
+    wavelengths: Sequence[float] | None,
+    *,
+    unit: str = "nm",
+    what: str = "hyperspectral raster",
+) -> list[float]:
+    """One wavelength per band: the configured list, or parsed from the band descriptions.
+
+    Parameters
+    ----------
+    bands : sequence of (description, tags)
+        Per band of the raster (:func:`geohm.io.rasters.band_metadata`).
+    wavelengths : sequence of float or None
+        The configured wavelengths (one per band, band order); None parses the band
+        descriptions (``"450"``, ``"450 nm"``, ``"Band 1 (450.0 nm)"``, ``"0.45 um"``) or
+        a ``wavelength`` band tag, converted to ``unit``.
+    unit : {"nm", "um", "cm-1"}
+        Unit of the result.
+
+    Raises
+    ------
+    InputError
+        The counts differ, a band has no readable wavelength, or two bands share one.
+    """
+    if wavelengths is not None:
+        if len(wavelengths) != len(bands):
+            raise InputError(
+                f"{what} has {len(bands)} band(s) but 'hyperspectral.wavelengths' lists "
+                f"{len(wavelengths)}; give one wavelength per band"
+            )
+        out = [float(w) for w in wavelengths]
+    else:
+        out = []
+        for i, (desc, tags) in enumerate(bands, start=1):
+            w = _parse_wavelength(desc, tags, unit)
+            if w is None:
+                raise InputError(
+                    f"{what}: band {i} has no wavelength in its description ({desc!r}); "
+                    f"describe each band by its wavelength (e.g. '450 nm') or list them in "
+                    f"'hyperspectral.wavelengths' ({len(bands)} numbers, in {unit})"
+                )
+            out.append(w)
+    names = [wavelength_feature(w) for w in out]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"{what}: two bands have the same wavelength ({', '.join(dup)})")
+    return out
 
 
 def available_features(

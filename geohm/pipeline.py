@@ -27,8 +27,10 @@ from geohm.cube import (
     COORDINATE_FEATURES,
     WindowSource,
     available_features,
+    band_wavelengths,
     resolve_features,
     stack_features,
+    wavelength_feature,
 )
 from geohm.errors import ConfigError, GridError, InputError, SampleError
 from geohm.evaluate import metrics
@@ -39,9 +41,11 @@ from geohm.io.points import read_points
 from geohm.io.rasters import (
     AlignedWindows,
     TileWriter,
+    band_metadata,
     gdal_env,
     io_versions,
     open_aligned,
+    open_aligned_bands,
     raster_grid,
     read_overview,
 )
@@ -105,11 +109,14 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
 
     The DEM and covariates are warped onto the Landsat grid: bilinear for continuous
     layers, nearest for categorical ones, nodata masked before resampling. A scene
-    without imagery is mapped on the grid of ``grid:`` or of its first covariate.
+    without imagery is mapped on the grid of ``grid:``, of its hyperspectral raster or
+    of its first covariate. The bands of a ``hyperspectral:`` raster join the
+    covariates as ``wl_<wavelength>`` layers (bilinear), in wavelength order.
     """
     description: dict[str, str] = {}
     refl: xr.DataArray | None = None
     assume_crs = getattr(spec, "assume_crs", None)
+    hyper = getattr(spec, "hyperspectral", None)
     if spec.landsat is not None:
         refl = open_landsat(spec.landsat, mask=tuple(spec.qa_mask), chunks=chunks)
         description["landsat"] = f"{spec.landsat} ({refl.attrs.get('product_id', '?')})"
@@ -123,12 +130,17 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
     elif getattr(spec, "grid", None) is not None:
         grid = raster_grid(spec.grid, what="grid", assume_crs=assume_crs)
         description["grid"] = str(spec.grid)
+    elif hyper is not None:
+        grid = raster_grid(hyper.path, what="hyperspectral raster", assume_crs=assume_crs)
+        description["grid"] = "hyperspectral raster"
     elif spec.covariates:
         name, first = next(iter(spec.covariates.items()))
         grid = raster_grid(first.path, what=f"covariate '{name}'", assume_crs=assume_crs)
         description["grid"] = f"covariate '{name}'"
     else:
-        raise InputError("the scene has no imagery and no covariates: give 'landsat' or 'bands'")
+        raise InputError(
+            "the scene has no imagery and no covariates: give 'landsat', 'bands' or 'hyperspectral'"
+        )
     dem = None
     if spec.dem is not None:
         dem = open_aligned(
@@ -153,6 +165,26 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
         description[f"covariate {name}"] = (
             f"{cov.path}{' (categorical)' if cov.categorical else ''}"
         )
+    if hyper is not None:
+        # The bands, named wl_<wavelength>, in increasing wavelength order: bilinear and
+        # nodata-masked like a continuous covariate, all from one warped VRT.
+        wavelengths = band_wavelengths(
+            band_metadata(hyper.path, what="hyperspectral raster"),
+            hyper.wavelengths,
+            unit=hyper.unit,
+            what=f"hyperspectral raster '{hyper.path}'",
+        )
+        stack = open_aligned_bands(
+            hyper.path,
+            grid,
+            resampling="bilinear",
+            chunks=chunks,
+            what="hyperspectral raster",
+            assume_crs=assume_crs,
+        )
+        for i in sorted(range(len(wavelengths)), key=lambda k: wavelengths[k]):
+            covariates[wavelength_feature(wavelengths[i])] = stack.isel(band=i, drop=True)
+        description["hyperspectral"] = f"{hyper.path} ({len(wavelengths)} bands, {hyper.unit})"
 
     reason = None
     if spec.landsat is not None and spec.qa_mask:

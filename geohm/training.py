@@ -18,9 +18,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from geohm.config import SceneConfig
+from geohm.cube import spectral_columns
 from geohm.errors import ConfigError, SampleError
 from geohm.evaluate import cross_validate, holdout_split, interval_metrics, metrics
-from geohm.models import COORDS, make_regressor
+from geohm.models import COORDS, make_regressor, spectral_preprocessors
 from geohm.models.spatial import BufferDistances
 from geohm.models.uncertainty import IntervalModel, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
@@ -76,10 +77,26 @@ def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSe
 def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
     """The sample-table columns the configured model takes.
 
-    Ordinary kriging takes the coordinates only; every other model takes all columns.
+    Ordinary kriging takes the coordinates only; ``spectral-resnet`` the hyperspectral
+    bands (``wl_<wavelength>``) in increasing wavelength order; every other model takes
+    all columns.
+
+    Raises
+    ------
+    ConfigError
+        ``spectral-resnet`` without hyperspectral band features.
     """
     if cfg.model.name == "ok":
         return list(COORDS)
+    if cfg.model.name == "spectral-resnet":
+        spectral = spectral_columns(columns)
+        if len(spectral) < 2:
+            raise ConfigError(
+                "model 'spectral-resnet' needs the hyperspectral bands (wl_<wavelength>) "
+                f"among the features, got {len(spectral)}; give 'hyperspectral:' and keep "
+                "its bands in 'features'"
+            )
+        return spectral
     return list(columns)
 
 
@@ -91,6 +108,8 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
     step before the model adds the distance to every training sample (RFsp).
     """
     p = cfg.preprocess
+    if cfg.model.name == "spectral-resnet":
+        return _spectral_pipeline(cfg)
     kriging = cfg.model.name in ("ok", "rk")
     buffers = cfg.spatial_features.buffer_distances and not kriging
     raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()
@@ -116,6 +135,26 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
         pipe.steps.insert(len(pipe.steps) - 1, ("buffers", BufferDistances(coords=COORDS)))
         pipe.set_output(transform="pandas")
     return pipe
+
+
+def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
+    """``spectral-resnet``: the spectra (in wavelength order), the optional spectral
+    preprocessing of ``model.params.preprocess``, then the net.
+
+    No per-band min-max scaling, imputation or factor screening: they would break the
+    shape of the spectrum (the net standardises each wavelength itself). Only samples
+    and pixels with every band valid are used.
+    """
+    params = dict(cfg.model.params)
+    pipe = build_pipeline(
+        make_regressor(cfg.model.name, params, random_state=cfg.validation.seed),
+        impute="none",
+        scale="none",
+        log=cfg.preprocess.log_target,
+    )
+    # After "columns" (which names the spectra of a numpy table in wavelength order).
+    pipe.steps[1:1] = spectral_preprocessors(params.get("preprocess"))
+    return pipe.set_output(transform="pandas")
 
 
 def _drop_outliers(

@@ -36,7 +36,9 @@ __all__ = [
     "check_raster",
     "gdal_env",
     "io_versions",
+    "band_metadata",
     "open_aligned",
+    "open_aligned_bands",
     "open_raster",
     "raster_grid",
     "read_block",
@@ -798,3 +800,72 @@ class AlignedWindows:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def band_metadata(
+    path: str | os.PathLike[str], *, what: str = "raster"
+) -> list[tuple[str, dict[str, str]]]:
+    """Per band of ``path``: its description (``""`` when none) and its metadata tags.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file.
+    """
+    try:
+        with rasterio.open(path) as src:
+            return [(src.descriptions[i] or "", dict(src.tags(i + 1))) for i in range(src.count)]
+    except (RasterioIOError, RasterioError) as exc:
+        raise _open_error(path, exc, what) from exc
+
+
+def open_aligned_bands(
+    path: str | os.PathLike[str],
+    grid: Grid,
+    *,
+    resampling: str = "bilinear",
+    chunks: int | None = 512,
+    what: str = "raster",
+    assume_crs: str | None = None,
+) -> xr.DataArray:
+    """Open every band of ``path`` lazily, warped onto ``grid`` (one warped VRT).
+
+    As :func:`open_aligned` (nodata masked before resampling, band by band; NaN where no
+    valid data), for all bands at once: a (band, y, x) float32 DataArray whose ``band``
+    coordinate is 1, 2, ... (the file's band numbers). One warped VRT serves every band,
+    so GDAL warps each block once for all bands (its block cache keeps the other bands).
+
+    Raises
+    ------
+    InputError, GridError
+        Missing/corrupt file, no CRS, or no overlap with the grid.
+    """
+    src_grid = check_raster(path, what=what, assume_crs=assume_crs)
+    _check_overlap(src_grid, grid, path, what)
+    try:
+        with rasterio.open(path) as src:
+            nodata = src.nodata
+            vrt = WarpedVRT(
+                src,
+                src_crs=src.crs if src.crs is not None else _assumed(assume_crs),
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=Resampling[resampling],
+                src_nodata=nodata,
+                nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
+                dtype="float32",
+                # Each band's nodata masks that band only (GDAL's default for several
+                # bands treats a pixel as nodata only when *every* band is).
+                UNIFIED_SRC_NODATA="NO",
+            )
+            da = rioxarray.open_rasterio(
+                vrt,
+                masked=True,
+                chunks=None if chunks is None else {"band": 1, "x": chunks, "y": chunks},
+            )
+    except (RasterioIOError, RasterioError) as exc:
+        raise _open_error(path, exc, what) from exc
+    assert isinstance(da, xr.DataArray)
+    return da.astype("float32")
