@@ -37,12 +37,16 @@ from scipy.signal import savgol_filter
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from geohm.errors import ConfigError
+
 __all__ = [
+    "SPECTRAL_STEPS",
     "Absorbance",
     "SavitzkyGolay",
     "StandardNormalVariate",
     "contribution_regions",
     "plot_wavelength_contribution",
+    "spectral_preprocessors",
     "wavelength_contribution",
 ]
 
@@ -462,3 +466,71 @@ def plot_wavelength_contribution(
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+#: Spectral preprocessing steps of ``spectral-resnet`` (``params.preprocess``), by name.
+SPECTRAL_STEPS: tuple[str, ...] = ("absorbance", "savgol", "snv")
+
+
+def spectral_preprocessors(steps: Any) -> list[tuple[str, Any]]:
+    """The transformers of ``model.params.preprocess`` (spectral models), in order.
+
+    Parameters
+    ----------
+    steps : list or None
+        Each item is a step name (``absorbance``: log10(1/R); ``savgol``:
+        Savitzky-Golay smoothing or derivative; ``snv``: standard normal variate) or a
+        one-key mapping ``{name: {parameter: value}}`` (``{savgol: {window_length: 7,
+        deriv: 1}}``), see :mod:`geohm.spectra`.
+
+    Returns
+    -------
+    list of (str, transformer)
+        Pipeline steps named ``spectra_<k>_<name>``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown step or parameter.
+    """
+    classes: dict[str, type[BaseEstimator]] = {
+        "absorbance": Absorbance,
+        "savgol": SavitzkyGolay,
+        "snv": StandardNormalVariate,
+    }
+    if steps is None:
+        return []
+    if isinstance(steps, str | dict):
+        steps = [steps]
+    if not isinstance(steps, list):
+        raise ConfigError(
+            "key 'model.params.preprocess': expected a list of steps "
+            f"({', '.join(SPECTRAL_STEPS)}), got {steps!r}"
+        )
+    out: list[tuple[str, Any]] = []
+    for k, item in enumerate(steps):
+        if isinstance(item, dict) and len(item) == 1:
+            step, kwargs = next(iter(item.items()))
+            kwargs = dict(kwargs or {})
+        elif isinstance(item, str):
+            step, kwargs = item, {}
+        else:
+            raise ConfigError(
+                f"key 'model.params.preprocess': step {item!r} is neither a name nor a "
+                "one-key mapping {name: {parameter: value}}"
+            )
+        if step not in classes:
+            raise ConfigError(
+                f"key 'model.params.preprocess': unknown step '{step}'; choose from "
+                f"{', '.join(SPECTRAL_STEPS)}"
+            )
+        cls = classes[step]
+        bad = sorted(set(kwargs) - set(cls._get_param_names()))
+        if bad:
+            raise ConfigError(
+                f"key 'model.params.preprocess': step '{step}' has no parameter "
+                f"{', '.join(map(repr, bad))} (it takes: "
+                f"{', '.join(cls._get_param_names()) or 'none'})"
+            )
+        out.append((f"spectra_{k}_{step}", cls(**kwargs)))
+    return out

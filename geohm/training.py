@@ -21,12 +21,13 @@ from geohm.config import SceneConfig
 from geohm.cube import spectral_columns
 from geohm.errors import ConfigError, SampleError
 from geohm.evaluate import cross_validate, holdout_split, interval_metrics, metrics
-from geohm.models import COORDS, make_regressor, spectral_preprocessors
+from geohm.models import COORDS, make_regressor
 from geohm.models.spatial import BufferDistances
 from geohm.models.uncertainty import IntervalModel, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
 from geohm.sampling import SampleTable
 from geohm.selection import CorrelationVIFSelector
+from geohm.spectra import spectral_preprocessors
 
 __all__ = [
     "FittedClassifier",

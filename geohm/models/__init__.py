@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator
 
 from geohm.errors import ConfigError
 
-__all__ = ["COORDS", "SPECTRAL_STEPS", "make_regressor", "spectral_preprocessors"]
+__all__ = ["COORDS", "make_regressor"]
 
 #: Coordinate columns (map units) of the kriging models: the cube's ``x`` and ``y``.
 COORDS: tuple[str, str] = ("x", "y")
@@ -47,7 +47,7 @@ def make_regressor(
         ``rf``, with ``params.base_params``) plus ordinary kriging (``params.kriging``)
         of its out-of-fold residuals on ``x`` and ``y``; ``spectral-resnet``:
         :class:`SpectralResNetRegressor` (its ``params.preprocess`` steps are built by
-        :func:`spectral_preprocessors`, not here).
+        :func:`geohm.spectra.spectral_preprocessors`, not here).
     params : dict, optional
         Keyword arguments of the estimator (``n_estimators``, ``hidden``...).
     random_state : int
@@ -105,80 +105,10 @@ def make_regressor(
     if name == "spectral-resnet":
         from geohm.models.spectral import SpectralResNetRegressor
 
-        params.pop("preprocess", None)  # steps before the net: see spectral_preprocessors
+        params.pop("preprocess", None)  # steps before the net: geohm.spectra.spectral_preprocessors
         _checked(SpectralResNetRegressor, name, params)
         params.pop("random_state", None)
         if "freeze" in params and isinstance(params["freeze"], list):
             params["freeze"] = tuple(params["freeze"])
         return SpectralResNetRegressor(**params, random_state=random_state)
     raise ConfigError(f"key 'model.name': unknown model '{name}'")
-
-
-#: Spectral preprocessing steps of ``spectral-resnet`` (``params.preprocess``), by name.
-SPECTRAL_STEPS: tuple[str, ...] = ("absorbance", "savgol", "snv")
-
-
-def spectral_preprocessors(steps: Any) -> list[tuple[str, Any]]:
-    """The transformers of ``model.params.preprocess`` (spectral models), in order.
-
-    Parameters
-    ----------
-    steps : list or None
-        Each item is a step name (``absorbance``: log10(1/R); ``savgol``:
-        Savitzky-Golay smoothing or derivative; ``snv``: standard normal variate) or a
-        one-key mapping ``{name: {parameter: value}}`` (``{savgol: {window_length: 7,
-        deriv: 1}}``), see :mod:`geohm.spectra`.
-
-    Returns
-    -------
-    list of (str, transformer)
-        Pipeline steps named ``spectra_<k>_<name>``.
-
-    Raises
-    ------
-    ConfigError
-        Unknown step or parameter.
-    """
-    from geohm.spectra import Absorbance, SavitzkyGolay, StandardNormalVariate
-
-    classes: dict[str, type[BaseEstimator]] = {
-        "absorbance": Absorbance,
-        "savgol": SavitzkyGolay,
-        "snv": StandardNormalVariate,
-    }
-    if steps is None:
-        return []
-    if isinstance(steps, str | dict):
-        steps = [steps]
-    if not isinstance(steps, list):
-        raise ConfigError(
-            "key 'model.params.preprocess': expected a list of steps "
-            f"({', '.join(SPECTRAL_STEPS)}), got {steps!r}"
-        )
-    out: list[tuple[str, Any]] = []
-    for k, item in enumerate(steps):
-        if isinstance(item, dict) and len(item) == 1:
-            step, kwargs = next(iter(item.items()))
-            kwargs = dict(kwargs or {})
-        elif isinstance(item, str):
-            step, kwargs = item, {}
-        else:
-            raise ConfigError(
-                f"key 'model.params.preprocess': step {item!r} is neither a name nor a "
-                "one-key mapping {name: {parameter: value}}"
-            )
-        if step not in classes:
-            raise ConfigError(
-                f"key 'model.params.preprocess': unknown step '{step}'; choose from "
-                f"{', '.join(SPECTRAL_STEPS)}"
-            )
-        cls = classes[step]
-        bad = sorted(set(kwargs) - set(cls._get_param_names()))
-        if bad:
-            raise ConfigError(
-                f"key 'model.params.preprocess': step '{step}' has no parameter "
-                f"{', '.join(map(repr, bad))} (it takes: "
-                f"{', '.join(cls._get_param_names()) or 'none'})"
-            )
-        out.append((f"spectra_{k}_{step}", cls(**kwargs)))
-    return out
