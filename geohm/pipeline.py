@@ -51,6 +51,7 @@ from geohm.io.rasters import (
 )
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
+from geohm.models.compiled import accelerate
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
 from geohm.report import class_figure, quicklook_figure, render_markdown
 from geohm.riskmaps import (
@@ -699,7 +700,9 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
 
         t = time.perf_counter()
         models = {
-            k: TargetModel(f.estimator, f.features, required=f.required, interval=f.interval)
+            k: TargetModel(
+                accelerate(f.estimator), f.features, required=f.required, interval=f.interval
+            )
             for k, f in fitted.items()
         }
         maps, risk_report, outputs = _write_maps(
@@ -833,7 +836,7 @@ def predict_scene(
             raise ConfigError(f"the model '{model_path}' needs features {needed}: {exc}") from None
         models = {
             k: TargetModel(
-                v["estimator"],
+                accelerate(v["estimator"]),
                 v["features"],
                 required=v.get("required"),
                 interval=v.get("interval") if cfg.output.uncertainty else None,

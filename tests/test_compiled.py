@@ -1,0 +1,239 @@
+"""The compiled forest (geohm.models.compiled): same predictions as scikit-learn, faster.
+
+Every check compares against scikit-learn's own single-threaded ``predict`` on really
+fitted forests: geohm's pipelines (scaling, imputation, factor screening, log target)
+and bare forests, shallow trees (bit-vector kernel) and deep ones (tree walk).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+from sklearn.linear_model import LinearRegression
+
+from geohm.cube import stack_features
+from geohm.models import compiled
+from geohm.models.compiled import CompiledForest, accelerate
+from geohm.predict import TargetModel, _single_threaded_models, predict_map
+from geohm.preprocess import build_pipeline
+from geohm.selection import CorrelationVIFSelector
+
+pytestmark = pytest.mark.skipif(
+    not compiled.kernel_available(), reason="no C compiler to build the forest kernel"
+)
+
+FEATURES = [f"f{i:02d}" for i in range(20)]
+
+
+def _samples(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A soil-sample-like table: 20 factors (different units), a skewed metal."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, len(FEATURES))) * np.linspace(0.05, 300, len(FEATURES))
+    X[:, 0] = X[:, 1] * 0.8 + rng.standard_normal(n) * 5  # correlated pair for VIF
+    y = np.exp(3.5 + 0.01 * X[:, 5] + 0.004 * X[:, 12] - 0.002 * X[:, 19] ** 2 / 300)
+    y *= np.exp(0.2 * rng.standard_normal(n))
+    return pd.DataFrame(X, columns=FEATURES), y
+
+
+def _pixels(n: int, seed: int = 1) -> np.ndarray:
+    """A float32 pixel table in the factors' ranges, as the tile predictor passes it."""
+    X, _ = _samples(n, seed)
+    return X.to_numpy(np.float32, copy=True)
+
+
+def _pipeline(n_train: int, *, log: bool, select: bool, forest=None):
+    X, y = _samples(n_train)
+    rf = forest or RandomForestRegressor(n_estimators=100, n_jobs=2, random_state=0)
+    selector = CorrelationVIFSelector(max_p=0.2, max_vif=10, force=("f19",)) if select else None
+    return build_pipeline(rf, selector=selector, log=log).fit(X, y)
+
+
+def _reference(est, X: np.ndarray) -> np.ndarray:
+    """scikit-learn's single-threaded prediction (its threads add trees in any order)."""
+    final = est.steps[-1][1]
+    forest = getattr(final, "regressor_", final)  # inside the log-target wrapper
+    jobs = forest.n_jobs
+    try:
+        forest.set_params(n_jobs=1)
+        return est.predict(X)
+    finally:
+        forest.set_params(n_jobs=jobs)
+
+
+@pytest.mark.parametrize(
+    ("n_train", "log", "select"),
+    [(43, False, False), (43, True, True), (100, False, True), (80, True, False)],
+)
+def test_pipelines_predict_as_sklearn(n_train: int, log: bool, select: bool) -> None:
+    plain = _pipeline(n_train, log=log, select=select)
+    fast = accelerate(plain)
+    assert fast is not plain
+    final = fast.steps[-1][1]
+    assert isinstance(final.regressor_ if log else final, CompiledForest)
+    X = _pixels(20_000)
+    ref = _reference(plain, X)
+    got = fast.predict(X)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    # Stronger than float32 rounding: same float32 decisions, trees summed in order.
+    np.testing.assert_array_equal(got, ref)
+    # The original is untouched and still predicts with scikit-learn.
+    assert isinstance(plain.steps[-1][1], RandomForestRegressor) or log
+    # A DataFrame (as predict_scene scores samples) goes through the same steps.
+    frame = pd.DataFrame(X[:50], columns=FEATURES)
+    np.testing.assert_array_equal(fast.predict(frame), ref[:50])
+
+
+def test_kernels_bit_vector_and_tree_walk_and_missing_values() -> None:
+    X, y = _samples(300)
+    Xp = _pixels(5_000)
+    Xp[::7, 3] = np.nan  # NaN follows each split's missing_go_to_left, as in scikit-learn
+    for forest, words in [
+        (RandomForestRegressor(50, max_leaf_nodes=40, random_state=0), 1),
+        (RandomForestRegressor(50, max_leaf_nodes=120, random_state=0), 2),
+        (RandomForestRegressor(50, random_state=0), 0),  # ~190 leaves: tree walk
+        (ExtraTreesRegressor(50, min_samples_leaf=5, random_state=0), 1),
+    ]:
+        forest.fit(X.to_numpy(), y)
+        fast = CompiledForest(forest)._load(forest)
+        assert fast.bit_vector == (words > 0)
+        if words:
+            assert fast._qs["n_words"] == words
+            assert isinstance(accelerate(forest), CompiledForest)
+        else:  # a compiled walk is no faster than scikit-learn's: left as it is
+            assert accelerate(forest) is forest
+        np.testing.assert_array_equal(fast.predict(Xp), forest.predict(Xp))
+        assert len(fast.estimators_) == 50  # the trees stay reachable (exceedance)
+
+
+def test_forest_fitted_with_missing_values() -> None:
+    X, y = _samples(120)
+    Xn = X.to_numpy().copy()
+    Xn[::4, 5] = np.nan
+    forest = RandomForestRegressor(30, random_state=0).fit(Xn, y)
+    Xp = _pixels(3_000)
+    Xp[::3, 5] = np.nan
+    np.testing.assert_array_equal(accelerate(forest).predict(Xp), forest.predict(Xp))
+
+
+def test_other_estimators_are_returned_unchanged() -> None:
+    X, y = _samples(40)
+    lin = build_pipeline(LinearRegression()).fit(X, y)
+    assert accelerate(lin) is lin
+    unfitted = RandomForestRegressor()
+    assert accelerate(unfitted) is unfitted
+    multi = RandomForestRegressor(5, random_state=0).fit(X, np.column_stack([y, y]))
+    assert accelerate(multi) is multi
+    fast = accelerate(_pipeline(43, log=False, select=False))
+    assert accelerate(fast).steps[-1][1] is fast.steps[-1][1]
+    # Fitted as an estimator of its own: fits a clone of the forest, then compiles it.
+    own = CompiledForest(RandomForestRegressor(20, random_state=0)).fit(X.to_numpy(), y)
+    ref = RandomForestRegressor(20, random_state=0).fit(X.to_numpy(), y)
+    Xp = _pixels(500)
+    np.testing.assert_array_equal(own.predict(Xp), ref.predict(Xp))
+
+
+def test_fallback_without_a_compiler(monkeypatch, caplog) -> None:
+    def broken() -> None:
+        raise OSError("no C compiler found")
+
+    monkeypatch.setattr(compiled, "_library", broken)
+    plain = _pipeline(43, log=True, select=False)
+    with caplog.at_level(logging.WARNING, logger="geohm"):
+        assert accelerate(plain) is plain
+    assert "compiled forest unavailable (no C compiler found)" in caplog.text
+
+
+def test_pickle_and_joblib_round_trip(tmp_path, monkeypatch) -> None:
+    fast = accelerate(_pipeline(43, log=True, select=True))
+    X = _pixels(2_000)
+    expected = fast.predict(X)
+    path = tmp_path / "model.joblib"
+    joblib.dump({"Cu": fast}, path)
+    # A fresh process has no kernel yet: it is compiled again on the first predict.
+    monkeypatch.setattr(compiled, "_LIB", None)
+    loaded = joblib.load(path)["Cu"]
+    np.testing.assert_array_equal(loaded.predict(X), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fast)).predict(X), expected)
+
+
+def test_threads_bounded_and_results_independent_of_them() -> None:
+    fast = accelerate(_pipeline(43, log=True, select=False))
+    X = _pixels(100_000)
+    params = fast.get_params(deep=True)
+    keys = [k for k in params if k.endswith("n_jobs")]
+    assert "model__regressor__n_jobs" in keys and params["model__regressor__n_jobs"] == 2
+    one = fast.set_params(model__regressor__n_jobs=1).predict(X)
+    two = fast.set_params(model__regressor__n_jobs=2).predict(X)
+    np.testing.assert_array_equal(one, two)
+    # predict_map's switch reaches the compiled forest and restores it afterwards.
+    with _single_threaded_models({"Cu": TargetModel(fast, FEATURES)}):
+        assert fast.steps[-1][1].regressor_.n_jobs == 1
+    assert fast.steps[-1][1].regressor_.n_jobs == 2
+    assert (
+        accelerate(_pipeline(43, log=False, select=False), n_jobs=1).get_params()["model__n_jobs"]
+        == 1
+    )
+
+
+def test_two_threads_predicting_at_once() -> None:
+    fast = accelerate(_pipeline(60, log=False, select=True), n_jobs=1)
+    tables = [_pixels(20_000, seed=s) for s in (1, 2)]
+    expected = [fast.predict(t) for t in tables]
+    results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+    start = threading.Barrier(2)
+
+    def work(i: int) -> None:
+        start.wait()
+        for _ in range(3):
+            results[i].append(fast.predict(tables[i]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in (0, 1):
+        assert len(results[i]) == 3
+        for got in results[i]:
+            np.testing.assert_array_equal(got, expected[i])
+
+
+def test_predict_map_gives_the_same_map(tiny_reflectance, tiny_dem) -> None:
+    feats = ["blue", "green", "red", "nir", "swir1", "NDVI", "elevation", "slope", "aspect"]
+    cube = stack_features(tiny_reflectance.chunk({"x": 16, "y": 16}), feats, dem=tiny_dem)
+    values = cube.values.reshape(len(feats), -1).T
+    ok = np.isfinite(values).all(axis=1)
+    rng = np.random.default_rng(3)
+    rows = rng.choice(np.flatnonzero(ok), 45, replace=False)
+    X = pd.DataFrame(values[rows], columns=feats)
+    y = 40 + 300 * X["red"] + 0.5 * X["slope"] + 5 * rng.standard_normal(45)
+    pipe = build_pipeline(
+        RandomForestRegressor(100, n_jobs=2, random_state=0),
+        selector=CorrelationVIFSelector(max_p=0.5, force=("elevation",)),
+        log=True,
+    ).fit(X, y)
+
+    class Sink:
+        def __init__(self) -> None:
+            self.arr = np.full(cube.shape[1:], -1.0)
+
+        def write(self, r: int, c: int, data: np.ndarray) -> None:
+            self.arr[r : r + data.shape[0], c : c + data.shape[1]] = data
+
+    maps = []
+    for est in (pipe, accelerate(pipe)):
+        sinks = {"Cu": Sink()}
+        stats = predict_map(cube, {"Cu": TargetModel(est, feats)}, sinks, tile=8, workers=2)
+        maps.append((sinks["Cu"].arr, stats["Cu"].as_dict()))
+    (plain, s_plain), (fast, s_fast) = maps
+    assert np.isnan(plain).sum() == 2 and np.isnan(fast).sum() == 2
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, equal_nan=True)
+    assert s_fast["pixels"] == s_plain["pixels"]
+    assert s_fast["mean"] == pytest.approx(s_plain["mean"], rel=1e-6)
