@@ -186,6 +186,26 @@ def open_raster(
     return da
 
 
+def _warped_vrt(
+    src: Any, grid: Grid, resampling: str, assume_crs: str | None, **extra: Any
+) -> WarpedVRT:
+    """The warped VRT of ``src`` on ``grid``: float32, source nodata masked before resampling."""
+    nodata = src.nodata
+    return WarpedVRT(
+        src,
+        src_crs=src.crs if src.crs is not None else _assumed(assume_crs),
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=Resampling[resampling],
+        src_nodata=nodata,
+        nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
+        dtype="float32",
+        **extra,
+    )
+
+
 def open_aligned(
     path: str | os.PathLike[str],
     grid: Grid,
@@ -231,19 +251,7 @@ def open_aligned(
     _check_overlap(src_grid, grid, path, what)
     try:
         with rasterio.open(path) as src:
-            nodata = src.nodata
-            vrt = WarpedVRT(
-                src,
-                src_crs=src.crs if src.crs is not None else _assumed(assume_crs),
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling[resampling],
-                src_nodata=nodata,
-                nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
-                dtype="float32",
-            )
+            vrt = _warped_vrt(src, grid, resampling, assume_crs)
             da = rioxarray.open_rasterio(
                 vrt,
                 masked=True,
@@ -668,20 +676,7 @@ class AlignedWindows:
 
     def _warp_params(self, src: Any) -> dict[str, Any]:
         # The VRT of open_aligned, then the parameters rioxarray re-creates it from.
-        nodata = src.nodata
-        grid = self.grid
-        with WarpedVRT(
-            src,
-            src_crs=src.crs if src.crs is not None else _assumed(self.assume_crs),
-            crs=grid.crs,
-            transform=grid.transform,
-            width=grid.width,
-            height=grid.height,
-            resampling=Resampling[self.resampling],
-            src_nodata=nodata,
-            nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
-            dtype="float32",
-        ) as vrt:
+        with _warped_vrt(src, self.grid, self.resampling, self.assume_crs) as vrt:
             return {
                 "src_crs": vrt.src_crs.to_string() if vrt.src_crs else None,
                 "crs": vrt.dst_crs.to_string() if vrt.dst_crs else None,
@@ -844,22 +839,9 @@ def open_aligned_bands(
     _check_overlap(src_grid, grid, path, what)
     try:
         with rasterio.open(path) as src:
-            nodata = src.nodata
-            vrt = WarpedVRT(
-                src,
-                src_crs=src.crs if src.crs is not None else _assumed(assume_crs),
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling[resampling],
-                src_nodata=nodata,
-                nodata=np.nan if nodata is not None or src.dtypes[0].startswith("float") else None,
-                dtype="float32",
-                # Each band's nodata masks that band only (GDAL's default for several
-                # bands treats a pixel as nodata only when *every* band is).
-                UNIFIED_SRC_NODATA="NO",
-            )
+            # Each band's nodata masks that band only (GDAL's default for several
+            # bands treats a pixel as nodata only when *every* band is).
+            vrt = _warped_vrt(src, grid, resampling, assume_crs, UNIFIED_SRC_NODATA="NO")
             da = rioxarray.open_rasterio(
                 vrt,
                 masked=True,
