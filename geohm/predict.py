@@ -138,12 +138,34 @@ class MapStats:
         return out
 
 
+def _estimators(models: Mapping[str, TargetModel]) -> list[Any]:
+    """Every estimator object the models predict with, fitted inner ones included.
+
+    ``get_params(deep=True)`` of a log-target wrapper reaches its unfitted template
+    (``regressor``), not the fitted ``regressor_``; an interval model holds the estimator
+    it was fitted around (which may differ from ``TargetModel.estimator``, e.g. when that
+    is an accelerated copy).
+    """
+    out: list[Any] = []
+    for tm in models.values():
+        todo = [tm.estimator, getattr(tm.interval, "estimator", None)]
+        while todo:
+            est = todo.pop()
+            if est is None or any(est is e for e in out):
+                continue
+            out.append(est)
+            steps = getattr(est, "steps", None)
+            if steps:
+                todo.append(steps[-1][1])
+            todo.append(getattr(est, "regressor_", None))
+    return out
+
+
 @contextlib.contextmanager
 def _single_threaded_models(models: Mapping[str, TargetModel]) -> Iterator[None]:
     """Set ``n_jobs=1`` on every (settable) estimator inside the models for the duration."""
     changed: list[tuple[Any, str, Any]] = []
-    for tm in models.values():
-        est = tm.estimator
+    for est in _estimators(models):
         params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
         for key, value in params.items():
             if key.endswith("n_jobs") and value not in (None, 1):
