@@ -143,29 +143,18 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
             "the scene has no imagery and no covariates: give 'landsat', 'bands' or 'hyperspectral'"
         )
     dem = None
-    if spec.dem is not None:
-        dem = open_aligned(
-            spec.dem,
-            grid,
-            resampling="bilinear",
-            chunks=chunks,
-            what="DEM",
-            assume_crs=assume_crs,
-        )
-        description["dem"] = str(spec.dem)
     covariates = {}
-    for name, cov in spec.covariates.items():
-        covariates[name] = open_aligned(
-            cov.path,
-            grid,
-            resampling="nearest" if cov.categorical else "bilinear",
-            chunks=chunks,
-            what=f"covariate '{name}'",
-            assume_crs=assume_crs,
+    for name, path, resampling, what in _static_layers(spec):
+        layer = open_aligned(
+            path, grid, resampling=resampling, chunks=chunks, what=what, assume_crs=assume_crs
         )
-        description[f"covariate {name}"] = (
-            f"{cov.path}{' (categorical)' if cov.categorical else ''}"
-        )
+        if name is None:
+            dem = layer
+            description["dem"] = str(path)
+        else:
+            covariates[name] = layer
+            categorical = " (categorical)" if resampling == "nearest" else ""
+            description[f"covariate {name}"] = f"{path}{categorical}"
     if hyper is not None:
         # The bands, named wl_<wavelength>, in increasing wavelength order: bilinear and
         # nodata-masked like a continuous covariate, all from one warped VRT.
@@ -336,6 +325,18 @@ def _layer_info(
     return info
 
 
+def _static_layers(spec: Any) -> list[tuple[str | None, Any, str, str]]:
+    """The DEM (name None) and covariates of a scene block: ``(name, path, resampling,
+    what)``, bilinear for continuous layers and nearest for categorical ones."""
+    out: list[tuple[str | None, Any, str, str]] = []
+    if spec.dem is not None:
+        out.append((None, spec.dem, "bilinear", "DEM"))
+    for name, cov in spec.covariates.items():
+        resampling = "nearest" if cov.categorical else "bilinear"
+        out.append((name, cov.path, resampling, f"covariate '{name}'"))
+    return out
+
+
 def _risk_rasters(risk: Any) -> list[tuple[str, Any, str, str]]:
     """The pH and land-use rasters of a risk block (when given as rasters).
 
@@ -367,26 +368,24 @@ def _with_risk_layers(
     grid = inputs.grid
     assume_crs = getattr(cfg, "assume_crs", None)
     dem_reader = None
-    if inputs.dem is not None and cfg.dem is not None:
-        dem_reader = AlignedWindows(
-            cfg.dem, grid, resampling="bilinear", chunks=CHUNK, what="DEM", assume_crs=assume_crs
+    readers = {}
+    # The same files, resampling and CRS as open_inputs (one list for both), read directly.
+    for name, path, resampling, what in _static_layers(cfg):
+        reader = AlignedWindows(
+            path, grid, resampling=resampling, chunks=CHUNK, what=what, assume_crs=assume_crs
         )
-    readers = {
-        name: AlignedWindows(
-            cov.path,
-            grid,
-            resampling="nearest" if cov.categorical else "bilinear",
-            chunks=CHUNK,
-            what=f"covariate '{name}'",
-            assume_crs=assume_crs,
-        )
-        for name, cov in cfg.covariates.items()
-        if name in inputs.covariates
-    }
+        if name is None:
+            dem_reader = reader if inputs.dem is not None else None
+        elif name in inputs.covariates:
+            readers[name] = reader
     extra = {}
     for name, path, resampling, what in _risk_rasters(risk) if risk is not None else []:
-        extra[name] = open_aligned(path, grid, resampling=resampling, chunks=CHUNK, what=what)
-        readers[name] = AlignedWindows(path, grid, resampling=resampling, chunks=CHUNK, what=what)
+        extra[name] = open_aligned(
+            path, grid, resampling=resampling, chunks=CHUNK, what=what, assume_crs=assume_crs
+        )
+        readers[name] = AlignedWindows(
+            path, grid, resampling=resampling, chunks=CHUNK, what=what, assume_crs=assume_crs
+        )
     return WindowSource(
         inputs.reflectance,
         features,
