@@ -17,6 +17,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.preprocessing import MinMaxScaler
 
 from geohm.errors import ConfigError, SampleError
+from geohm.preprocess import KNNImputer as GeohmKNNImputer
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, make_preprocessor
 from geohm.selection import CorrelationVIFSelector
 
@@ -81,6 +82,46 @@ def test_knn_imputes_in_scaled_units() -> None:
     assert out.loc[4, "blue"] == 0.0
     raw = KNNImputer(n_neighbors=1).fit_transform(X)
     assert raw[4, 0] == 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_knn_imputer_matches_scikit_learn(dtype: str) -> None:
+    # Complete tables come back unchanged (a copy); incomplete ones are imputed by
+    # scikit-learn; arrays and pandas frames alike.
+    rng = np.random.default_rng(1)
+    train = pd.DataFrame(rng.random((40, 4)), columns=list("abcd"))
+    train.iloc[3, 1] = np.nan
+    complete = rng.random((30, 4)).astype(dtype)
+    holes = complete.copy()
+    holes[[2, 7, 11], [0, 3, 1]] = np.nan
+    for X in (complete, holes):
+        ours = GeohmKNNImputer(n_neighbors=3).fit(train.to_numpy()).transform(X)
+        ref = KNNImputer(n_neighbors=3).fit(train.to_numpy()).transform(X)
+        assert ours.dtype == ref.dtype and ours is not X
+        np.testing.assert_array_equal(ours, ref)
+        frame = pd.DataFrame(X, columns=list("abcd"))
+        ours_df = GeohmKNNImputer(n_neighbors=3).set_output(transform="pandas").fit(train)
+        ref_df = KNNImputer(n_neighbors=3).set_output(transform="pandas").fit(train)
+        pd.testing.assert_frame_equal(ours_df.transform(frame), ref_df.transform(frame))
+    assert not np.isnan(GeohmKNNImputer().fit(train.to_numpy()).transform(holes)).any()
+
+
+def test_knn_imputer_leaves_special_cases_to_scikit_learn() -> None:
+    train = np.array([[0.0, np.nan], [1.0, np.nan], [2.0, np.nan]])
+    X = np.array([[0.5, 1.0]])
+    # A column empty at fit is dropped by scikit-learn, complete rows or not.
+    assert GeohmKNNImputer().fit(train).transform(X).shape == (1, 1)
+    with pytest.raises(ValueError, match="infinity|Infinity"):
+        GeohmKNNImputer().fit(train[:, :1]).transform(np.array([[np.inf]]))
+    # With add_indicator the output gains columns: scikit-learn's transform.
+    ok = np.array([[0.0, 1.0], [1.0, np.nan], [2.0, 3.0]])
+    out = GeohmKNNImputer(add_indicator=True).fit(ok).transform(np.array([[0.5, 1.0]]))
+    assert out.shape == (1, 3)
+
+
+def test_pipeline_uses_the_complete_table_imputer() -> None:
+    pipe = build_pipeline(LinearRegression())
+    assert type(pipe.named_steps["impute"]) is GeohmKNNImputer
 
 
 def test_log_target() -> None:
