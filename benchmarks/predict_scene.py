@@ -170,13 +170,20 @@ def child_stack(demo: Path, stack: Path) -> dict[str, Any]:
     return {"features": features}
 
 
-def _geohm_setup(demo: Path, stack: Path | None = None) -> tuple[Any, Any, int, int]:
-    from geohm.pipeline import build_cube
+def _geohm_setup(demo: Path, stack: Path | None = None) -> tuple[Any, Any, Any, int, int]:
+    """Config, lazy cube, prediction source, workers, window side.
+
+    From the raw inputs the source is what ``run_scene`` predicts from: the cube built
+    window by window (``window_source``). From the stack it is the lazy cube of the
+    stack itself.
+    """
+    from geohm.pipeline import build_cube, window_source
     from geohm.predict import window_size
 
     cfg = _scene_config(demo)
     if stack is None:
-        _, cube, _ = build_cube(cfg, cfg.features)
+        inputs, cube, feats = build_cube(cfg, cfg.features)
+        source = window_source(cfg, inputs, feats)
     else:  # the precomputed features, opened lazily as geohm opens rasters
         import rioxarray
         import xarray as xr
@@ -185,10 +192,11 @@ def _geohm_setup(demo: Path, stack: Path | None = None) -> tuple[Any, Any, int, 
         assert isinstance(da, xr.DataArray)
         names = list(da.attrs.get("long_name") or [])
         cube = da.rename(band="feature").assign_coords(feature=names)
+        source = cube
     workers = len(os.sched_getaffinity(0)) or 1
     # As run_scene: window from the default 1024 MB budget, a multiple of the chunk.
     tile = window_size(cube.sizes["feature"], workers=workers, memory_mb=1024, block=BLOCK)
-    return cfg, cube, workers, tile
+    return cfg, cube, source, workers, tile
 
 
 def child_case(case: str, demo: Path, models_path: Path, stack: Path, out: Path) -> dict:
@@ -228,7 +236,7 @@ def child_case(case: str, demo: Path, models_path: Path, stack: Path, out: Path)
         t = time.perf_counter()
         on_stack = case.endswith("_stack")
         case = case.removesuffix("_stack")
-        cfg, cube, workers, tile = _geohm_setup(demo, stack if on_stack else None)
+        cfg, cube, source, workers, tile = _geohm_setup(demo, stack if on_stack else None)
         info.update(workers=workers, tile=tile)
         if case == "io_floor":
             from concurrent.futures import ThreadPoolExecutor
@@ -239,7 +247,9 @@ def child_case(case: str, demo: Path, models_path: Path, stack: Path, out: Path)
 
             def read(win: tuple[int, int, int, int]) -> Any:
                 r, c, h, w = win
-                return read_block(cube.isel(y=slice(r, r + h), x=slice(c, c + w)))[0]
+                if source is cube:
+                    return read_block(cube.isel(y=slice(r, r + h), x=slice(c, c + w)))[0]
+                return source.read(r, c, h, w)[0]  # every feature computed, one written
 
             # The same window threads and in-order writer as predict_map, no model.
             with _writer(out, cube) as dst, ThreadPoolExecutor(workers) as pool:
@@ -258,7 +268,7 @@ def child_case(case: str, demo: Path, models_path: Path, stack: Path, out: Path)
             tm = TargetModel(est, m["features"], required=m["required"])
             with _writer(out, cube) as dst:
                 stats = predict_map(
-                    cube, {TARGET: tm}, {TARGET: _Sink(dst)}, tile=tile, workers=workers
+                    source, {TARGET: tm}, {TARGET: _Sink(dst)}, tile=tile, workers=workers
                 )
             info["mapped_pixels"] = stats[TARGET].count
             info["map_mean"] = stats[TARGET].as_dict()["mean"]
@@ -305,28 +315,35 @@ def _compare_maps(a: Path, b: Path) -> dict[str, float]:
     return {"max_rel_diff": worst, "same_nodata": same_mask, "compared": n}
 
 
-def _ensure_demo(size: int, work: Path, source: str) -> Path:
-    """The scene folder (with scene.yaml) of ``size`` x ``size`` pixels.
+def _ensure_demo(shape: tuple[int, int], work: Path, source: str) -> Path:
+    """The scene folder (with scene.yaml) of ``rows x cols`` pixels.
 
-    ``demo``: ``make_demo(size)`` itself. ``tiled``: the 400 x 400 demo's target year
-    tiled to the size (``predict_memory.make_scene``: bands, QA_PIXEL, DEM, the demo's
-    samples; no ``dist_source`` covariate), because make_demo at full size is too slow
-    and too memory hungry (see benchmarks/README.md).
+    ``demo``: ``make_demo(size)`` itself (square scenes only). ``tiled``: the 400 x 400
+    demo's target year tiled to the shape (``predict_memory.make_scene``: bands,
+    QA_PIXEL, DEM, the demo's samples; no ``dist_source`` covariate), because make_demo
+    at full size is too slow and too memory hungry (see benchmarks/README.md).
     """
-    if source == "demo" or size == 400:
-        demo = work / f"demo_{size}"
+    rows, cols = shape
+    if source == "demo" or shape == (400, 400):
+        if rows != cols:
+            raise SystemExit("make_demo makes square scenes: use --source tiled")
+        demo = work / f"demo_{rows}"
         if not (demo / "scene.yaml").exists():
-            res = _run_child(["demo", str(demo), str(size)], work / f"demo_{size}.log")
-            (work / f"demo_{size}.json").write_text(json.dumps(res))
+            res = _run_child(["demo", str(demo), str(rows)], work / f"demo_{rows}.log")
+            (work / f"demo_{rows}.json").write_text(json.dumps(res))
         return demo
-    base = _ensure_demo(400, work, "demo")
-    scene = work / f"scene_{size}"
-    if not (scene / "scene.yaml").exists():
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from predict_memory import make_scene
+    base = _ensure_demo((400, 400), work, "demo")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from predict_memory import make_scene
 
-        make_scene(base, work, size)
+    scene = work / (f"scene_{rows}" if rows == cols else f"scene_{rows}x{cols}")
+    if not (scene / "scene.yaml").exists():
+        make_scene(base, work, rows, cols)
     return scene
+
+
+def _label(shape: tuple[int, int]) -> str:
+    return f"{shape[0]}" if shape[0] == shape[1] else f"{shape[0]}x{shape[1]}"
 
 
 def _table(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> str:
@@ -343,13 +360,16 @@ def _table(rows: list[dict[str, Any]], floor: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def run(size: int, cases: list[str], work: Path, *, keep: bool, source: str) -> dict[str, Any]:
+def run(
+    shape: tuple[int, int], cases: list[str], work: Path, *, keep: bool, source: str
+) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
-    demo = _ensure_demo(size, work, source)
-    case_dir = work / f"size_{size}"
+    demo = _ensure_demo(shape, work, source)
+    case_dir = work / f"size_{_label(shape)}"
     case_dir.mkdir(exist_ok=True)
     models = case_dir / "models.joblib"
-    result: dict[str, Any] = {"size": [size, size], "pixels": size * size, "cases": {}}
+    pixels = shape[0] * shape[1]
+    result: dict[str, Any] = {"size": list(shape), "pixels": pixels, "cases": {}}
     result["fit"] = _run_child(["fit", str(demo), str(models)], case_dir / "fit.log")
     stack = case_dir / "stack.tif"
     if any(c.startswith("psml_") for c in cases) and not stack.exists():
@@ -361,7 +381,7 @@ def run(size: int, cases: list[str], work: Path, *, keep: bool, source: str) -> 
             ["case", case, str(demo), str(models), str(stack), str(out)], case_dir / f"{case}.log"
         )
         res["case"] = case
-        res["mpx_s"] = size * size / 1e6 / res["wall_s"]
+        res["mpx_s"] = pixels / 1e6 / res["wall_s"]
         result["cases"][case] = res
         rows.append(res)
         print(f"{case}: {res['wall_s']:.1f} s, peak {res['peak_rss_mb']:.0f} MB", flush=True)
@@ -405,7 +425,7 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[7800, 7900],
-        help="scene rows [cols]; make_demo makes square scenes, so the smaller is used",
+        help="scene rows [cols] (a Landsat scene is about 7800 x 7900)",
     )
     ap.add_argument("--quick", action="store_true", help="400 x 400 (the demo's own size)")
     ap.add_argument("--compare", type=int, default=2000, help="also this size (peak RSS); 0: no")
@@ -446,23 +466,22 @@ def main() -> None:
         res["cpu_s"] = times.user + times.system
         print(json.dumps(res, default=str))
         return
-    size = 400 if args.quick else min(args.size)
-    if len(set(args.size)) > 1 and not args.quick:
-        print(f"make_demo makes square scenes: using {size} x {size}", flush=True)
-    sizes = [size] + ([args.compare] if args.compare and args.compare != size else [])
-    if args.quick:
-        sizes = [size]
+    shape = (400, 400) if args.quick else (args.size[0], args.size[-1])
+    shapes = [shape]
+    if args.compare and not args.quick and (args.compare, args.compare) != shape:
+        shapes.append((args.compare, args.compare))
     report: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)), "runs": []}
-    for n in sizes:
-        cases = args.cases if n == size else [c for c in args.cases if not c.startswith("psml")]
-        res = run(n, cases, args.work, keep=args.keep, source=args.source)
+    stem = f"{args.name}_{_label(shape)}"
+    for sh in shapes:
+        cases = args.cases if sh == shape else [c for c in args.cases if not c.startswith("psml")]
+        res = run(sh, cases, args.work, keep=args.keep, source=args.source)
         report["runs"].append(res)
         dump = json.dumps(report, indent=2, default=str)
-        (args.work / f"{args.name}_{size}.json").write_text(dump)
+        (args.work / f"{stem}.json").write_text(dump)
     md = []
     for res in report["runs"]:
-        n = res["size"][0]
-        md.append(f"### {n} x {n} ({res['pixels'] / 1e6:.1f} M pixels)\n\n{res['table']}\n")
+        r, c = res["size"]
+        md.append(f"### {r} x {c} ({res['pixels'] / 1e6:.1f} M pixels)\n\n{res['table']}\n")
         md.append("Ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in res["ratios"].items()))
         for k, v in res["map_checks"].items():
             md.append(
@@ -471,7 +490,7 @@ def main() -> None:
             )
         md.append("")
     text = "\n".join(md)
-    (args.work / f"{args.name}_{size}.md").write_text(text)
+    (args.work / f"{stem}.md").write_text(text)
     print(text)
 
 

@@ -73,6 +73,7 @@ __all__ = [
     "run_scene",
     "sample_points",
     "source_spec",
+    "window_source",
 ]
 
 log = logging.getLogger("geohm")
@@ -354,8 +355,8 @@ def _risk_rasters(risk: Any) -> list[tuple[str, Any, str, str]]:
     return extra
 
 
-def _with_risk_layers(
-    cfg: SceneConfig, inputs: SceneInputs, features: list[str], risk: Any | None
+def window_source(
+    cfg: SceneConfig, inputs: SceneInputs, features: list[str], risk: Any | None = None
 ) -> WindowSource:
     """The prediction cube, built window by window: ``features`` from the opened inputs,
     then the pH and land-use rasters of ``risk`` (see :func:`_risk_rasters`).
@@ -364,6 +365,23 @@ def _with_risk_layers(
     cube. The DEM, the covariates and the risk rasters are read straight from their
     files, warped as :func:`open_inputs` warps them (``AlignedWindows`` equals
     ``open_aligned`` with the same arguments).
+
+    Parameters
+    ----------
+    cfg : SceneConfig
+        The scene job (DEM, covariates, ``assume_crs``).
+    inputs : SceneInputs
+        Its opened inputs (:func:`open_inputs`, :func:`build_cube`).
+    features : list of str
+        Feature names in cube order, e.g. ``build_cube``'s resolved features.
+    risk : RiskConfig, optional
+        Adds its pH and land-use rasters as extra layers (not features).
+
+    Returns
+    -------
+    WindowSource
+        For :func:`geohm.predict.predict_map`; close it (or use it as a context
+        manager) when done.
     """
     grid = inputs.grid
     assume_crs = getattr(cfg, "assume_crs", None)
@@ -503,7 +521,7 @@ def _write_maps(
                     rl.grading.classes() if rl.grading is not None else None,
                 )
             )
-    source = _with_risk_layers(
+    source = window_source(
         cfg,
         inputs,
         [str(f) for f in cube["feature"].values],

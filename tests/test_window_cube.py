@@ -173,7 +173,7 @@ def test_extra_layers_are_appended_like_the_risk_layers(landsat_case) -> None:
     feats = ["NDVI", "slope", "c"]
     kw = {"dem": landsat_case["dem"], "covariates": {"c": landsat_case["cov"]}}
     cube = stack_features(refl, feats, **kw)
-    # What pipeline._with_risk_layers does to the cube.
+    # What pipeline.window_source does to the cube.
     extra = ph.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=["ph"])
     extra = extra.drop_vars([c for c in extra.coords if c not in ("x", "y", "feature")])
     full = xr.concat([cube, extra], dim="feature", join="override")
@@ -476,7 +476,7 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
         "landcover",
     ]
     cfg["output"].update({"tile": 40, "workers": 2, "quicklooks": False})
-    real_layers, real_predict = pipeline._with_risk_layers, pipeline.predict_map
+    real_layers, real_predict = pipeline.window_source, pipeline.predict_map
     used: dict[str, Any] = {}
 
     def lazy_cube(c: Any, inputs: Any, features: list[str], risk: Any) -> Any:
@@ -502,7 +502,7 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
         cfg["output"]["dir"] = str(tmp_path / path)
         (data / f"{path}.yaml").write_text(yaml.safe_dump(cfg))
         if path == "lazy":
-            monkeypatch.setattr(pipeline, "_with_risk_layers", lazy_cube)
+            monkeypatch.setattr(pipeline, "window_source", lazy_cube)
             monkeypatch.setattr(pipeline, "predict_map", predict)
         out = pipeline.run_scene(load_config(data / f"{path}.yaml")).output_dir
         maps[path] = {}
