@@ -237,3 +237,137 @@ def test_predict_map_gives_the_same_map(tiny_reflectance, tiny_dem) -> None:
     np.testing.assert_allclose(fast, plain, rtol=1e-5, equal_nan=True)
     assert s_fast["pixels"] == s_plain["pixels"]
     assert s_fast["mean"] == pytest.approx(s_plain["mean"], rel=1e-6)
+
+
+# ------------------------------------------------------------ leaves and quantiles
+
+
+def _at_thresholds(forest, n: int, seed: int) -> np.ndarray:
+    """float32 rows whose values often sit exactly on a split threshold (or next to it)."""
+    rng = np.random.default_rng(seed)
+    X = _pixels(n, seed)
+    thresholds: dict[int, list[float]] = {}
+    for tree in forest.estimators_:
+        s = tree.tree_
+        for f, t in zip(s.feature[s.feature >= 0], s.threshold[s.feature >= 0], strict=True):
+            thresholds.setdefault(int(f), []).append(float(t))
+    for f, ts in thresholds.items():
+        t32 = np.asarray(ts).astype(np.float32)
+        rows = rng.random(n) < 0.5
+        picked = rng.choice(t32, rows.sum())
+        # the threshold rounded to float32, and its float32 neighbours on both sides
+        shift = rng.integers(-1, 2, rows.sum())
+        picked = np.where(shift < 0, np.nextafter(picked, np.float32(-np.inf)), picked)
+        picked = np.where(shift > 0, np.nextafter(picked, np.float32(np.inf)), picked)
+        X[rows, f] = picked
+    return X
+
+
+def _offsets(forest) -> np.ndarray:
+    counts = [t.tree_.node_count for t in forest.estimators_]
+    return np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+
+@pytest.mark.parametrize(
+    ("forest", "words"),
+    [
+        (RandomForestRegressor(40, max_leaf_nodes=40, random_state=0), 1),
+        (RandomForestRegressor(40, max_leaf_nodes=120, random_state=0), 2),
+        (ExtraTreesRegressor(40, min_samples_leaf=3, random_state=0), 2),
+        (RandomForestRegressor(40, random_state=0), 0),  # too large: tree walk
+    ],
+)
+def test_apply_mean_is_tree_apply_and_predict(forest, words: int) -> None:
+    X, y = _samples(300)
+    forest.fit(X.to_numpy(), y)
+    fast = CompiledForest(forest, n_jobs=1)._load(forest)
+    assert fast.bit_vector == (words > 0)
+    Xp = _at_thresholds(forest, 4_000, seed=5)
+    Xp[::11, 7] = np.nan  # missing values: those rows are walked
+    ids, mean = fast.apply_mean(Xp)
+    assert ids.dtype == np.int32 and ids.shape == (4_000, 40)
+    ref = np.column_stack([tree.apply(Xp) for tree in forest.estimators_])
+    np.testing.assert_array_equal(ids, ref)
+    np.testing.assert_array_equal(mean, forest.set_params(n_jobs=1).predict(Xp))
+    np.testing.assert_array_equal(mean, fast.predict(Xp))
+    glob, mean2 = fast.apply_mean(Xp, global_ids=True)
+    np.testing.assert_array_equal(glob, ref + _offsets(forest))
+    np.testing.assert_array_equal(mean2, mean)
+    empty_ids, empty_mean = fast.apply_mean(Xp[:0])
+    assert empty_ids.shape == (0, 40) and empty_mean.shape == (0,)
+    with pytest.raises(ValueError, match="features"):
+        fast.apply_mean(Xp[:, :5])
+
+
+def test_apply_mean_threads_and_old_tables() -> None:
+    forest = RandomForestRegressor(60, n_jobs=2, random_state=0)
+    X, y = _samples(43)
+    forest.fit(X.to_numpy(), y)
+    fast = accelerate(forest)
+    assert isinstance(fast, CompiledForest) and fast.n_jobs == 2
+    Xp = _at_thresholds(forest, 2 * compiled.MIN_ROWS_PER_THREAD + 10, seed=2)
+    two = fast.apply_mean(Xp, global_ids=True)
+    one = fast.set_params(n_jobs=1).apply_mean(Xp, global_ids=True)
+    np.testing.assert_array_equal(two[0], one[0])
+    np.testing.assert_array_equal(two[1], one[1])
+    np.testing.assert_array_equal(one[1], forest.set_params(n_jobs=1).predict(Xp))
+    # Tables pickled before node ids were kept get them on first use.
+    old = pickle.loads(pickle.dumps(fast))
+    del old._qs["leaf_node"]
+    np.testing.assert_array_equal(old.apply_mean(Xp[:500])[0], one[0][:500] - _offsets(forest))
+
+
+def test_qrf_quantiles_by_hand_and_checks() -> None:
+    # Node 0: ranks 0..4 (y = 0..4) at 1/5 each. Node 1: ranks 3, 4 at 1/2 each.
+    indptr, indices, weights = [0, 5, 7], [0, 1, 2, 3, 4, 3, 4], [0.2] * 5 + [0.5] * 2
+    y_sorted = np.arange(5.0)
+    got = compiled.qrf_quantiles([[0], [1]], indptr, indices, weights, y_sorted, [0.0, 0.4, 1.0])
+    np.testing.assert_array_equal(got, [[0.0, 3.0], [1.0, 3.0], [4.0, 4.0]])
+    # two trees: weights of a rank add up (0.1 + 0.25 for ranks 3 and 4)
+    half = [0.1] * 5 + [0.25] * 2
+    got = compiled.qrf_quantiles([[0, 1]], indptr, indices, half, y_sorted, [0.3, 0.5, 0.66])
+    np.testing.assert_array_equal(got[:, 0], [2.0, 3.0, 4.0])
+    many = np.zeros((10, 2), dtype=np.int32)
+    assert compiled.qrf_quantiles(many, indptr, indices, half, y_sorted, []).shape == (0, 10)
+    # threads split the rows: the same bounds
+    rows = np.random.default_rng(0).integers(0, 2, (2 * compiled.MIN_ROWS_PER_THREAD + 1, 2))
+    one = compiled.qrf_quantiles(rows, indptr, indices, half, y_sorted, [0.1, 0.9])
+    two = compiled.qrf_quantiles(rows, indptr, indices, half, y_sorted, [0.1, 0.9], n_jobs=2)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one[0], np.where((rows == 1).all(axis=1), 3.0, 0.0))
+    np.testing.assert_array_equal(one[1], 4.0)
+    with pytest.raises(ValueError, match="leaf id"):
+        compiled.qrf_quantiles([[2]], indptr, indices, weights, y_sorted, [0.5])
+    with pytest.raises(ValueError, match="column index"):
+        compiled.qrf_quantiles([[0]], [0, 1], [5], [1.0], y_sorted, [0.5])
+    with pytest.raises(ValueError, match="> 0"):
+        compiled.qrf_quantiles([[0]], [0, 1], [0], [0.0], y_sorted, [0.5])
+    with pytest.raises(ValueError, match="CSR"):
+        compiled.qrf_quantiles([[0]], [0, 2], [0], [1.0], y_sorted, [0.5])
+
+
+@pytest.mark.parametrize(
+    ("n_train", "n_trees", "leaf"), [(12, 3, 4), (2_000, 3, 3), (2_000, 40, 3)]
+)
+def test_qrf_quantiles_equal_a_row_by_row_reference(n_train: int, n_trees: int, leaf: int) -> None:
+    # Small n_train: the buffer is scanned; large: the touched ranks are sorted (a few:
+    # insertion sort, many: qsort). Random leaves of 1..leaf ranks, random weights.
+    rng = np.random.default_rng(n_train + n_trees)
+    n_nodes = 50
+    sizes = rng.integers(1, leaf + 1, n_nodes)
+    indptr = np.concatenate([[0], np.cumsum(sizes)])
+    indices = np.concatenate([np.sort(rng.choice(n_train, k, replace=False)) for k in sizes])
+    weights = rng.uniform(0.01, 1.0, indices.size)
+    y_sorted = np.sort(rng.normal(size=n_train).round(1))  # ties, as measured targets have
+    ids = rng.integers(0, n_nodes, (3_000, n_trees)).astype(np.int32)
+    levels = [0.0, 0.05, 0.5, 0.95, 1.0]
+    got = compiled.qrf_quantiles(ids, indptr, indices, weights, y_sorted, levels, n_jobs=2)
+    dense = np.zeros((ids.shape[0], n_train))
+    for t in range(n_trees):  # weights of a rank added in tree order
+        for r, node in enumerate(ids[:, t]):
+            a, b = indptr[node], indptr[node + 1]
+            dense[r, indices[a:b]] += weights[a:b]
+    cum = np.cumsum(dense, axis=1)
+    for k, q in enumerate(levels):
+        reach = (cum >= q * cum[:, -1:] - 1e-9) & (dense > 0)
+        np.testing.assert_array_equal(got[k], y_sorted[reach.argmax(axis=1)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import io
 import logging
+import pickle
 
 import joblib
 import numpy as np
@@ -22,7 +23,7 @@ from geohm.evaluate import (
     interval_coverage,
     interval_metrics,
 )
-from geohm.models import make_regressor, uncertainty
+from geohm.models import compiled, make_regressor, uncertainty
 from geohm.models.kriging import OrdinaryKrigingRegressor
 from geohm.models.uncertainty import (
     IntervalModel,
@@ -141,6 +142,144 @@ def test_chunks_pickle_and_seed_do_not_change_intervals(
     loaded = joblib.load(buf)
     assert loaded["interval"].estimator is loaded["estimator"]  # stored once
     np.testing.assert_array_equal(loaded["interval"].interval(X_test)[1], upper)
+
+
+def _sparse_reference(
+    im: IntervalModel, X: np.ndarray, qs: tuple[float, ...]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Mean and quantiles from scikit-learn's trees and scipy's sparse products."""
+    lw, forest = im.forest_, estimator_parts(im.estimator).final
+    assert lw is not None
+    nodes, mean = lw._apply_trees(forest, X)
+    return mean, lw._quantiles_sparse(nodes, qs)
+
+
+needs_kernel = pytest.mark.skipif(
+    not compiled.kernel_available(), reason="no C compiler to build the forest kernel"
+)
+LEVELS = (0.0, 0.05, 0.1, 0.5, 0.9, 0.95, 1.0)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    ("n_train", "params", "bit_vector"),
+    [
+        (60, {}, True),  # small trees: leaves from the compiled bit-vector tables
+        (400, {"max_leaf_nodes": 100}, True),
+        (400, {}, False),  # large trees: scikit-learn's apply, compiled quantiles
+        (3000, {"n_estimators": 20}, False),  # few weights per row: sorted ranks
+        (3000, {"n_estimators": 4}, False),
+    ],
+)
+def test_compiled_quantile_forest_equals_sparse_path(
+    n_train: int, params: dict[str, int], bit_vector: bool
+) -> None:
+    rng = np.random.default_rng(n_train)
+    X, y = hetero(n_train, rng)
+    X_test = hetero(3000, rng)[0].to_numpy(np.float32, copy=True)
+    X_test[:5] = X.to_numpy(np.float32)[:5]  # training rows: their own leaves
+    forest = RandomForestRegressor(**{"n_estimators": 50, **params}, n_jobs=1, random_state=0)
+    forest.fit(X.to_numpy(), y)
+    im = IntervalModel(forest, calibrate=False).fit(X.to_numpy(), y)
+    lw = im.forest_
+    assert lw is not None
+    kernel = lw.kernel(forest)
+    assert kernel is not None and (kernel.trees is not None) == bit_vector
+    mean, bounds = lw.predict(forest, X_test, LEVELS)
+    ref_mean, ref_bounds = _sparse_reference(im, X_test, LEVELS)
+    np.testing.assert_array_equal(mean, ref_mean)
+    np.testing.assert_array_equal(mean, forest.predict(X_test))
+    for got, ref in zip(bounds, ref_bounds, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    nodes, mean2 = lw.apply(forest, X_test)
+    np.testing.assert_array_equal(nodes, lw._apply_trees(forest, X_test)[0])
+    np.testing.assert_array_equal(mean2, mean)
+    for got, ref in zip(lw.quantiles(nodes, LEVELS, forest), ref_bounds, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    # Missing values: scikit-learn finds the leaves, the compiled routine the quantiles.
+    X_nan = X_test[:200].copy()
+    X_nan[::3, 1] = np.nan
+    nan_mean, nan_bounds = lw.predict(forest, X_nan, LEVELS)
+    ref_mean, ref_bounds = _sparse_reference(im, X_nan, LEVELS)
+    np.testing.assert_array_equal(nan_mean, ref_mean)
+    for got, ref in zip(nan_bounds, ref_bounds, strict=True):
+        np.testing.assert_array_equal(got, ref)
+
+
+@needs_kernel
+def test_compiled_quantile_forest_with_tied_targets_and_threads(hetero_data: Data) -> None:
+    # Measured concentrations repeat (rounded to 1 mg/kg): many equal targets.
+    X, y, X_test, _ = hetero_data
+    y_tied = np.round(y)
+    assert np.unique(y_tied).size < y.size / 10
+    pipe = build_pipeline(
+        make_regressor("rf", {"n_estimators": 60, "n_jobs": 2, "max_leaf_nodes": 64}), log=True
+    ).fit(X, y_tied)
+    im = interval_model(pipe, X, y_tied, random_state=0)
+    big = np.tile(X_test, (10, 1))  # 20 000 rows: a 16 384-row chunk runs in two threads
+    two = im.predict_interval(big)
+    final = estimator_parts(pipe).final
+    assert final.n_jobs == 2 and im.forest_ is not None
+    assert im.forest_.kernel(final).trees is not None
+    final.set_params(n_jobs=1)
+    one = im.predict_interval(big)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(one[0], pipe.predict(big))
+    qs = (0.05, 0.95)
+    Xt = estimator_parts(pipe).features(X_test)
+    mean, bounds = im.forest_.predict(final, Xt, qs)
+    ref_mean, ref_bounds = _sparse_reference(im, np.asarray(Xt, dtype=np.float32), qs)
+    np.testing.assert_array_equal(mean, ref_mean)
+    for got, ref in zip(bounds, ref_bounds, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    assert set(np.unique(np.expm1(bounds[0]).round(6))) <= set(np.unique(y_tied))
+
+
+def test_quantile_forest_without_the_kernel(
+    monkeypatch: pytest.MonkeyPatch, hetero_data: Data, rf_fit: tuple[Pipeline, IntervalModel]
+) -> None:
+    # No C compiler: scikit-learn's trees and scipy's sparse products, same intervals.
+    X, y, X_test, _ = hetero_data
+    pipe, im = rf_fit
+    expected = im.predict_interval(X_test)
+
+    def no_compiler() -> None:
+        raise OSError("no C compiler found")
+
+    monkeypatch.setattr(compiled, "_library", no_compiler)
+    plain = interval_model(pipe, X, y, random_state=0)
+    assert plain.forest_ is not None and plain.forest_.kernel(pipe.steps[-1][1]) is None
+    assert plain.correction_ == im.correction_
+    for got, ref in zip(plain.predict_interval(X_test), expected, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    Xa = X.to_numpy()
+    small = RandomForestRegressor(30, max_leaf_nodes=20, random_state=0).fit(Xa, y)
+    fallback = IntervalModel(small, calibrate=False).fit(Xa, y)
+    pred, lower, upper = fallback.predict_interval(X_test)
+    np.testing.assert_array_equal(pred, small.predict(X_test))
+    assert np.all(lower <= upper)
+
+
+@needs_kernel
+def test_fitted_interval_model_pickles_without_the_kernel(
+    hetero_data: Data, rf_fit: tuple[Pipeline, IntervalModel]
+) -> None:
+    _, _, X_test, _ = hetero_data
+    pipe, im = rf_fit
+    assert im.forest_ is not None
+    before = len(pickle.dumps(im))
+    expected = im.predict_interval(X_test)
+    assert im.forest_.kernel(pipe.steps[-1][1]) is not None  # built and cached
+    data = pickle.dumps(im)
+    assert len(data) == before  # the kernel's tables are not stored
+    loaded = pickle.loads(data)
+    assert "_kernel" not in loaded.forest_.__dict__
+    for got, ref in zip(loaded.predict_interval(X_test), expected, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    # the new process's kernel belongs to the loaded forest, not the original one
+    loaded_forest = estimator_parts(loaded.estimator).final
+    assert loaded.forest_.kernel(loaded_forest).forest is loaded_forest
 
 
 # --------------------------------------------------------------------------- nets

@@ -39,6 +39,13 @@ exactly as it does for scikit-learn's forests. ``predict`` may be called from se
 threads at once. A :class:`CompiledForest` pickles as its tables and the original
 forest; the kernel is (re)compiled lazily in the process that first predicts.
 
+Leaves and quantiles (quantile regression forests)
+-------------------------------------------------
+:meth:`CompiledForest.apply_mean` returns, from the same traversal, the exit node of
+every tree (equal to each tree's ``apply``) and the mean (equal to ``predict``);
+:func:`qrf_quantiles` computes the weighted quantiles of a quantile regression forest
+from those leaves. :mod:`geohm.models.uncertainty` uses both for the uncertainty maps.
+
 Without a working C compiler :func:`accelerate` logs a warning and returns the
 estimator unchanged.
 """
@@ -53,6 +60,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -64,7 +72,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["CompiledForest", "accelerate", "kernel_available"]
+__all__ = ["CompiledForest", "accelerate", "kernel_available", "qrf_quantiles"]
 
 log = logging.getLogger("geohm")
 
@@ -81,13 +89,17 @@ _NODE = np.dtype(
 
 _SOURCE = r"""
 #include <stdint.h>
+#include <stdlib.h>
+#include <math.h>
 
 typedef struct { float thr; int32_t left; int32_t right; int16_t feat; int16_t nanright; } node_t;
 
 /* Walk every tree, one tree at a time over all rows (the tree stays in cache); leaves
-   point to themselves. out[] is summed in tree order, then divided, as scikit-learn. */
-void geohm_walk(const float* X, int64_t n, int64_t stride, const node_t* nodes,
-                const int64_t* tree_off, const double* value, int32_t n_trees, double* out)
+   point to themselves. out[] is summed in tree order, then divided, as scikit-learn.
+   With ids (n x n_trees, row-major), also the exit node of each tree plus id_base[t]. */
+static inline void walk(const float* X, int64_t n, int64_t stride, const node_t* nodes,
+                        const int64_t* tree_off, const double* value, int32_t n_trees,
+                        const int32_t* id_base, int32_t* ids, double* out)
 {
   for (int64_t r = 0; r < n; r++) out[r] = 0.0;
   for (int32_t t = 0; t < n_trees; t++) {
@@ -103,18 +115,34 @@ void geohm_walk(const float* X, int64_t n, int64_t stride, const node_t* nodes,
         i = ((v > nd.thr) | ((v != v) & nd.nanright)) ? nd.right : nd.left;
       }
       out[r] += tv[i];
+      if (ids) ids[r * n_trees + t] = i + id_base[t];
     }
   }
   for (int64_t r = 0; r < n; r++) out[r] /= n_trees;
 }
 
+void geohm_walk(const float* X, int64_t n, int64_t stride, const node_t* nodes,
+                const int64_t* tree_off, const double* value, int32_t n_trees, double* out)
+{
+  walk(X, n, stride, nodes, tree_off, value, n_trees, 0, 0, out);
+}
+
+void geohm_walk_apply(const float* X, int64_t n, int64_t stride, const node_t* nodes,
+                      const int64_t* tree_off, const double* value, int32_t n_trees,
+                      const int32_t* id_base, int32_t* ids, double* out)
+{
+  walk(X, n, stride, nodes, tree_off, value, n_trees, id_base, ids, out);
+}
+
 /* QuickScorer: per feature, AND the masks (n_words 64-bit words per tree) of the
-   threshold interval holding x; the exit leaf is the lowest remaining bit. */
-void geohm_qs(const float* X, int64_t n, int64_t stride, int32_t n_feat,
-              const float* thr, const int64_t* thr_off, const int32_t* thr_len,
-              const uint64_t* masks, const int64_t* mask_off,
-              const double* leaf_value, const int64_t* leaf_off, int32_t n_trees,
-              int32_t n_words, uint64_t* acc, double* out)
+   threshold interval holding x; the exit leaf is the lowest remaining bit. With ids,
+   also leaf_node[leaf] (the exit node's id) + id_base[t] per tree. */
+static inline void quickscorer(const float* X, int64_t n, int64_t stride, int32_t n_feat,
+                               const float* thr, const int64_t* thr_off, const int32_t* thr_len,
+                               const uint64_t* masks, const int64_t* mask_off,
+                               const double* leaf_value, const int64_t* leaf_off,
+                               int32_t n_trees, int32_t n_words, uint64_t* acc, double* out,
+                               const int32_t* leaf_node, const int32_t* id_base, int32_t* ids)
 {
   const int64_t width = (int64_t)n_trees * n_words;
   for (int64_t r = 0; r < n; r++) {
@@ -140,13 +168,125 @@ void geohm_qs(const float* X, int64_t n, int64_t stride, int32_t n_feat,
       for (int64_t k = 0; k < width; k++) acc[k] &= m[k];
     }
     double s = 0.0;
+    int32_t* row_ids = ids ? ids + r * n_trees : 0;
     for (int32_t t = 0; t < n_trees; t++) {
       const uint64_t* a = acc + (int64_t)t * n_words;
       int32_t w = 0;
       while (a[w] == 0) w++;  /* the exit leaf's bit is always set */
-      s += leaf_value[leaf_off[t] + 64 * w + __builtin_ctzll(a[w])];
+      const int64_t leaf = leaf_off[t] + 64 * w + __builtin_ctzll(a[w]);
+      s += leaf_value[leaf];
+      if (ids) row_ids[t] = leaf_node[leaf] + id_base[t];
     }
     out[r] = s / n_trees;
+  }
+}
+
+void geohm_qs(const float* X, int64_t n, int64_t stride, int32_t n_feat,
+              const float* thr, const int64_t* thr_off, const int32_t* thr_len,
+              const uint64_t* masks, const int64_t* mask_off,
+              const double* leaf_value, const int64_t* leaf_off, int32_t n_trees,
+              int32_t n_words, uint64_t* acc, double* out)
+{
+  quickscorer(X, n, stride, n_feat, thr, thr_off, thr_len, masks, mask_off, leaf_value,
+              leaf_off, n_trees, n_words, acc, out, 0, 0, 0);
+}
+
+void geohm_qs_apply(const float* X, int64_t n, int64_t stride, int32_t n_feat,
+                    const float* thr, const int64_t* thr_off, const int32_t* thr_len,
+                    const uint64_t* masks, const int64_t* mask_off,
+                    const double* leaf_value, const int64_t* leaf_off, int32_t n_trees,
+                    int32_t n_words, uint64_t* acc, double* out,
+                    const int32_t* leaf_node, const int32_t* id_base, int32_t* ids)
+{
+  quickscorer(X, n, stride, n_feat, thr, thr_off, thr_len, masks, mask_off, leaf_value,
+              leaf_off, n_trees, n_words, acc, out, leaf_node, id_base, ids);
+}
+
+static int cmp_i32(const void* a, const void* b)
+{
+  const int32_t x = *(const int32_t*)a, y = *(const int32_t*)b;
+  return (x > y) - (x < y);
+}
+
+/* Weighted quantiles of a quantile regression forest. Row r's weight of training rank
+   c is the sum, in tree order, of the CSR rows ids[r, t] (columns: ranks, ascending
+   target); out[k * ld + r] = y_sorted at the first rank (ascending) whose running sum
+   reaches qs[k] * total - 1e-9 (total: the running sum over all the row's ranks), i.e.
+   inf{y : F(y | x) >= q}. buf: n_train zeros (left zero); touched: n_train int32.
+   Few training samples (n_train <= 8 x the row's stored weights): the whole buffer is
+   scanned; else the touched ranks are collected and sorted. Same sums either way. */
+void geohm_qrf_quantiles(const int32_t* ids, int64_t n, int32_t n_trees,
+                         const int64_t* indptr, const int32_t* indices, const double* data,
+                         const double* y_sorted, int32_t n_train, const double* qs,
+                         int32_t n_q, double* buf, int32_t* touched, double* out, int64_t ld)
+{
+  for (int64_t r = 0; r < n; r++) {
+    const int32_t* row = ids + r * n_trees;
+    int64_t stored = n_trees;  /* a lower bound: a leaf holds training samples */
+    if ((int64_t)n_train > 8 * stored) {
+      stored = 0;
+      for (int32_t t = 0; t < n_trees; t++) stored += indptr[row[t] + 1] - indptr[row[t]];
+    }
+    if ((int64_t)n_train <= 8 * stored) {
+      for (int32_t t = 0; t < n_trees; t++) {
+        const int64_t end = indptr[row[t] + 1];
+        for (int64_t j = indptr[row[t]]; j < end; j++) buf[indices[j]] += data[j];
+      }
+      double total = 0.0;
+      for (int32_t c = 0; c < n_train; c++) total += buf[c];  /* + 0.0 changes nothing */
+      for (int32_t k = 0; k < n_q; k++) {
+        const double target = qs[k] * total - 1e-9;
+        double cum = 0.0;
+        int32_t pos = -1, last = -1;  /* last: the highest rank with a weight */
+        for (int32_t c = 0; c < n_train; c++) {
+          const double w = buf[c];
+          if (w == 0.0) continue;
+          cum += w;
+          last = c;
+          if (cum >= target) { pos = c; break; }
+        }
+        if (pos < 0) pos = last;  /* not reached (rounding): the highest rank */
+        out[k * ld + r] = pos < 0 ? NAN : y_sorted[pos];
+      }
+      for (int32_t c = 0; c < n_train; c++) buf[c] = 0.0;
+      continue;
+    }
+    if (stored == 0) {
+      for (int32_t k = 0; k < n_q; k++) out[k * ld + r] = NAN;
+      continue;
+    }
+    int32_t m = 0;
+    for (int32_t t = 0; t < n_trees; t++) {
+      const int64_t end = indptr[row[t] + 1];
+      for (int64_t j = indptr[row[t]]; j < end; j++) {
+        const int32_t c = indices[j];
+        if (buf[c] == 0.0) touched[m++] = c;  /* weights are > 0 */
+        buf[c] += data[j];
+      }
+    }
+    if (m <= 16) {
+      for (int32_t i = 1; i < m; i++) {
+        const int32_t c = touched[i];
+        int32_t j = i - 1;
+        while (j >= 0 && touched[j] > c) { touched[j + 1] = touched[j]; j--; }
+        touched[j + 1] = c;
+      }
+    } else {
+      qsort(touched, (size_t)m, sizeof(int32_t), cmp_i32);
+    }
+    double total = 0.0;
+    for (int32_t i = 0; i < m; i++) total += buf[touched[i]];
+    for (int32_t k = 0; k < n_q; k++) {
+      const double target = qs[k] * total - 1e-9;
+      double cum = 0.0;
+      int32_t pos = m - 1;
+      for (int32_t i = 0; i < m; i++) {
+        cum += buf[touched[i]];
+        if (cum >= target) { pos = i; break; }
+      }
+      out[k * ld + r] = y_sorted[touched[pos]];
+    }
+    for (int32_t i = 0; i < m; i++) buf[touched[i]] = 0.0;
   }
 }
 """
@@ -182,6 +322,13 @@ def _compile() -> ctypes.CDLL:
     handle.geohm_qs.argtypes = [ptr, i64, i64, i32, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i32]
     handle.geohm_qs.argtypes += [ptr, ptr]
     handle.geohm_qs.restype = None
+    handle.geohm_walk_apply.argtypes = [*handle.geohm_walk.argtypes[:-1], ptr, ptr, ptr]
+    handle.geohm_walk_apply.restype = None
+    handle.geohm_qs_apply.argtypes = [*handle.geohm_qs.argtypes, ptr, ptr, ptr]
+    handle.geohm_qs_apply.restype = None
+    handle.geohm_qrf_quantiles.argtypes = [ptr, i64, i32, ptr, ptr, ptr, ptr, i32, ptr, i32]
+    handle.geohm_qrf_quantiles.argtypes += [ptr, ptr, ptr, i64]
+    handle.geohm_qrf_quantiles.restype = None
     return handle
 
 
@@ -232,6 +379,24 @@ def _effective_jobs(n_jobs: int | None) -> int:
     if n_jobs < 0:
         return max(len(os.sched_getaffinity(0)) + 1 + n_jobs, 1)
     return int(n_jobs)
+
+
+def _in_threads(work: Callable[[int, int], None], n: int, jobs: int) -> None:
+    """Call ``work(a, b)`` on ``jobs`` consecutive row ranges covering ``0..n``, in threads.
+
+    The kernels release the GIL, so the ranges run in parallel; one range runs in the
+    calling thread. Exceptions of the workers are raised here.
+    """
+    if jobs <= 1:
+        work(0, n)
+        return
+    bounds = np.linspace(0, n, jobs + 1).astype(int)
+    with ThreadPoolExecutor(jobs) as pool:
+        futures = [
+            pool.submit(work, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        for fut in futures:
+            fut.result()
 
 
 class CompiledForest(RegressorMixin, BaseEstimator):
@@ -347,16 +512,18 @@ class CompiledForest(RegressorMixin, BaseEstimator):
         trees: list[np.ndarray] = []
         masks: list[np.ndarray] = []
         leaf_values: list[np.ndarray] = []
+        leaf_nodes: list[np.ndarray] = []
         leaf_off = np.zeros(n_trees, dtype=np.int64)
         off = 0
         for t, s in enumerate(structs):
-            internal, lo, hi, values = _leaf_ranges(s)
+            internal, lo, hi, values, nodes = _leaf_ranges(s)
             if internal.size:
                 masks.append(_clear_bits(lo, hi, n_words))
                 feats.append(s.feature[internal])
                 thrs.append(_threshold32(s.threshold[internal]))
                 trees.append(np.full(internal.size, t, dtype=np.int64))
             leaf_values.append(values)
+            leaf_nodes.append(nodes)
             leaf_off[t] = off
             off += values.size
         thr_parts, mask_parts = [], []
@@ -394,6 +561,7 @@ class CompiledForest(RegressorMixin, BaseEstimator):
             "mask_off": mask_off,
             "leaf_values": np.concatenate(leaf_values),
             "leaf_off": leaf_off,
+            "leaf_node": np.concatenate(leaf_nodes).astype(np.int32),
             "n_words": n_words,
         }
 
@@ -415,6 +583,22 @@ class CompiledForest(RegressorMixin, BaseEstimator):
         """The original trees (for per-tree predictions)."""
         return list(self.forest_.estimators_)
 
+    def _table(self, X: Any) -> np.ndarray:
+        """``X`` as a C-contiguous float32 table of the forest's features."""
+        check_is_fitted(self)
+        x = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
+        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has shape {x.shape}; the forest takes {self.n_features_in_} features"
+            )
+        return x
+
+    def _jobs(self, n_rows: int) -> int:
+        """Threads for ``n_rows`` rows: ``n_jobs`` (or the forest's), at most one per
+        :data:`MIN_ROWS_PER_THREAD` rows."""
+        n_jobs = self.forest_.n_jobs if self.n_jobs is None else self.n_jobs
+        return min(_effective_jobs(n_jobs), max(n_rows // MIN_ROWS_PER_THREAD, 1))
+
     def predict(self, X: Any) -> np.ndarray:
         """Mean of the trees' predictions, as the forest's ``predict``.
 
@@ -433,30 +617,76 @@ class CompiledForest(RegressorMixin, BaseEstimator):
         ValueError
             Not a 2-D table with the forest's number of features.
         """
-        check_is_fitted(self)
-        x = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-        if x.ndim != 2 or x.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has shape {x.shape}; the forest takes {self.n_features_in_} features"
-            )
+        x = self._table(X)
         out = np.empty(x.shape[0], dtype=np.float64)
         if x.shape[0] == 0:
             return out
         lib = _library()
-        n_jobs = self.forest_.n_jobs if self.n_jobs is None else self.n_jobs
-        jobs = min(_effective_jobs(n_jobs), max(x.shape[0] // MIN_ROWS_PER_THREAD, 1))
-        if jobs <= 1:
-            self._predict_rows(lib, x, out)
-            return out
-        bounds = np.linspace(0, x.shape[0], jobs + 1).astype(int)
-        with ThreadPoolExecutor(jobs) as pool:
-            futures = [
-                pool.submit(self._predict_rows, lib, x[a:b], out[a:b])
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-            ]
-            for fut in futures:
-                fut.result()
+        _in_threads(
+            lambda a, b: self._predict_rows(lib, x[a:b], out[a:b]),
+            x.shape[0],
+            self._jobs(x.shape[0]),
+        )
         return out
+
+    def apply_mean(self, X: Any, *, global_ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Exit node of every tree and the forest's mean, from one traversal.
+
+        ``ids[:, t]`` equals ``estimators_[t].apply(X)`` (the exit leaf's node id in tree
+        ``t``) and ``mean`` equals :meth:`predict` (the forest's single-threaded
+        ``predict``) bit for bit. Threads as :meth:`predict`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Converted to C-contiguous float32, as scikit-learn's trees do.
+        global_ids : bool, default=False
+            Add to the node ids of tree ``t`` the node counts of the trees before it:
+            ids into the nodes of all trees, numbered tree after tree.
+
+        Returns
+        -------
+        ids : numpy.ndarray
+            (n_samples, n_trees) int32.
+        mean : numpy.ndarray
+            (n_samples,) float64.
+
+        Raises
+        ------
+        ValueError
+            Not a 2-D table with the forest's number of features, or (``global_ids``)
+            2**31 nodes or more in all.
+        """
+        x = self._table(X)
+        n, n_trees = x.shape[0], len(self.forest_.estimators_)
+        base = self._id_base(global_ids)
+        ids = np.empty((n, n_trees), dtype=np.int32)
+        mean = np.empty(n, dtype=np.float64)
+        if n == 0:
+            return ids, mean
+        lib = _library()
+        _in_threads(
+            lambda a, b: self._apply_rows(lib, x[a:b], ids[a:b], mean[a:b], base), n, self._jobs(n)
+        )
+        return ids, mean
+
+    def _id_base(self, global_ids: bool) -> np.ndarray:
+        """Per tree, the number added to its node ids (int32)."""
+        trees = self.forest_.estimators_
+        if not global_ids:
+            return np.zeros(len(trees), dtype=np.int32)
+        counts = np.array([t.tree_.node_count for t in trees], dtype=np.int64)
+        if counts.sum() >= 2**31:
+            raise ValueError("global node ids of 2**31 nodes or more do not fit in int32")
+        return np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+
+    def _leaf_nodes(self, q: dict[str, Any]) -> np.ndarray:
+        """Node id of each leaf of the bit-vector tables, in their leaf order (int32)."""
+        nodes = q.get("leaf_node")
+        if nodes is None:  # tables pickled before node ids were kept
+            parts = [_leaf_ranges(t.tree_)[4] for t in self.forest_.estimators_]
+            nodes = q["leaf_node"] = np.concatenate(parts).astype(np.int32)
+        return np.asarray(nodes)
 
     def _predict_rows(self, lib: ctypes.CDLL, x: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` (a contiguous slice) with the predictions of the rows ``x``."""
@@ -467,7 +697,38 @@ class CompiledForest(RegressorMixin, BaseEstimator):
             return
         nan_rows = np.isnan(x).any(axis=1)
         acc = np.empty(n_trees * q["n_words"], dtype=np.uint64)
-        lib.geohm_qs(
+        lib.geohm_qs(*self._qs_args(x, q, acc, out))
+        if nan_rows.any():
+            rows = np.ascontiguousarray(x[nan_rows])
+            walked = np.empty(rows.shape[0], dtype=np.float64)
+            self._walk_rows(lib, rows, walked)
+            out[nan_rows] = walked
+
+    def _apply_rows(
+        self, lib: ctypes.CDLL, x: np.ndarray, ids: np.ndarray, out: np.ndarray, base: np.ndarray
+    ) -> None:
+        """Fill ``ids`` and ``out`` (contiguous slices) for the rows ``x``."""
+        q = self._qs
+        if q is None:
+            self._walk_rows(lib, x, out, ids, base)
+            return
+        nan_rows = np.isnan(x).any(axis=1)
+        acc = np.empty(len(self.forest_.estimators_) * q["n_words"], dtype=np.uint64)
+        leaf_node = self._leaf_nodes(q)
+        lib.geohm_qs_apply(*self._qs_args(x, q, acc, out), _ptr(leaf_node), _ptr(base), _ptr(ids))
+        if nan_rows.any():
+            rows = np.ascontiguousarray(x[nan_rows])
+            walked = np.empty(rows.shape[0], dtype=np.float64)
+            walked_ids = np.empty((rows.shape[0], ids.shape[1]), dtype=np.int32)
+            self._walk_rows(lib, rows, walked, walked_ids, base)
+            out[nan_rows] = walked
+            ids[nan_rows] = walked_ids
+
+    def _qs_args(
+        self, x: np.ndarray, q: dict[str, Any], acc: np.ndarray, out: np.ndarray
+    ) -> tuple[Any, ...]:
+        """The arguments of ``geohm_qs`` for the rows ``x``."""
+        return (
             _ptr(x),
             x.shape[0],
             x.shape[1],
@@ -479,20 +740,22 @@ class CompiledForest(RegressorMixin, BaseEstimator):
             _ptr(q["mask_off"]),
             _ptr(q["leaf_values"]),
             _ptr(q["leaf_off"]),
-            n_trees,
+            len(self.forest_.estimators_),
             q["n_words"],
             _ptr(acc),
             _ptr(out),
         )
-        if nan_rows.any():
-            rows = np.ascontiguousarray(x[nan_rows])
-            walked = np.empty(rows.shape[0], dtype=np.float64)
-            self._walk_rows(lib, rows, walked)
-            out[nan_rows] = walked
 
-    def _walk_rows(self, lib: ctypes.CDLL, x: np.ndarray, out: np.ndarray) -> None:
+    def _walk_rows(
+        self,
+        lib: ctypes.CDLL,
+        x: np.ndarray,
+        out: np.ndarray,
+        ids: np.ndarray | None = None,
+        base: np.ndarray | None = None,
+    ) -> None:
         w = self._walk_tables()
-        lib.geohm_walk(
+        args = (
             _ptr(x),
             x.shape[0],
             x.shape[1],
@@ -500,8 +763,113 @@ class CompiledForest(RegressorMixin, BaseEstimator):
             _ptr(w["offsets"]),
             _ptr(w["values"]),
             len(w["offsets"]),
-            _ptr(out),
         )
+        if ids is None or base is None:
+            lib.geohm_walk(*args, _ptr(out))
+        else:
+            lib.geohm_walk_apply(*args, _ptr(base), _ptr(ids), _ptr(out))
+
+
+def qrf_quantiles(
+    ids: Any,
+    indptr: Any,
+    indices: Any,
+    weights: Any,
+    y_sorted: Any,
+    qs: Sequence[float],
+    *,
+    n_jobs: int | None = 1,
+) -> np.ndarray:
+    """Weighted quantiles of a quantile regression forest (Meinshausen 2006), compiled.
+
+    Row ``i`` of the CSR matrix ``(weights, indices, indptr)`` holds, for node ``i`` of
+    the forest (global ids, e.g. from :meth:`CompiledForest.apply_mean` with
+    ``global_ids=True``), the weight of each training sample in that leaf; columns are
+    training ranks, ascending in the target. Per row of ``ids``, the weights of its
+    leaves are added per rank in tree order, the ranks are walked in ascending order
+    with a running sum, and the bound for level ``q`` is ``y_sorted`` at the first rank
+    where the sum reaches ``q * total - 1e-9`` (``total``: the row's whole sum), i.e.
+    ``inf{y : F(y | x) >= q}`` up to rounding.
+
+    Parameters
+    ----------
+    ids : array-like of shape (n, n_trees)
+        Global leaf ids of the rows, int32.
+    indptr, indices, weights : array-like
+        The CSR matrix (any integer index types; the weights must be > 0).
+    y_sorted : array-like of shape (n_train,)
+        Training targets in ascending order (the column order).
+    qs : sequence of float
+        Quantile levels in [0, 1].
+    n_jobs : int or None, default=1
+        Threads (-1: all cores); at most one per :data:`MIN_ROWS_PER_THREAD` rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        (len(qs), n) float64.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes, ids outside the matrix, or a weight that is not > 0.
+    OSError
+        The kernel cannot be compiled.
+
+    Examples
+    --------
+    >>> # one leaf holding ranks 0..4 (y = 0..4) with weight 1/5 each
+    >>> qrf_quantiles([[0]], [0, 5], [0, 1, 2, 3, 4], [0.2] * 5, np.arange(5.0), [0.05, 0.5])
+    array([[0.],
+           [2.]])
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int32)
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    y_sorted = np.ascontiguousarray(y_sorted, dtype=np.float64)
+    levels = np.ascontiguousarray(qs, dtype=np.float64).reshape(-1)
+    n_train = y_sorted.shape[0]
+    if ids.ndim != 2 or y_sorted.ndim != 1 or indptr.ndim != 1 or indptr.size < 1:
+        raise ValueError("ids must be 2-D, y_sorted and indptr 1-D")
+    if indices.shape != weights.shape or indices.ndim != 1 or indptr[-1] != indices.size:
+        raise ValueError("indptr, indices and weights do not form a CSR matrix")
+    if indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise ValueError("indptr must start at 0 and not decrease")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_train):
+        raise ValueError("a column index is outside y_sorted")
+    if not np.all(weights > 0):
+        raise ValueError("the weights must be > 0")
+    if ids.size and (ids.min() < 0 or ids.max() >= indptr.size - 1):
+        raise ValueError("a leaf id is outside the weight matrix")
+    n, n_trees = ids.shape
+    out = np.empty((levels.size, n), dtype=np.float64)
+    if n == 0 or levels.size == 0:
+        return out
+    lib = _library()
+
+    def work(a: int, b: int) -> None:
+        buf = np.zeros(n_train, dtype=np.float64)
+        touched = np.empty(n_train, dtype=np.int32)
+        lib.geohm_qrf_quantiles(
+            _ptr(ids[a:b]),
+            b - a,
+            n_trees,
+            _ptr(indptr),
+            _ptr(indices),
+            _ptr(weights),
+            _ptr(y_sorted),
+            n_train,
+            _ptr(levels),
+            levels.size,
+            _ptr(buf),
+            _ptr(touched),
+            ctypes.c_void_p(out.ctypes.data + 8 * a),
+            n,
+        )
+
+    _in_threads(work, n, min(_effective_jobs(n_jobs), max(n // MIN_ROWS_PER_THREAD, 1)))
+    return out
 
 
 def _clear_bits(lo: np.ndarray, hi: np.ndarray, n_words: int) -> np.ndarray:
@@ -520,17 +888,18 @@ def _clear_bits(lo: np.ndarray, hi: np.ndarray, n_words: int) -> np.ndarray:
     return out
 
 
-def _leaf_ranges(s: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _leaf_ranges(s: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """In-order leaf numbering of one tree.
 
     Returns the internal node ids, for each the first and last leaf number of its
-    *left* subtree, and the leaf values in leaf-number order.
+    *left* subtree, and the leaf values and node ids in leaf-number order.
     """
     left, right = s.children_left, s.children_right
     n = s.node_count
     first = np.zeros(n, dtype=np.int64)
     last = np.zeros(n, dtype=np.int64)
     values: list[float] = []
+    leaves: list[int] = []
     # Iterative post-order: number the leaves left to right, then spans bottom-up.
     stack: list[tuple[int, bool]] = [(0, False)]
     while stack:
@@ -538,13 +907,20 @@ def _leaf_ranges(s: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         if left[node] == -1:
             first[node] = last[node] = len(values)
             values.append(float(s.value[node, 0, 0]))
+            leaves.append(node)
         elif done:
             first[node], last[node] = first[left[node]], last[right[node]]
         else:
             stack += [(node, True), (int(right[node]), False), (int(left[node]), False)]
     internal = np.flatnonzero(left != -1)
     lchild = left[internal]
-    return internal, first[lchild], last[lchild], np.asarray(values, dtype=np.float64)
+    return (
+        internal,
+        first[lchild],
+        last[lchild],
+        np.asarray(values, dtype=np.float64),
+        np.asarray(leaves, dtype=np.int64),
+    )
 
 
 def accelerate(estimator: Any, *, n_jobs: int | None = None) -> Any:
