@@ -319,9 +319,10 @@ def _ensure_demo(shape: tuple[int, int], work: Path, source: str) -> Path:
     """The scene folder (with scene.yaml) of ``rows x cols`` pixels.
 
     ``demo``: ``make_demo(size)`` itself (square scenes only). ``tiled``: the 400 x 400
-    demo's target year tiled to the shape (``predict_memory.make_scene``: bands,
-    QA_PIXEL, DEM, the demo's samples; no ``dist_source`` covariate), because make_demo
-    at full size is too slow and too memory hungry (see benchmarks/README.md).
+    demo's target year tiled to the shape (``predict_memory.make_scene`` with the demo's
+    job: bands, QA_PIXEL, DEM, the ``dist_source`` covariate, the demo's samples),
+    because make_demo at full size is too slow and too memory hungry (see
+    benchmarks/README.md).
     """
     rows, cols = shape
     if source == "demo" or shape == (400, 400):
@@ -336,9 +337,9 @@ def _ensure_demo(shape: tuple[int, int], work: Path, source: str) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from predict_memory import make_scene
 
-    scene = work / (f"scene_{rows}" if rows == cols else f"scene_{rows}x{cols}")
+    scene = work / f"scene_{_label(shape)}_demo"  # make_scene's folder
     if not (scene / "scene.yaml").exists():
-        make_scene(base, work, rows, cols)
+        scene = make_scene(base, work, rows, cols, job="demo").parent
     return scene
 
 

@@ -2,7 +2,8 @@
 
 A random forest's trees give one prediction each; the share of trees above a threshold
 estimates the exceedance probability. Trees are visited one at a time and only a count
-is kept, so memory stays at one prediction vector whatever the number of trees. This
+is kept, so memory stays at one prediction vector whatever the number of trees. With geohm's
+compiled forest the leaf of every tree comes from one traversal of its kernel. This
 spread reflects model (bootstrap) variability, not the full predictive uncertainty (a
 quantile forest or kriging variance is wider): it ranks pixels well but its
 probabilities tend to be over-confident; report.json says which estimate was used.
@@ -10,34 +11,18 @@ probabilities tend to be over-confident; report.json says which estimate was use
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.compose import TransformedTargetRegressor
-from sklearn.pipeline import Pipeline
+
+from geohm.models.uncertainty import EstimatorParts, estimator_parts
 
 __all__ = ["exceedance_probability", "has_members"]
 
-
-def _unwrap(estimator: Any, X: np.ndarray) -> tuple[Any, np.ndarray, Callable[[np.ndarray], Any]]:
-    """(final regressor, its input table, inverse target transform) of a fitted pipeline."""
-    inverse: Callable[[np.ndarray], Any] = lambda v: v  # noqa: E731
-    Xt: Any = X
-    if isinstance(estimator, Pipeline):
-        if len(estimator.steps) > 1:
-            Xt = estimator[:-1].transform(X)
-        estimator = estimator.steps[-1][1]
-    if isinstance(estimator, TransformedTargetRegressor):
-        reg = estimator
-        # geohm's log target uses func/inverse_func (log1p/expm1); a transformer object
-        # is inverted through its own inverse_transform.
-        if reg.inverse_func is not None:
-            inverse = reg.inverse_func
-        else:
-            inverse = lambda v: reg.transformer_.inverse_transform(v[:, None])[:, 0]  # noqa: E731
-        estimator = reg.regressor_
-    return estimator, np.asarray(Xt, dtype="float32"), inverse
+#: Rows per chunk of the compiled path: the (rows, trees) int32 leaf ids of one chunk
+#: stay under about 50 MB for 200 trees.
+_CHUNK_ROWS = 65_536
 
 
 def _members(estimator: Any) -> list[Any] | None:
@@ -49,19 +34,46 @@ def _members(estimator: Any) -> list[Any] | None:
 
 def has_members(estimator: Any) -> bool:
     """Whether :func:`exceedance_probability` can use this fitted estimator."""
-    final = estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
-    if isinstance(final, TransformedTargetRegressor):
-        final = final.regressor_
-    return _members(final) is not None
+    return _members(estimator_parts(estimator).final) is not None
 
 
-def _iter_members(estimator: Any, X: np.ndarray) -> Iterator[np.ndarray]:
-    final, Xt, inverse = _unwrap(estimator, X)
-    members = _members(final)
+def _parts(estimator: Any, X: np.ndarray) -> tuple[EstimatorParts, list[Any], np.ndarray]:
+    """(parts, trees, float32 table the trees see) of a fitted tree ensemble."""
+    parts = estimator_parts(estimator)
+    members = _members(parts.final)
     if members is None:
-        raise TypeError(f"{type(final).__name__} has no ensemble members (trees)")
+        raise TypeError(f"{type(parts.final).__name__} has no ensemble members (trees)")
+    return parts, members, np.asarray(parts.features(X), dtype="float32")
+
+
+def _iter_members(
+    parts: EstimatorParts, members: list[Any], Xt: np.ndarray
+) -> Iterator[np.ndarray]:
+    """Each tree's prediction in target units (scikit-learn's tree walk)."""
     for tree in members:
-        yield np.asarray(inverse(tree.predict(Xt)), dtype="float64")
+        yield parts.from_model(tree.predict(Xt))
+
+
+def _count_compiled(
+    parts: EstimatorParts, members: list[Any], Xt: np.ndarray, t: np.ndarray
+) -> np.ndarray:
+    """Trees above ``t`` per row, from the compiled forest's leaf ids (one traversal).
+
+    A tree's prediction is the value of the leaf a row ends in, so the back-transformed
+    leaf values are computed once per forest and looked up per tree: the same numbers
+    as back-transforming each tree's ``predict`` (the target transforms are elementwise),
+    without a Python-level walk of every tree.
+    """
+    final = parts.final
+    values = np.concatenate([np.asarray(m.tree_.value, dtype="float64")[:, 0, 0] for m in members])
+    leaf_values = parts.from_model(values)
+    count = np.zeros(len(Xt), dtype="int32")
+    for start in range(0, len(Xt), _CHUNK_ROWS):
+        sl = slice(start, start + _CHUNK_ROWS)
+        ids, _ = final.apply_mean(Xt[sl], global_ids=True)
+        above = leaf_values[ids] > t[sl, None]  # (rows, trees)
+        count[sl] = above.sum(axis=1, dtype="int32")
+    return count
 
 
 def exceedance_probability(estimator: Any, X: np.ndarray, threshold: Any) -> np.ndarray:
@@ -90,11 +102,14 @@ def exceedance_probability(estimator: Any, X: np.ndarray, threshold: Any) -> np.
     [0.0, 1.0]
     """
     t = np.broadcast_to(np.asarray(threshold, dtype="float64"), (len(X),))
-    count = np.zeros(len(X), dtype="int32")
-    n = 0
-    for pred in _iter_members(estimator, X):
-        count += pred > t
-        n += 1
-    out = count.astype("float32") / max(n, 1)
+    parts, members, Xt = _parts(estimator, X)
+    if getattr(parts.final, "bit_vector", False) and np.isfinite(Xt).all():
+        # geohm's compiled forest (geohm.models.compiled): leaf ids from its kernel
+        count = _count_compiled(parts, members, Xt, t)
+    else:
+        count = np.zeros(len(X), dtype="int32")
+        for pred in _iter_members(parts, members, Xt):
+            count += pred > t
+    out = count.astype("float32") / max(len(members), 1)
     out[~np.isfinite(t)] = np.nan
     return out
