@@ -56,6 +56,7 @@ def make_scene(
     import datetime as dt
 
     cols = rows if cols is None else cols
+    base, work = base.resolve(), work.resolve()  # the YAML holds absolute paths
     folder = next((base / "target").iterdir())
     pid = folder.name
     attrs = read_mtl(folder / f"{pid}_MTL.txt")["IMAGE_ATTRIBUTES"]

@@ -373,7 +373,7 @@ def run(
     result: dict[str, Any] = {"size": list(shape), "pixels": pixels, "cases": {}}
     result["fit"] = _run_child(["fit", str(demo), str(models)], case_dir / "fit.log")
     stack = case_dir / "stack.tif"
-    if any(c.startswith("psml_") for c in cases) and not stack.exists():
+    if any(c.startswith("psml_") or c.endswith("_stack") for c in cases) and not stack.exists():
         result["stack_write"] = _run_child(["stack", str(demo), str(stack)], case_dir / "stack.log")
     rows = []
     for case in cases:
