@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from geohm.models.compiled import tree_votes
 from geohm.models.uncertainty import EstimatorParts, estimator_parts
 
 __all__ = ["exceedance_probability", "has_members"]
@@ -60,19 +61,19 @@ def _count_compiled(
     """Trees above ``t`` per row, from the compiled forest's leaf ids (one traversal).
 
     A tree's prediction is the value of the leaf a row ends in, so the back-transformed
-    leaf values are computed once per forest and looked up per tree: the same numbers
-    as back-transforming each tree's ``predict`` (the target transforms are elementwise),
-    without a Python-level walk of every tree.
+    leaf values are computed once per forest and the kernel counts, per row, the leaves
+    above the threshold: the same numbers as back-transforming each tree's ``predict``
+    (the target transforms are elementwise), without a Python-level walk of every tree.
     """
     final = parts.final
     values = np.concatenate([np.asarray(m.tree_.value, dtype="float64")[:, 0, 0] for m in members])
     leaf_values = parts.from_model(values)
+    jobs = final.n_jobs if final.n_jobs is not None else final.forest_.n_jobs
     count = np.zeros(len(Xt), dtype="int32")
     for start in range(0, len(Xt), _CHUNK_ROWS):
         sl = slice(start, start + _CHUNK_ROWS)
         ids, _ = final.apply_mean(Xt[sl], global_ids=True)
-        above = leaf_values[ids] > t[sl, None]  # (rows, trees)
-        count[sl] = above.sum(axis=1, dtype="int32")
+        count[sl] = tree_votes(ids, leaf_values, t[sl], n_jobs=jobs)
     return count
 
 
