@@ -399,8 +399,9 @@ def _effective_jobs(n_jobs: int | None) -> int:
 def _in_threads(work: Callable[[int, int], None], n: int, jobs: int) -> None:
     """Call ``work(a, b)`` on ``jobs`` consecutive row ranges covering ``0..n``, in threads.
 
-    The kernels release the GIL, so the ranges run in parallel; one range runs in the
-    calling thread. Exceptions of the workers are raised here.
+    The kernels release the GIL, so the ranges run in parallel in a pool of ``jobs``
+    threads (one range: in the calling thread). Exceptions of the workers are raised
+    here.
     """
     if jobs <= 1:
         work(0, n)
