@@ -75,3 +75,21 @@ def test_members_required() -> None:
     assert not has_members(lr)
     with pytest.raises(TypeError, match="no ensemble members"):
         exceedance_probability(lr, np.zeros((2, 1)), 1.0)
+
+
+def test_tree_votes_by_hand() -> None:
+    from geohm.models.compiled import tree_votes
+
+    leaf = [5.0, 10.0, 20.0, 40.0]
+    ids = [[0, 1, 3], [2, 2, 3], [0, 0, 0]]
+    assert tree_votes(ids, leaf, [7.0, 20.0, 1.0]).tolist() == [2, 1, 3]
+    assert tree_votes(ids, leaf, [np.nan, 100.0, 5.0]).tolist() == [0, 0, 0]  # not > 5
+    big = np.random.default_rng(0).integers(0, 4, (50_000, 3))
+    thr = np.full(50_000, 15.0)
+    ref = (np.asarray(leaf)[big] > 15.0).sum(axis=1)
+    for jobs in (1, 2):
+        assert np.array_equal(tree_votes(big, leaf, thr, n_jobs=jobs), ref)
+    with pytest.raises(ValueError, match="outside"):
+        tree_votes([[4]], leaf, [1.0])
+    with pytest.raises(ValueError, match="thresholds"):
+        tree_votes([[0]], leaf, [1.0, 2.0])

@@ -72,7 +72,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["CompiledForest", "accelerate", "kernel_available", "qrf_quantiles"]
+__all__ = ["CompiledForest", "accelerate", "kernel_available", "qrf_quantiles", "tree_votes"]
 
 log = logging.getLogger("geohm")
 
@@ -289,6 +289,19 @@ void geohm_qrf_quantiles(const int32_t* ids, int64_t n, int32_t n_trees,
     for (int32_t i = 0; i < m; i++) buf[touched[i]] = 0.0;
   }
 }
+
+/* Per row, the number of trees whose leaf value is above the row's threshold (ids:
+   global leaf ids, row-major (n, n_trees); a NaN threshold counts no tree). */
+void geohm_tree_votes(const int32_t* ids, int64_t n, int32_t n_trees, const double* leaf,
+                      const double* thr, int32_t* count) {
+  for (int64_t r = 0; r < n; r++) {
+    const int32_t* row = ids + r * (int64_t)n_trees;
+    const double t = thr[r];
+    int32_t c = 0;
+    for (int32_t k = 0; k < n_trees; k++) c += leaf[row[k]] > t;
+    count[r] = c;
+  }
+}
 """
 
 _LIB_LOCK = threading.Lock()
@@ -329,6 +342,8 @@ def _compile() -> ctypes.CDLL:
     handle.geohm_qrf_quantiles.argtypes = [ptr, i64, i32, ptr, ptr, ptr, ptr, i32, ptr, i32]
     handle.geohm_qrf_quantiles.argtypes += [ptr, ptr, ptr, i64]
     handle.geohm_qrf_quantiles.restype = None
+    handle.geohm_tree_votes.argtypes = [ptr, i64, i32, ptr, ptr, ptr]
+    handle.geohm_tree_votes.restype = None
     return handle
 
 
@@ -384,8 +399,9 @@ def _effective_jobs(n_jobs: int | None) -> int:
 def _in_threads(work: Callable[[int, int], None], n: int, jobs: int) -> None:
     """Call ``work(a, b)`` on ``jobs`` consecutive row ranges covering ``0..n``, in threads.
 
-    The kernels release the GIL, so the ranges run in parallel; one range runs in the
-    calling thread. Exceptions of the workers are raised here.
+    The kernels release the GIL, so the ranges run in parallel in a pool of ``jobs``
+    threads (one range: in the calling thread). Exceptions of the workers are raised
+    here.
     """
     if jobs <= 1:
         work(0, n)
@@ -870,6 +886,66 @@ def qrf_quantiles(
 
     _in_threads(work, n, min(_effective_jobs(n_jobs), max(n // MIN_ROWS_PER_THREAD, 1)))
     return out
+
+
+def tree_votes(
+    ids: Any, leaf_values: Any, thresholds: Any, *, n_jobs: int | None = 1
+) -> np.ndarray:
+    """Per row, how many trees end in a leaf whose value is above the row's threshold.
+
+    The exceedance count of :func:`geohm.models.ensemble.exceedance_probability`
+    without a ``(n, n_trees)`` table of leaf values: ``(leaf_values[ids] >
+    thresholds[:, None]).sum(axis=1)``, compiled.
+
+    Parameters
+    ----------
+    ids : array-like of shape (n, n_trees)
+        Global leaf ids of the rows (:meth:`CompiledForest.apply_mean` with
+        ``global_ids=True``), int32.
+    leaf_values : array-like of shape (n_nodes,)
+        Value of every node of the forest, numbered as the ids (float64).
+    thresholds : array-like of shape (n,)
+        One threshold per row (float64); NaN counts no tree.
+    n_jobs : int or None, default=1
+        Threads (-1: all cores); at most one per :data:`MIN_ROWS_PER_THREAD` rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) int32 counts in ``0 .. n_trees``.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent shapes or an id outside ``leaf_values``.
+    OSError
+        The kernel cannot be compiled.
+
+    Examples
+    --------
+    >>> tree_votes([[0, 1], [1, 2]], [5.0, 10.0, 20.0], [7.0, 15.0]).tolist()
+    [1, 1]
+    """
+    ids = np.ascontiguousarray(ids, dtype=np.int32)
+    leaf = np.ascontiguousarray(leaf_values, dtype=np.float64)
+    thr = np.ascontiguousarray(thresholds, dtype=np.float64)
+    if ids.ndim != 2 or leaf.ndim != 1 or thr.shape != (ids.shape[0],):
+        raise ValueError("ids must be (n, n_trees), leaf_values 1-D and thresholds (n,)")
+    if ids.size and (ids.min() < 0 or ids.max() >= leaf.size):
+        raise ValueError("a leaf id is outside leaf_values")
+    n, n_trees = ids.shape
+    count = np.zeros(n, dtype=np.int32)
+    if n == 0 or n_trees == 0:
+        return count
+    lib = _library()
+
+    def work(a: int, b: int) -> None:
+        lib.geohm_tree_votes(
+            _ptr(ids[a:b]), b - a, n_trees, _ptr(leaf), _ptr(thr[a:b]), _ptr(count[a:b])
+        )
+
+    _in_threads(work, n, min(_effective_jobs(n_jobs), max(n // MIN_ROWS_PER_THREAD, 1)))
+    return count
 
 
 def _clear_bits(lo: np.ndarray, hi: np.ndarray, n_words: int) -> np.ndarray:

@@ -372,6 +372,11 @@ class _Kernel:
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
+    members: tuple[Any, ...] = ()
+
+    def serves(self, forest: Any) -> bool:
+        """Built from this forest as it is now (not refitted or grown since)."""
+        return self.forest is forest and self.members == tuple(forest.estimators_)
 
 
 class _LeafWeights:
@@ -439,11 +444,11 @@ class _LeafWeights:
         except OSError:
             return None
         cached: _Kernel | None = self.__dict__.get("_kernel")
-        if cached is not None and cached.forest is forest:
+        if cached is not None and cached.serves(forest):
             return cached
         with _KERNEL_LOCK:
             cached = self.__dict__.get("_kernel")
-            if cached is not None and cached.forest is forest:
+            if cached is not None and cached.serves(forest):
                 return cached
             trees: compiled.CompiledForest | None
             try:  # single-threaded: predict() splits the rows over threads itself
@@ -459,6 +464,7 @@ class _LeafWeights:
                 indptr=np.ascontiguousarray(w.indptr, dtype=np.int64),
                 indices=np.ascontiguousarray(w.indices, dtype=np.int32),
                 data=np.ascontiguousarray(w.data, dtype=np.float64),
+                members=tuple(forest.estimators_),
             )
             self.__dict__["_kernel"] = kernel
         return kernel
