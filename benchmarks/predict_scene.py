@@ -272,6 +272,8 @@ def child_case(case: str, demo: Path, models_path: Path, stack: Path, out: Path)
                 )
             info["mapped_pixels"] = stats[TARGET].count
             info["map_mean"] = stats[TARGET].as_dict()["mean"]
+        if source is not cube:
+            source.close()  # the window readers' GDAL handles
         info["predict_s"] = time.perf_counter() - t
     return info
 
