@@ -13,7 +13,14 @@ from rasterio.enums import Resampling
 
 from geohm.errors import GridError, InputError
 from geohm.grid import Grid
-from geohm.io.rasters import TileWriter, atomic_path, open_aligned, open_raster, write_geotiff
+from geohm.io.rasters import (
+    TileWriter,
+    atomic_path,
+    gdal_env,
+    open_aligned,
+    open_raster,
+    write_geotiff,
+)
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
 
 CRS = "EPSG:32649"
@@ -129,6 +136,27 @@ def test_bad_rasters_raise_input_error_naming_the_file(tmp_path: Path) -> None:
         dst.write(np.ones((1, 4, 4), "uint8"))
     with pytest.raises(GridError, match="no coordinate reference system"):
         open_aligned(nocrs, Grid(CRS, T30, 4, 4))
+
+
+def _gdal_cache_max() -> int:
+    """GDAL's block-cache limit in bytes, asked of the libgdal rasterio has loaded."""
+    import ctypes
+
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    libs = sorted({line.split()[-1] for line in maps if "libgdal" in line.split("/")[-1]})
+    if not libs:
+        pytest.skip("libgdal not found in /proc/self/maps")
+    lib = ctypes.CDLL(libs[0])
+    lib.GDALGetCacheMax64.restype = ctypes.c_int64
+    return int(lib.GDALGetCacheMax64())
+
+
+def test_gdal_env_sets_the_block_cache_in_megabytes() -> None:
+    # rasterio passes an integer GDAL_CACHEMAX on as bytes: 64 once meant a 64-byte cache.
+    with gdal_env():
+        assert _gdal_cache_max() == 64 * 2**20
+    with gdal_env(cache_mb=8):
+        assert _gdal_cache_max() == 8 * 2**20
 
 
 def test_qml_styles_are_valid_qgis_xml(tmp_path: Path) -> None:
