@@ -568,7 +568,9 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
             Predictions in the target's units (e.g. mg/kg).
         """
         check_is_fitted(self, "weights_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        # float32 rows (map windows) stay float32 here: the chunks are converted to
+        # float64 once, on their way into torch (the same values, one copy fewer).
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         scaled = self._predict_scaled_y(
             X, self.weights_, batch_size=self.batch_size, device=self.device
         )
