@@ -168,7 +168,8 @@ def _single_threaded_models(models: Mapping[str, TargetModel]) -> Iterator[None]
     for est in _estimators(models):
         params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
         for key, value in params.items():
-            if key.endswith("n_jobs") and value not in (None, 1):
+            # None too: for GA-BP it means torch's own thread count, not one thread.
+            if key.endswith("n_jobs") and value != 1:
                 try:
                     est.set_params(**{key: 1})
                 except (ValueError, AttributeError):  # frozen parts cannot be changed

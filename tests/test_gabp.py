@@ -158,3 +158,28 @@ def test_bad_parameters_raise_in_fit(params: dict) -> None:
 @parametrize_with_checks([GABPRegressor(**FAST, random_state=0)])
 def test_sklearn_estimator_checks(estimator, check) -> None:
     check(estimator)
+
+
+def test_one_thread_prediction_is_the_same_and_restores_torch() -> None:
+    # predict_map sets n_jobs=1 while its windows run in parallel: torch then runs on one
+    # thread for the call (no idle OpenMP threads spinning against the window threads).
+    from geohm.predict import TargetModel, _single_threaded_models
+    from geohm.preprocess import build_pipeline
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 3))
+    y = X @ [3.0, -2.0, 1.0]
+    pipe = build_pipeline(
+        GABPRegressor(population=6, generations=2, lm_iterations=5, random_state=0)
+    ).fit(X, y)
+    rows = rng.random((5000, 3)).astype("float32")
+    before = torch.get_num_threads()
+    ref = pipe.predict(rows)
+    net = pipe.steps[-1][1]
+    with _single_threaded_models({"y": TargetModel(pipe, ["a", "b", "c"])}):
+        assert net.n_jobs == 1
+        np.testing.assert_array_equal(pipe.predict(rows), ref)
+    assert net.n_jobs is None and torch.get_num_threads() == before
+    # float32 rows give the float64 rows' predictions (one conversion, same values)
+    table = pipe[:-1].transform(rows)
+    np.testing.assert_array_equal(net.predict(table), net.predict(table.astype("float64")))

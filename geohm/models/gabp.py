@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -351,6 +351,11 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
         Rows per forward pass in :meth:`predict`; bounds memory, not results.
     device : str, default="cpu"
         Torch device for training and prediction.
+    n_jobs : int or None, default=None
+        CPU threads of :meth:`predict`: 1 runs torch on one thread (what
+        :func:`geohm.predict.predict_map` sets while its windows run in parallel, so that
+        torch's idle OpenMP threads do not spin against the window threads); None or any
+        other value leaves torch's own setting. Training always runs on one thread.
     random_state : int, RandomState instance or None, default=None
         Seeds the GA (every random draw of the fit).
 
@@ -407,6 +412,7 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
         normalize: bool = True,
         batch_size: int = 2**18,
         device: str = "cpu",
+        n_jobs: int | None = None,
         random_state: Any = None,
     ) -> None:
         self.hidden = hidden
@@ -420,6 +426,7 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
         self.normalize = normalize
         self.batch_size = batch_size
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     # ----------------------------------------------------------------- validation
@@ -467,13 +474,23 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
         return np.asarray(y, dtype=float) * half + (self.y_min_ + self.y_max_) / 2
 
     def _predict_scaled_y(
-        self, X: np.ndarray, weights: np.ndarray, *, batch_size: int, device: Any
+        self,
+        X: np.ndarray,
+        weights: np.ndarray,
+        *,
+        batch_size: int,
+        device: Any,
+        n_jobs: int | None = None,
     ) -> np.ndarray:
-        """Scaled outputs of the net ``weights`` on raw rows ``X``, in row chunks."""
+        """Scaled outputs of the net ``weights`` on raw rows ``X``, in row chunks.
+
+        ``n_jobs=1``: on one torch thread (see the class's ``n_jobs``).
+        """
         device = _torch_device(device)
         w = torch.as_tensor(weights, dtype=_DTYPE, device=device)[None]
         out = np.empty(X.shape[0], dtype=float)
-        with torch.no_grad():
+        threads = single_threaded() if n_jobs == 1 else nullcontext()
+        with torch.no_grad(), threads:
             for start in range(0, X.shape[0], batch_size):
                 stop = start + batch_size
                 xb = self._scale_X(torch.tensor(X[start:stop], dtype=_DTYPE, device=device))
@@ -572,7 +589,11 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
         # float64 once, on their way into torch (the same values, one copy fewer).
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         scaled = self._predict_scaled_y(
-            X, self.weights_, batch_size=self.batch_size, device=self.device
+            X,
+            self.weights_,
+            batch_size=self.batch_size,
+            device=self.device,
+            n_jobs=getattr(self, "n_jobs", None),  # models saved before n_jobs existed
         )
         return self._unscale_y(scaled)
 

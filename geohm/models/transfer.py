@@ -211,6 +211,10 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         Rows per forward pass in :meth:`predict`; bounds memory, not results.
     device : str, default="cpu"
         Torch device.
+    n_jobs : int or None, default=None
+        CPU threads of :meth:`predict`: 1 runs torch on one thread (set by
+        :func:`geohm.predict.predict_map` while windows run in parallel); None leaves
+        torch's own setting.
     random_state : int, RandomState instance or None, default=None
         Seeds the inner-CV fold shuffle and, through ``source_params``, a source fit.
 
@@ -270,6 +274,7 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         epoch_step: int = 10,
         batch_size: int = 2**18,
         device: str = "cpu",
+        n_jobs: int | None = None,
         random_state: Any = None,
     ) -> None:
         self.source = source
@@ -283,6 +288,7 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         self.epoch_step = epoch_step
         self.batch_size = batch_size
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     # ----------------------------------------------------------------- helpers
@@ -478,9 +484,13 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
             Predictions in the target's units (e.g. mg/kg).
         """
         check_is_fitted(self, "target_weights_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
         source = self.source_estimator_
         scaled = source._predict_scaled_y(
-            X, self.target_weights_, batch_size=self.batch_size, device=self.device
+            X,
+            self.target_weights_,
+            batch_size=self.batch_size,
+            device=self.device,
+            n_jobs=getattr(self, "n_jobs", None),
         )
         return source._unscale_y(scaled)
