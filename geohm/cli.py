@@ -111,11 +111,28 @@ def _summary(result: Any) -> None:
     out.print(table)
     samples = rep.get("samples")
     if samples:
-        dropped = ", ".join(f"{d['id']} ({d['reason']})" for d in samples["dropped"])
+        dropped = ", ".join(
+            f"{d['id']} ({'' if d.get('target', 'all') == 'all' else d['target'] + ': '}"
+            f"{d['reason']})"
+            for d in samples["dropped"]
+        )
+        per = samples.get("per_target", {})
+        used = ", ".join(f"{t} {c['used']}" for t, c in per.items())
         out.print(
             f"samples: {samples['used']} of {samples['total']} used"
-            + (f"; dropped: {dropped}" if dropped else "")
+            + (f" ({used})" if used else "")
+            + (f"; left out: {dropped}" if dropped else ""),
+            highlight=False,
         )
+        for t, c in per.items():
+            if c["censored"]:
+                out.print(
+                    f"{t}: {c['censored']} values below the detection limit set to "
+                    f"{c['censored_rule']}",
+                    highlight=False,
+                )
+        for w in samples.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {w}", highlight=False)
     out.print(f"outputs in [bold]{result.output_dir}[/]: {', '.join(rep['outputs'])}")
     out.print(f"done in {rep['timings']['total']:.1f} s")
 

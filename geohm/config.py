@@ -98,6 +98,23 @@ class SamplesSpec(_Strict):
     crs: str | None = None
     layer: str | None = None
     window: int = Field(default=1, ge=1, description="odd number of pixels averaged per side")
+    censored: Literal["x/2", "x/sqrt2", "x", "drop"] = Field(
+        default="x/2",
+        description="value put for a result below the detection limit '<x' (or 'ND'): x/2, "
+        "x/sqrt2, x, or drop (leave the sample out of that target)",
+    )
+    detection_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description="detection limit (mg/kg) per target, for results reading 'ND' alone",
+    )
+
+    @field_validator("detection_limits")
+    @classmethod
+    def _positive_limits(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, x in v.items() if not x > 0]
+        if bad:
+            raise ValueError(f"detection limits must be > 0 mg/kg (check {', '.join(bad)})")
+        return v
 
     @field_validator("targets")
     @classmethod

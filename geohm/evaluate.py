@@ -16,6 +16,8 @@ from sklearn.model_selection import KFold, train_test_split
 __all__ = [
     "cross_validate",
     "cross_validate_interval",
+    "group_kfold",
+    "group_order",
     "holdout_split",
     "interval_coverage",
     "interval_metrics",
@@ -62,13 +64,48 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def holdout_split(n: int, *, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded random train/test indices; ``test_fraction == 0`` gives an empty test set."""
+def group_order(groups: Any, n: int) -> np.ndarray:
+    """The distinct groups in order of first appearance (``arange(n)`` without groups)."""
+    if groups is None:
+        return np.arange(n)
+    g = np.asarray(groups)
+    uniq, first = np.unique(g, return_index=True)
+    return np.asarray(uniq[np.argsort(first)])
+
+
+def holdout_split(
+    n: int, *, test_fraction: float, seed: int, groups: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random train/test indices; ``test_fraction == 0`` gives an empty test set.
+
+    With ``groups`` (one label per sample, e.g. the pixel of each sample), whole groups
+    go to the test set, ``test_fraction`` of the groups: replicates at one location never
+    sit on both sides. With one sample per group the split is the same as without groups.
+    """
     idx = np.arange(n)
-    if test_fraction <= 0:
+    order = group_order(groups, n)
+    if test_fraction <= 0 or order.size < 2:
         return idx, idx[:0]
-    train, test = train_test_split(idx, test_size=test_fraction, random_state=seed, shuffle=True)
-    return np.sort(train), np.sort(test)
+    _, gtest = train_test_split(order, test_size=test_fraction, random_state=seed, shuffle=True)
+    labels = idx if groups is None else np.asarray(groups)
+    test = np.isin(labels, gtest)
+    return idx[~test], idx[test]
+
+
+def group_kfold(n: int, *, folds: int, seed: int, groups: Any = None) -> list[tuple[Any, Any]]:
+    """Seeded shuffled k-fold (train, test) index pairs that never split a group.
+
+    The groups are dealt to folds as :class:`~sklearn.model_selection.KFold` deals
+    samples, so with one sample per group the folds equal ``KFold``'s.
+    """
+    order = group_order(groups, n)
+    labels = np.arange(n) if groups is None else np.asarray(groups)
+    kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    out = []
+    for _, gte in kf.split(order):
+        test = np.isin(labels, order[gte])
+        out.append((np.flatnonzero(~test), np.flatnonzero(test)))
+    return out
 
 
 def cross_validate(
@@ -79,10 +116,13 @@ def cross_validate(
     folds: int,
     seed: int,
     splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    groups: Any = None,
 ) -> dict[str, Any]:
     """Seeded k-fold CV: metrics of the pooled out-of-fold predictions, plus per-fold RMSE.
 
-    ``splits`` (train, test index pairs, e.g. spatial blocks) replaces the random folds.
+    ``splits`` (train, test index pairs, e.g. spatial blocks) replaces the random folds;
+    ``groups`` (a label per sample) keeps each group in one fold (:func:`group_kfold`).
+    ``folds`` is capped at the number of groups.
 
     Returns
     -------
@@ -92,16 +132,18 @@ def cross_validate(
         every sample; drop it before serialising).
     """
     y = np.asarray(y, dtype=float)
-    folds = len(splits) if splits is not None else min(folds, len(y))
+    if splits is None:
+        folds = min(folds, group_order(groups, len(y)).size)
+        splits = group_kfold(len(y), folds=folds, seed=seed, groups=groups)
+    folds = len(splits)
 
     def rows(idx: np.ndarray) -> Any:
         # DataFrames keep their factor names (selectors may force factors by name).
         return X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
 
-    kf = KFold(n_splits=folds, shuffle=True, random_state=seed)
     oof = np.empty_like(y)
     fold_rmse = []
-    for train, test in splits if splits is not None else kf.split(np.zeros((len(y), 1))):
+    for train, test in splits:
         model = clone(estimator).fit(rows(train), y[train])
         oof[test] = model.predict(rows(test))
         fold_rmse.append(float(np.sqrt(np.mean((oof[test] - y[test]) ** 2))))

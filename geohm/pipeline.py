@@ -32,7 +32,7 @@ from geohm.cube import (
     stack_features,
     wavelength_feature,
 )
-from geohm.errors import ConfigError, GridError, InputError, SampleError
+from geohm.errors import ConfigError, GridError, InputError, NoDataError, SampleError
 from geohm.evaluate import metrics
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
@@ -204,10 +204,55 @@ def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[S
             id_column=id_col,
             window=spec.samples.window,
             mask_reason=inputs.qa_reason,
+            censored=s.censored,
+            detection_limits=s.detection_limits,
         )
     except SampleError as exc:  # say which file the points came from
+        if "none of the" in str(exc):
+            check_inputs_have_data(spec, inputs)  # blame an empty scene before the points
         raise SampleError(f"samples '{s.path}': {exc}") from None
     return table, len(points)
+
+
+def _has_data(layer: xr.DataArray) -> bool:
+    """Whether a (lazy) layer has any valid pixel; dask reduces it chunk by chunk."""
+    return bool(layer.notnull().any())
+
+
+def check_inputs_have_data(spec: Any, inputs: SceneInputs) -> None:
+    """Raise NoDataError when the imagery is entirely masked or the DEM/a covariate is empty.
+
+    Called when no sample point is usable, so that an empty scene (all cloud, a DEM of
+    nodata over the grid) is named before the points or their CRS are blamed. Reads a
+    layer chunk by chunk (on this error path only).
+    """
+    if inputs.reflectance is not None:
+        band = inputs.reflectance.isel(band=0, drop=True)
+        if not _has_data(band):
+            what = (
+                f"Landsat scene '{spec.landsat}'" if spec.landsat is not None else "band files"
+            )
+            qa = (
+                f" by QA_PIXEL (qa_mask: {', '.join(spec.qa_mask)})"
+                if spec.landsat is not None and spec.qa_mask
+                else " (nodata)"
+            )
+            raise NoDataError(
+                f"100 % of the {what} is masked{qa}, so no sample point can be used; choose a "
+                "clearer acquisition, or narrow 'qa_mask' if the mask is too strict"
+            )
+    layers = [("DEM", getattr(spec, "dem", None), inputs.dem)]
+    layers += [
+        (f"covariate '{k}'", getattr(spec.covariates.get(k), "path", None), v)
+        for k, v in inputs.covariates.items()
+    ]
+    for what, path, layer in layers:
+        if layer is not None and not _has_data(layer):
+            raise NoDataError(
+                f"the {what} '{path}' holds no valid data over the scene grid (all nodata after "
+                "alignment), so no sample point can be used; check its nodata value and that "
+                "it covers the scene"
+            )
 
 
 def source_spec(cfg: SceneConfig) -> Any:
@@ -636,7 +681,12 @@ def _scene_report(
         "inputs": inputs.description,
         "grid": _grid_report(inputs.grid),
         "features": features,
-        "samples": {"total": n_points, "used": len(table.X), "dropped": table.dropped_records()},
+        "samples": {
+            "total": n_points,
+            "used": len(table.X),
+            "dropped": table.dropped_records(),
+            **table.summary(),
+        },
         "targets": {},
         "timings": timings,
     }
@@ -705,6 +755,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
                 "total": s_points,
                 "used": len(source_table.X),
                 "dropped": source_table.dropped_records(),
+                **source_table.summary(),
             }
         timings["sample"] = time.perf_counter() - t
 

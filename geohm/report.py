@@ -23,6 +23,53 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _samples_section(samples: Mapping[str, Any]) -> list[str]:
+    """Samples read, used per target, left out (with target and reason), censored values."""
+    dropped = samples.get("dropped", [])
+    lines = [
+        "## Samples",
+        "",
+        f"{samples.get('total', '?')} points read, {samples.get('used', '?')} used, "
+        f"{len(dropped)} left out of one or more targets.",
+        "",
+    ]
+    per_target = samples.get("per_target", {})
+    if per_target:
+        lines += [
+            "| target | used | left out | below detection limit (substituted) | zeros |",
+            "|---|---|---|---|---|",
+        ]
+        for t, c in per_target.items():
+            cens = f"{c['censored']} ({c['censored_rule']})" if c["censored"] else "0"
+            lines.append(f"| {t} | {c['used']} | {c['left_out']} | {cens} | {c['zeros']} |")
+        lines.append("")
+    groups = samples.get("location_groups")
+    if groups is not None:
+        reps = samples.get("replicate_groups", [])
+        lines.append(
+            f"{groups} locations (samples on the same pixel are one location and always "
+            "fall in the same split and fold)"
+            + (
+                f"; {len(reps)} hold several samples: "
+                + "; ".join(", ".join(g) for g in reps[:10])
+                + (" ..." if len(reps) > 10 else "")
+                if reps
+                else ""
+            )
+            + "."
+        )
+        lines.append("")
+    for w in samples.get("warnings", []):
+        lines += [f"**Warning:** {w}", ""]
+    if dropped:
+        lines += ["| id | target | reason |", "|---|---|---|"]
+        lines += [
+            f"| {d['id']} | {d.get('target', 'all')} | {d['reason']} |" for d in dropped
+        ]
+        lines.append("")
+    return lines
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """report.md: inputs, dropped samples, accuracy tables, map statistics, outputs."""
     lines = [f"# geohm report: {report['name']}", ""]
@@ -34,17 +81,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
     samples = report.get("samples", {})
     if samples:
-        lines += [
-            "## Samples",
-            "",
-            f"{samples.get('total', '?')} points read, {samples.get('used', '?')} used, "
-            f"{len(samples.get('dropped', []))} dropped.",
-            "",
-        ]
-        if samples.get("dropped"):
-            lines += ["| id | reason |", "|---|---|"]
-            lines += [f"| {d['id']} | {d['reason']} |" for d in samples["dropped"]]
-            lines.append("")
+        lines += _samples_section(samples)
     lines += [
         "## Accuracy",
         "",

@@ -6,28 +6,40 @@ dropped and *listed* with their id and the reason; nothing is dropped silently.
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import xarray as xr
 from affine import Affine
+from pyproj import CRS
+from pyproj.transformer import AreaOfInterest, TransformerGroup
 
 from geohm.errors import SampleError
 from geohm.io.rasters import read_block
+from geohm.labvalues import parse_target
 
-__all__ = ["Dropped", "SampleTable", "sample_cube"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Dropped", "SampleTable", "datum_warnings", "sample_cube"]
 
 
 @dataclass(frozen=True)
 class Dropped:
-    """A sample point that could not be used, and why."""
+    """A sample point left out, and why.
+
+    ``target`` is None when the point is left out of every target (outside the scene,
+    masked pixel), else the one target it has no usable value for.
+    """
 
     id: str
     reason: str
+    target: str | None = None
 
 
 @dataclass
@@ -39,21 +51,157 @@ class SampleTable:
     X : pandas.DataFrame
         (n_samples, n_features) feature values, indexed by sample id.
     y : pandas.DataFrame
-        (n_samples, n_targets) concentrations in mg/kg, same index.
+        (n_samples, n_targets) concentrations in mg/kg, same index;
+        NaN where a sample has no usable value for that target (it is left out of
+        that target only, and listed in ``dropped``).
     xy : numpy.ndarray
         (n_samples, 2) point coordinates in the cube CRS (map units).
     dropped : list of Dropped
-        Points not used, with the reason.
+        Points left out of every target or of one target, with the reason.
+    groups : numpy.ndarray, optional
+        (n_samples,) location group of every sample: samples on the same pixel
+        (field replicates) share a group, so that they always fall in the same
+        split and fold. Default: every sample its own group.
+    lab : dict, optional
+        Per target: ``{"censored": [ids], "rule": str, "zeros": [ids]}`` (values below
+        the detection limit substituted, and zero concentrations kept).
+    warnings : list of str
+        Things the user should know about the points (datum shift, ...).
     """
 
     X: pd.DataFrame
     y: pd.DataFrame
     xy: np.ndarray
     dropped: list[Dropped] = field(default_factory=list)
+    groups: np.ndarray | None = None
+    lab: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = np.arange(len(self.X))
 
     def dropped_records(self) -> list[dict[str, str]]:
-        """The dropped points as plain dicts (for report.json)."""
-        return [{"id": d.id, "reason": d.reason} for d in self.dropped]
+        """The left-out points as plain dicts (for report.json); target "all" or one."""
+        return [
+            {"id": d.id, "target": d.target or "all", "reason": d.reason} for d in self.dropped
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for report.json: used per target, censored, zeros, location groups."""
+        groups = np.asarray(self.groups)
+        _, counts = np.unique(groups, return_counts=True)
+        per_target: dict[str, Any] = {}
+        for t in self.y.columns:
+            lab = self.lab.get(str(t), {})
+            per_target[str(t)] = {
+                "used": int(np.isfinite(self.y[t].to_numpy(dtype=float)).sum()),
+                "left_out": sum(1 for d in self.dropped if d.target in (None, t)),
+                "censored": len(lab.get("censored", [])),
+                "censored_ids": list(lab.get("censored", [])),
+                "censored_rule": lab.get("rule"),
+                "zeros": len(lab.get("zeros", [])),
+                "zero_ids": list(lab.get("zeros", [])),
+            }
+        replicated = [
+            [str(i) for i in self.X.index[groups == g]] for g in np.unique(groups)[counts > 1]
+        ]
+        return {
+            "per_target": per_target,
+            "location_groups": int(counts.size),
+            "replicate_groups": replicated,
+            "warnings": list(self.warnings),
+        }
+
+
+def datum_warnings(src: Any, dst: Any, lonlat: np.ndarray) -> list[str]:
+    """What PROJ's transformation of points from ``src`` to ``dst`` may get wrong.
+
+    Two cases are worth a warning: PROJ has only a *ballpark* transformation (no datum
+    shift at all) for the points' area, or the most accurate transformation needs a
+    grid file that is not installed. For a ballpark, the expected error is estimated
+    as the shift the datum transformations PROJ knows elsewhere would apply at the
+    points' centre.
+
+    Parameters
+    ----------
+    src, dst : pyproj.CRS
+        The points' CRS and the scene's.
+    lonlat : numpy.ndarray
+        (n, 2) point coordinates in ``src``'s geographic CRS (degrees), for the area
+        of interest.
+
+    Returns
+    -------
+    list of str
+        One sentence per problem (empty when the transformation is exact or known).
+    """
+    src, dst = CRS.from_user_input(src), CRS.from_user_input(dst)
+    if src == dst or lonlat.size == 0:
+        return []
+    finite = np.isfinite(lonlat).all(axis=1)
+    if not finite.any():
+        return []
+    lon, lat = lonlat[finite, 0], lonlat[finite, 1]
+    if (np.abs(lat) > 90).any() or (np.abs(lon) > 360).any():
+        return []  # not geographic positions: the caller's range checks report it
+    aoi = AreaOfInterest(
+        float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyproj warns about missing grids: we say it below
+        group = TransformerGroup(src, dst, always_xy=True, area_of_interest=aoi)
+        everywhere = TransformerGroup(src, dst, always_xy=True)
+    out: list[str] = []
+    names = f"'{src.name}' to '{dst.name}'"
+    if group.transformers and "ballpark" in group.transformers[0].description.lower():
+        centre = (float(np.median(lon)), float(np.median(lat)))
+        ballpark = np.array(group.transformers[0].transform(*centre))
+        shifts = []
+        for t in everywhere.transformers:
+            if "ballpark" in t.description.lower():
+                continue
+            with np.errstate(all="ignore"):
+                moved = np.array(t.transform(*centre))
+            if np.isfinite(moved).all():
+                shifts.append(float(np.hypot(*(moved - ballpark))))
+        if shifts:
+            size = (
+                f"about {np.median(shifts):.0f} m (the datum shifts PROJ knows for this pair "
+                f"elsewhere move the points {min(shifts):.0f}-{max(shifts):.0f} m here)"
+            )
+        else:
+            size = (
+                "unknown to PROJ (under 1 m between modern ITRF-based datums, over 100 m "
+                "for older local datums)"
+            )
+        out.append(
+            f"PROJ has only a ballpark transformation (no datum shift) from {names} for the "
+            f"samples' area: their positions may be off by {size}; give the points in the "
+            "scene's datum, or transform them with a local datum transformation first"
+        )
+    if not group.best_available:
+        grids = sorted(
+            {
+                g.short_name or g.full_name
+                for op in group.unavailable_operations
+                for g in op.grids
+                if not g.available
+            }
+        )
+        used = group.transformers[0] if group.transformers else None
+        acc = (
+            f" (accuracy {used.accuracy:g} m)"
+            if used is not None and used.accuracy is not None and used.accuracy >= 0
+            else ""
+        )
+        out.append(
+            f"the most accurate transformation from {names} needs the grid file(s) "
+            f"{', '.join(grids)}, which PROJ does not have; geohm uses "
+            f"'{used.description if used else 'none'}'{acc}. Install the grids "
+            "(projsync --file NAME, or PROJ_NETWORK=ON) for the best positions"
+        )
+    return out
 
 
 def _point_xy(points: Any, crs: Any) -> np.ndarray:
@@ -75,8 +223,16 @@ def sample_cube(
     id_column: str | None = None,
     window: int = 1,
     mask_reason: Callable[[np.ndarray, np.ndarray], list[str | None]] | None = None,
+    censored: str = "x/2",
+    detection_limits: Mapping[str, float] | None = None,
 ) -> SampleTable:
     """Take the feature values at sample points.
+
+    Target cells are read by :func:`geohm.labvalues.parse_target` (units, values below
+    the detection limit, gaps). A point whose pixel is unusable is left out of every
+    target; a point without a usable value for one target is left out of that target
+    only (its ``y`` is NaN there). Both are listed in ``dropped`` with the reason.
+    Points on the same pixel form one location group (``groups``).
 
     Parameters
     ----------
@@ -95,6 +251,10 @@ def sample_cube(
     mask_reason : callable, optional
         ``mask_reason(rows, cols)`` -> reason string or None per point, telling why a
         masked pixel is masked (e.g. ``"cloud"`` from the QA band).
+    censored : {"x/2", "x/sqrt2", "x", "drop"}
+        Substitution rule for values below the detection limit (``samples.censored``).
+    detection_limits : mapping of str to float, optional
+        Detection limit (mg/kg) per target for cells reading ``ND`` alone.
 
     Returns
     -------
@@ -103,8 +263,11 @@ def sample_cube(
     Raises
     ------
     SampleError
-        Missing target or id columns, no CRS, or not a single usable point.
+        Missing target or id columns, no CRS, no points, a unit other than mg/kg, a
+        negative concentration, x and y swapped, or not a single usable point.
     """
+    if len(points) == 0:
+        raise SampleError("the sample file holds no points; check 'samples.path'")
     if window < 1 or window % 2 == 0:
         raise SampleError(f"samples.window must be an odd number >= 1, got {window}")
     missing = [t for t in targets if t not in points.columns]
@@ -131,12 +294,28 @@ def sample_cube(
     xy = _point_xy(points, crs)
     transform: Affine = cube.rio.transform()
     height, width = cube.sizes["y"], cube.sizes["x"]
-    inv = ~transform
-    cols = np.floor(inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c).astype(int)
-    rows = np.floor(inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f).astype(int)
-    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    rows, cols, inside = _pixels(xy, transform, height, width)
+    notes: list[str] = []
+    if not inside.any():
+        _raise_if_swapped(points, crs, transform, height, width)
+    elif points.crs is not None:
+        geog = points.to_crs(CRS.from_user_input(points.crs).geodetic_crs)
+        lonlat = np.column_stack([geog.geometry.x.to_numpy(), geog.geometry.y.to_numpy()])
+        notes += datum_warnings(points.crs, crs, lonlat[inside])
+    for note in notes:
+        log.warning("samples: %s", note)
 
-    yvals = points[list(targets)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    parsed = {
+        t: parse_target(
+            points[t].tolist(),
+            name=t,
+            ids=[str(i) for i in ids],
+            censored=censored,
+            detection_limit=(detection_limits or {}).get(t),
+        )
+        for t in targets
+    }
+    yvals = np.column_stack([parsed[t].values for t in targets])
     dropped: list[tuple[int, Dropped]] = []  # (row in the input, why)
     for i in np.flatnonzero(~inside):
         dropped.append((int(i), Dropped(ids[i], "outside the scene")))
@@ -182,20 +361,81 @@ def sample_cube(
                 values[i] = means[k]
 
     keep = np.isfinite(values).all(axis=1)
-    for i in np.flatnonzero(keep & ~np.isfinite(yvals).any(axis=1)):
-        bad_t = [t for t, v in zip(targets, yvals[i], strict=True) if not np.isfinite(v)]
-        dropped.append((int(i), Dropped(ids[i], f"no value for {', '.join(bad_t)}")))
-    keep &= np.isfinite(yvals).all(axis=1)
+    for t in targets:
+        for i in np.flatnonzero(keep):
+            left = parsed[t].left_out.get(int(i))
+            if left is not None:
+                dropped.append((int(i), Dropped(ids[i], left, target=t)))
     if not keep.any():
         reasons_txt = "; ".join(sorted({d.reason for _, d in dropped}))
         raise SampleError(
             f"none of the {len(points)} sample points is usable ({reasons_txt}); check that the "
             "points cover the scene and that their CRS is right"
         )
+    has_value = np.isfinite(yvals).any(axis=1)
+    lab = {
+        t: {
+            "rule": censored,
+            "censored": [str(ids[i]) for i in parsed[t].censored if keep[i]],
+            "zeros": [str(ids[i]) for i in parsed[t].zeros if keep[i]],
+        }
+        for t in targets
+    }
+    keep &= has_value  # a point with no value for any target is listed once per target
+    if not keep.any():
+        raise SampleError(
+            f"none of the {len(points)} sample points has a usable value for "
+            f"{', '.join(targets)} at a valid pixel; check the target columns"
+        )
     index = pd.Index(ids[keep], name="id")
+    # Samples on the same pixel are one location: replicates share a group id.
+    _, groups = np.unique(rows[keep].astype(np.int64) * width + cols[keep], return_inverse=True)
     return SampleTable(
         X=pd.DataFrame(values[keep], index=index, columns=features),
         y=pd.DataFrame(yvals[keep], index=index, columns=list(targets)),
         xy=xy[keep],
         dropped=[d for _, d in sorted(dropped, key=lambda t: t[0])],
+        groups=groups.astype(np.int64),
+        lab=lab,
+        warnings=notes,
     )
+
+
+def _pixels(
+    xy: np.ndarray, transform: Affine, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and inside-the-grid flag of every point (non-finite: outside)."""
+    inv = ~transform
+    with np.errstate(invalid="ignore"):
+        fc = np.floor(inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c)
+        fr = np.floor(inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f)
+    finite = np.isfinite(fc) & np.isfinite(fr)
+    cols = np.where(finite, fc, -1).astype(np.int64)
+    rows = np.where(finite, fr, -1).astype(np.int64)
+    inside = finite & (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    return rows, cols, inside
+
+
+def _raise_if_swapped(
+    points: Any, crs: Any, transform: Affine, height: int, width: int
+) -> None:
+    """No point is inside the scene: say so plainly when swapping x and y would fix it."""
+    geom = points.geometry
+    swapped = points.set_geometry(
+        gpd.points_from_xy(geom.y.to_numpy(), geom.x.to_numpy()), crs=points.crs
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            xy = _point_xy(swapped, crs)
+        except Exception:  # the swapped positions are not even valid coordinates
+            return
+    _, _, inside = _pixels(xy, transform, height, width)
+    if inside.mean() > 0.5:
+        raise SampleError(
+            "no sample point is inside the scene, but with x and y exchanged "
+            f"{int(inside.sum())} of {len(points)} are: x and y look swapped (for a CSV, "
+            "exchange samples.x and samples.y; x is the easting or longitude)"
+        )
+
+

@@ -9,6 +9,7 @@ then reused unchanged on the target year.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 MIN_TRAIN = 5
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -158,14 +160,21 @@ def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
     return pipe.set_output(transform="pandas")
 
 
-def _drop_outliers(
+def _target_rows(
     table: SampleTable, target: str, cfg: SceneConfig
-) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    X, y = table.X, table.y[target]
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str]]:
+    """The samples with a value for ``target`` less the IQR outliers, and their groups.
+
+    Samples without a value for this target (NaN, listed in ``table.dropped``) are left
+    out of this target only.
+    """
+    has = np.isfinite(table.y[target].to_numpy(dtype=float))
+    X, y = table.X[has], table.y[target][has]
+    groups = np.asarray(table.groups)[has]
     if cfg.preprocess.outliers != "iqr":
-        return X, y, []
+        return X, y, groups, []
     out = iqr_outliers(y.to_numpy(), k=cfg.preprocess.iqr_k)
-    return X[~out], y[~out], [str(i) for i in y.index[out]]
+    return X[~out], y[~out], groups[~out], [str(i) for i in y.index[out]]
 
 
 def _source_model(
@@ -178,7 +187,7 @@ def _source_model(
     """
     p = cfg.preprocess
     seed = cfg.validation.seed
-    Xs, ys, removed = _drop_outliers(source, target, cfg)
+    Xs, ys, groups, removed = _target_rows(source, target, cfg)
     selector = _selector(cfg)
     features = list(Xs.columns)
     rep: dict[str, Any] = {"n": int(len(ys)), "outliers_removed": removed}
@@ -209,8 +218,9 @@ def _source_model(
             ),
             Xs[features],
             ys.to_numpy(),
-            folds=min(5, len(ys)),
+            folds=5,
             seed=seed,
+            groups=groups,
         )
         cv.pop("predictions")
         rep["cv"] = cv
@@ -252,8 +262,10 @@ def fit_target(
         Too few samples to train.
     """
     val = cfg.validation
-    X, y, removed = _drop_outliers(table, target, cfg)
-    train, test = holdout_split(len(y), test_fraction=val.test_fraction, seed=val.seed)
+    X, y, groups, removed = _target_rows(table, target, cfg)
+    train, test = holdout_split(
+        len(y), test_fraction=val.test_fraction, seed=val.seed, groups=groups
+    )
     if len(train) < MIN_TRAIN:
         raise SampleError(
             f"only {len(train)} usable training samples for {target}; geohm needs at least "
@@ -261,6 +273,19 @@ def fit_target(
             "validation.test_fraction)"
         )
     rep: dict[str, Any] = {"model": cfg.model.name, "outliers_removed": removed}
+    skipped: list[str] = []
+    n_groups = int(np.unique(groups).size)
+    rep["samples"] = {
+        "n": int(len(y)),
+        "locations": n_groups,
+        "train_locations": int(np.unique(groups[train]).size),
+        "test_locations": int(np.unique(groups[test]).size),
+    }
+    if val.test_fraction > 0 and len(test) == 0:
+        skipped.append(
+            f"no hold-out test set: {n_groups} location(s) cannot be split "
+            "(validation.test_fraction)"
+        )
     source_only = None
     if cfg.model.name == "tr-ga-bp":
         if source is None:
@@ -316,16 +341,35 @@ def fit_target(
     else:
         rep["test"] = None
     oof = None
-    if val.cv_folds >= 2 and len(train) >= val.cv_folds:
-        cv = cross_validate(estimator, Xtr, ytr, folds=val.cv_folds, seed=val.seed)
+    gtr = groups[train]
+    folds = min(val.cv_folds, int(np.unique(gtr).size))
+    if val.cv_folds < 2:
+        skipped.append("cross-validation off (validation.cv_folds: 0)")
+    elif folds < 2:
+        skipped.append(
+            f"cross-validation skipped: the training set has {np.unique(gtr).size} location(s)"
+        )
+    elif folds < val.cv_folds:
+        skipped.append(
+            f"validation.cv_folds is {val.cv_folds} but the training set has only {folds} "
+            f"locations: {folds}-fold cross-validation used"
+        )
+    if folds >= 2:
+        cv = cross_validate(estimator, Xtr, ytr, folds=folds, seed=val.seed, groups=gtr)
         col = np.full(len(y), np.nan)
         col[train] = oof = cv.pop("predictions")
         samples[f"{target}_cv_predicted"] = col
         rep["cv"] = cv
-        rep["cv_spatial"] = _spatial_cv(cfg, estimator, Xtr, ytr, table, X.index[train])
+        rep["cv_spatial"] = _spatial_cv(
+            cfg, estimator, Xtr, ytr, table, X.index[train], folds, skipped
+        )
     else:
         rep["cv"] = None
     rep["n_train"] = int(len(train))
+    if skipped:
+        rep["skipped"] = skipped
+        for note in skipped:
+            log.warning("%s: %s", target, note)
     interval = None
     if cfg.output.uncertainty:
         interval, rep["uncertainty"] = _interval(cfg, estimator, Xtr, ytr, oof, X, y, test)
@@ -388,7 +432,14 @@ def _interval(
 
 
 def _spatial_cv(
-    cfg: SceneConfig, estimator: Any, X: Any, y: np.ndarray, table: SampleTable, ids: Any
+    cfg: SceneConfig,
+    estimator: Any,
+    X: Any,
+    y: np.ndarray,
+    table: SampleTable,
+    ids: Any,
+    folds: int,
+    skipped: list[str],
 ) -> dict[str, Any] | None:
     """Spatial block k-fold CV of ``estimator`` on the training samples.
 
@@ -401,21 +452,24 @@ def _spatial_cv(
 
     val = cfg.validation
     if not val.spatial_cv:
+        skipped.append("spatial cross-validation off (validation.spatial_cv: false)")
         return None
     xy = table.xy[table.X.index.get_indexer(ids)]
     block = val.block_size or default_block_size(xy, y, random_state=val.seed)
     for _ in range(12):
         try:
-            fold = spatial_block_folds(
-                xy, n_splits=val.cv_folds, block_size=block, random_state=val.seed
-            )
+            fold = spatial_block_folds(xy, n_splits=folds, block_size=block, random_state=val.seed)
             break
         except ValueError:  # fewer occupied blocks than folds
             block /= 2
     else:
+        skipped.append(
+            f"spatial cross-validation skipped: fewer than {folds} occupied blocks even at "
+            f"{block:.0f} m"
+        )
         return None
-    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(val.cv_folds)]
-    cv = cross_validate(estimator, X, y, folds=val.cv_folds, seed=val.seed, splits=splits)
+    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
+    cv = cross_validate(estimator, X, y, folds=folds, seed=val.seed, splits=splits)
     cv.pop("predictions")
     cv["block_size_m"] = float(block)
     return cv
@@ -476,5 +530,9 @@ def fit_classifier(
             for k, v in estimator.best_params_.items()
         },
         "features": list(X.columns),
+        "left_out": [
+            {"id": str(i), "reason": f"no value for any of {', '.join(limits)}"}
+            for i in labels.index[~keep]
+        ],
     }
     return FittedClassifier(estimator, list(X.columns), report, labels)

@@ -134,6 +134,10 @@ def read_points(
         gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
     except Exception as exc:
         raise InputError(f"sample file '{p}' cannot be read ({exc}).") from exc
+    if len(gdf) == 0:
+        raise InputError(
+            f"sample file '{p}' holds no points; check 'samples.path' and 'samples.layer'."
+        )
     if gdf.crs is None:
         raise InputError(
             f"sample file '{p}' has no coordinate reference system; save it with one (for a "
@@ -185,6 +189,24 @@ def _read_csv(p: Path, *, x: str | None, y: str | None, crs: Any) -> gpd.GeoData
         raise InputError(
             f"sample file '{p}': columns '{x}'/'{y}' are empty or not numbers on lines {rows}."
         )
+    if len(df) == 0:
+        raise InputError(
+            f"sample file '{p}' holds no points (only a header); check 'samples.path'."
+        )
+    if crs_obj.is_geographic:
+        bad_lat = np.abs(ys) > 90
+        if bad_lat.any():
+            i = int(np.flatnonzero(bad_lat)[0])
+            swapped = bool((np.abs(xs[bad_lat]) <= 90).all())
+            raise InputError(
+                f"sample file '{p}': latitude {ys[i]:g} (column '{y}', line {i + 2}) is "
+                "impossible in " + crs_obj.name + "; "
+                + (
+                    f"x and y look swapped: exchange samples.x ('{x}') and samples.y ('{y}')."
+                    if swapped
+                    else "check samples.y and samples.crs."
+                )
+            )
     geom = gpd.points_from_xy(xs, ys)
     return gpd.GeoDataFrame(df.drop(columns=[x, y]), geometry=geom, crs=crs_obj)
 
