@@ -49,6 +49,11 @@ def _main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Library warnings (numpy RuntimeWarning, scikit-learn's ...) are for developers:
+    # they go to the log, shown with --verbose, never raw onto the user's terminal.
+    # What a user must know, geohm says itself (report, summary, log.warning).
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 @contextmanager

@@ -400,3 +400,36 @@ def test_datum_ballpark_in_the_report_and_no_runtime_warning(small) -> None:
     assert "ballpark" in w and " m " in w
     assert "ballpark" in " ".join(proc.stdout.split() + proc.stderr.split())
     assert "RuntimeWarning" not in proc.stderr and "Warning:" not in proc.stderr
+
+
+def test_library_warnings_stay_off_the_terminal(small, tmp_path) -> None:
+    """A numpy RuntimeWarning raised during a run is logged (shown with -v), not printed."""
+    script = tmp_path / "warn.py"
+    script.write_text(
+        "import numpy as np, sys\n"
+        "import geohm.pipeline as p\n"
+        "orig = p.run_scene\n"
+        "def noisy(*a, **k):\n"
+        "    np.log(np.array([-1.0]))\n"  # the RuntimeWarning users used to see
+        "    return orig(*a, **k)\n"
+        "p.run_scene = noisy\n"
+        "from geohm.cli import main\n"
+        "sys.argv = ['geohm'] + sys.argv[1:]\n"
+        "main()\n"
+    )
+    root = small[0]
+    cfg = yaml.safe_load((root / "scene.yaml").read_text())
+    cfg.pop("source")
+    cfg["model"] = {"name": "rf", "params": {"n_estimators": 10}}
+    cfg["risk"] = None
+    for verbose, shown in (([], False), (["-v"], True)):
+        cfg["output"] = {"uncertainty": False, "dir": f"out_warn{len(verbose)}"}
+        (root / "warn.yaml").write_text(yaml.safe_dump(cfg))
+        proc = subprocess.run(
+            [sys.executable, str(script), *verbose, "run", str(root / "warn.yaml")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert ("invalid value encountered in log" in proc.stderr) is shown
