@@ -923,11 +923,14 @@ def predict_scene(
                 "total": n_points,
                 "used": len(table.X),
                 "dropped": table.dropped_records(),
+                **table.summary(),
             }
             for k, tm in models.items():
                 if k in table.y.columns:
-                    pred = np.maximum(tm.estimator.predict(table.X[list(tm.features)]), 0.0)
-                    per_target[k]["validation"] = metrics(table.y[k].to_numpy(), pred)
+                    has = np.isfinite(table.y[k].to_numpy(dtype=float))  # left out: listed
+                    X = table.X.loc[has, list(tm.features)]
+                    pred = np.maximum(tm.estimator.predict(X), 0.0)
+                    per_target[k]["validation"] = metrics(table.y[k].to_numpy()[has], pred)
         extra: dict[str, Any] = {}
         if str(bundle["model"]).endswith("-classifier"):
             extra = _classifier_maps(cfg)

@@ -433,3 +433,25 @@ def test_library_warnings_stay_off_the_terminal(small, tmp_path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         assert ("invalid value encountered in log" in proc.stderr) is shown
+
+
+def test_predict_scores_each_target_on_its_own_samples(small) -> None:
+    root, _, table = small
+    res, _, out = _run(small, "for_predict", table)
+    assert res.exit_code == 0, res.output
+    t = table.copy()
+    t.loc[0, "Cu"] = None  # left out of Cu only
+    t.to_csv(root / "predict_pts.csv", index=False)
+    cfg = yaml.safe_load((root / "for_predict.yaml").read_text())
+    cfg["samples"]["path"] = "predict_pts.csv"
+    (root / "predict.yaml").write_text(yaml.safe_dump(cfg))
+    (model,) = [p for p in out.iterdir() if p.stem == "model"]
+    res = CliRunner().invoke(
+        app, ["predict", str(root / "predict.yaml"), "-m", str(model), "-o", str(root / "pr")]
+    )
+    assert res.exit_code == 0, res.output
+    rep = json.loads((root / "pr" / "report.json").read_text())
+    used = rep["samples"]["used"]
+    assert rep["targets"]["Cu"]["validation"]["n"] == used - 1
+    assert rep["targets"]["Pb"]["validation"]["n"] == used
+    assert math.isfinite(rep["targets"]["Cu"]["validation"]["rmse"])
