@@ -98,7 +98,7 @@ def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 def _summary(result: Any) -> None:
     rep = result.report
     table = Table(title=f"{rep['name']}: accuracy (mg/kg)", title_justify="left")
-    for col in ("target", "set", "n", "RMSE", "MAE", "R2", "MRE"):
+    for col in ("target", "set", "n", "RMSE", "MAE", "R2", "MRE", "skill"):
         table.add_column(col, justify="right" if col not in ("target", "set") else "left")
     for target, t in rep["targets"].items():
         for set_name in ("test", "cv", "cv_spatial", "validation"):
@@ -112,8 +112,14 @@ def _summary(result: Any) -> None:
                     f"{m['mae']:.2f}",
                     f"{m['r2']:.3f}",
                     f"{m['mre']:.3f}",
+                    "" if m.get("skill") is None else f"{m['skill']:.2f}",
                 )
     out.print(table)
+    if any("skill" in (t.get(k) or {}) for t in rep["targets"].values() for k in ("test", "cv")):
+        out.print("skill: 1 - RMSE / RMSE of a flat map (the training mean); 0 = no better")
+    for t in rep["targets"].values():
+        for w in t.get("warnings", []):
+            console.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     samples = rep.get("samples")
     if samples:
         dropped = ", ".join(

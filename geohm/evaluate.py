@@ -23,6 +23,8 @@ __all__ = [
     "interval_metrics",
     "metrics",
     "mre",
+    "null_skill",
+    "with_null",
 ]
 
 
@@ -62,6 +64,30 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "mre": mre(t, p),
         "n": int(t.size),
     }
+
+
+def null_skill(rmse: float, rmse_null: float) -> float:
+    """Skill against the flat map: ``1 - RMSE / RMSE_null``.
+
+    ``RMSE_null`` is the error of predicting the training mean everywhere (a flat map).
+    1 is a perfect map, 0 no better than the flat map, below 0 worse than it.
+
+    Examples
+    --------
+    >>> null_skill(5.0, 10.0)
+    0.5
+    """
+    return float(1.0 - rmse / rmse_null) if rmse_null > 0 else float("nan")
+
+
+def with_null(
+    m: dict[str, Any], y_true: np.ndarray, y_null: np.ndarray | float
+) -> dict[str, Any]:
+    """``m`` plus ``rmse_null`` (RMSE of the flat-map prediction ``y_null``) and ``skill``."""
+    t = np.asarray(y_true, dtype=float)
+    err = np.broadcast_to(np.asarray(y_null, dtype=float), t.shape) - t
+    rmse_null = float(np.sqrt(np.mean(err**2))) if t.size else float("nan")
+    return {**m, "rmse_null": rmse_null, "skill": null_skill(m["rmse"], rmse_null)}
 
 
 def group_order(groups: Any, n: int) -> np.ndarray:
@@ -127,9 +153,11 @@ def cross_validate(
     Returns
     -------
     dict
-        ``{"folds", "rmse", "mae", "r2", "mre", "n", "fold_rmse": [...],
-        "predictions": ndarray}`` (``predictions`` is the out-of-fold prediction of
-        every sample; drop it before serialising).
+        ``{"folds", "rmse", "mae", "r2", "mre", "n", "rmse_null", "skill",
+        "fold_rmse": [...], "predictions": ndarray}``; ``rmse_null`` is the error of each
+        fold's training mean (the flat map), ``skill`` is ``1 - rmse / rmse_null``;
+        ``predictions`` is the out-of-fold prediction of every sample (drop it before
+        serialising).
     """
     y = np.asarray(y, dtype=float)
     if splits is None:
@@ -142,12 +170,18 @@ def cross_validate(
         return X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
 
     oof = np.empty_like(y)
+    null = np.empty_like(y)  # the flat map of each fold: its training mean
     fold_rmse = []
     for train, test in splits:
         model = clone(estimator).fit(rows(train), y[train])
         oof[test] = model.predict(rows(test))
+        null[test] = y[train].mean()
         fold_rmse.append(float(np.sqrt(np.mean((oof[test] - y[test]) ** 2))))
-    out: dict[str, Any] = {"folds": folds, **metrics(y, oof), "fold_rmse": fold_rmse}
+    out: dict[str, Any] = {
+        "folds": folds,
+        **with_null(metrics(y, oof), y, null),
+        "fold_rmse": fold_rmse,
+    }
     out["predictions"] = oof
     return out
 

@@ -73,6 +73,9 @@ def _samples_section(samples: Mapping[str, Any]) -> list[str]:
 def render_markdown(report: Mapping[str, Any]) -> str:
     """report.md: inputs, dropped samples, accuracy tables, map statistics, outputs."""
     lines = [f"# geohm report: {report['name']}", ""]
+    for t in report.get("targets", {}).values():
+        for w in t.get("warnings", []):
+            lines += [f"> **Warning.** {w}", ""]
     inputs = report.get("inputs", {})
     if inputs:
         lines += ["## Inputs", ""]
@@ -88,10 +91,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "Test: held-out samples never seen in training. CV: k-fold cross-validation on the "
         "training samples (pooled out-of-fold predictions); cv_spatial: the same with whole "
         "spatial blocks (side = the variogram range unless set) held out together, which random "
-        "folds flatter. RMSE and MAE in mg/kg; MRE is the mean relative error.",
+        "folds flatter. RMSE and MAE in mg/kg; MRE is the mean relative error. Flat map: "
+        "the RMSE of predicting the training mean everywhere; skill = 1 - RMSE / flat-map "
+        "RMSE (0: no better than a flat map, below 0: worse).",
         "",
-        "| target | model | set | n | RMSE | MAE | R2 | MRE |",
-        "|---|---|---|---|---|---|---|---|",
+        "| target | model | set | n | RMSE | MAE | R2 | MRE | flat-map RMSE | skill |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for target, t in report.get("targets", {}).items():
         for set_name in ("test", "cv", "cv_spatial"):
@@ -101,7 +106,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {target} | {t['model']} | {set_name} | {m.get('n', '-')} | "
                 f"{_fmt(m.get('rmse'))} | {_fmt(m.get('mae'))} | {_fmt(m.get('r2'))} | "
-                f"{_fmt(m.get('mre'))} |"
+                f"{_fmt(m.get('mre'))} | {_fmt(m.get('rmse_null'))} | {_fmt(m.get('skill'))} |"
             )
     lines += [
         "",

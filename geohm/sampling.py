@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 import xarray as xr
 from affine import Affine
 from pyproj import CRS
@@ -422,7 +422,7 @@ def _raise_if_swapped(
     """No point is inside the scene: say so plainly when swapping x and y would fix it."""
     geom = points.geometry
     swapped = points.set_geometry(
-        gpd.points_from_xy(geom.y.to_numpy(), geom.x.to_numpy()), crs=points.crs
+        shapely.points(geom.y.to_numpy(), geom.x.to_numpy()), crs=points.crs
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -21,7 +21,13 @@ from sklearn.pipeline import Pipeline
 from geohm.config import SceneConfig
 from geohm.cube import spectral_columns
 from geohm.errors import ConfigError, SampleError
-from geohm.evaluate import cross_validate, holdout_split, interval_metrics, metrics
+from geohm.evaluate import (
+    cross_validate,
+    holdout_split,
+    interval_metrics,
+    metrics,
+    with_null,
+)
 from geohm.models import COORDS, make_regressor
 from geohm.models.spatial import BufferDistances
 from geohm.models.uncertainty import IntervalModel, interval_model
@@ -330,7 +336,7 @@ def fit_target(
     samples.iloc[test, samples.columns.get_loc(f"{target}_split")] = "test"
     if len(test):
         pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
-        rep["test"] = metrics(y.to_numpy()[test], pred)
+        rep["test"] = with_null(metrics(y.to_numpy()[test], pred), y.to_numpy()[test], ytr.mean())
         col = np.full(len(y), np.nan)
         col[test] = pred
         samples[f"{target}_test_predicted"] = col  # positional: ids need not be unique here
@@ -373,6 +379,11 @@ def fit_target(
     interval = None
     if cfg.output.uncertainty:
         interval, rep["uncertainty"] = _interval(cfg, estimator, Xtr, ytr, oof, X, y, test)
+    rep["skill"] = _skill_summary(rep)
+    warning = _trust_warning(target, rep)
+    if warning:
+        rep["warnings"] = [warning]
+        log.warning("%s", warning)
     required = None
     if cfg.model.name == "ok":
         # Kriging needs only x, y, but maps the same pixels as the other models: where
@@ -382,6 +393,41 @@ def fit_target(
         categorical = [n for n, c in cfg.covariates.items() if c.categorical]
         required = source_columns(rep["features"], features, categorical)
     return FittedTarget(estimator, features, rep, samples, required, interval)
+
+
+def _skill_summary(rep: dict[str, Any]) -> dict[str, Any] | None:
+    """The most honest skill against the flat map: spatial CV, else random CV, else test."""
+    for name in ("cv_spatial", "cv", "test"):
+        m = rep.get(name)
+        if m and np.isfinite(m.get("skill", np.nan)):
+            return {
+                "set": name,
+                "skill": m["skill"],
+                "rmse": m["rmse"],
+                "rmse_null": m["rmse_null"],
+            }
+    return None
+
+
+def _trust_warning(target: str, rep: dict[str, Any]) -> str | None:
+    """A line for the user when the map is no better than a flat one or its intervals miss."""
+    parts = []
+    s = rep.get("skill")
+    if s is not None and s["skill"] <= 0:
+        parts.append(
+            f"the map is not better than a flat map: {s['set']} skill {s['skill']:.2f} "
+            f"(RMSE {s['rmse']:.3g} vs {s['rmse_null']:.3g} mg/kg for the training mean "
+            "everywhere); try more samples, other covariates or another model (rf, rk)"
+        )
+    test_cov = (rep.get("uncertainty") or {}).get("test") or {}
+    cov, nominal = test_cov.get("coverage"), test_cov.get("nominal")
+    if cov is not None and nominal is not None and np.isfinite(cov):
+        if abs(cov - nominal) > 0.10:
+            parts.append(
+                f"the {nominal:.0%} prediction intervals hold {cov:.0%} of the test samples: "
+                "the uncertainty map is off; more samples calibrate it better"
+            )
+    return f"{target}: " + "; ".join(parts) if parts else None
 
 
 def _interval(
