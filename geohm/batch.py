@@ -9,14 +9,14 @@ workers see the same file system and have geohm installed.
 A failed scene never stops the others. Each scene job writes its own log
 (``geohm.log``: the ``geohm`` logger's records while the job ran) into its output
 folder, and the batch writes a summary (``batch_summary.json``) naming every
-scene's status: ``done``, ``skipped`` (its outputs were complete) or ``failed`` (with
-the error's one-line message). The library never prints: progress goes to a
-callback, messages to the ``geohm`` logger.
+scene's status: ``done``, ``skipped`` (its folder's manifest matches the job: same
+config, inputs and geohm version, every output in place) or ``failed`` (with the
+error's one-line message), and the reason a scene was skipped or run. The library
+never prints: progress goes to a callback, messages to the ``geohm`` logger.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -36,8 +36,15 @@ from typing import Any, Literal
 import yaml
 
 from geohm import __version__
-from geohm.config import SceneConfig, load_config
+from geohm.config import SceneConfig
 from geohm.errors import ConfigError, GeohmError
+from geohm.io.outdir import (
+    check_output_folder,
+    compare,
+    job_fingerprint,
+    output_folder,
+    outputs_complete,
+)
 from geohm.io.reports import write_json
 
 __all__ = [
@@ -76,7 +83,7 @@ class SceneStatus:
     config : Path
         The scene config as given.
     status : {"done", "skipped", "failed"}
-        ``skipped``: the outputs were already complete and the scene was not rerun.
+        ``skipped``: the folder's manifest matched the job and the scene was not rerun.
     wall_time : float
         Seconds the job ran (0 for skipped scenes and configs that failed validation).
     output_dir : Path or None
@@ -85,6 +92,10 @@ class SceneStatus:
         One-line message of a failed scene.
     log : Path or None
         The scene's ``geohm.log``, when the job got far enough to write one.
+    reason : str or None
+        Why the scene was skipped (``"outputs match manifest"``) or run (``"no
+        manifest"``, ``"config changed"``, ``"inputs changed (...)"``, ``"forced
+        (--force)"``, ...); None for a config that failed validation.
     """
 
     name: str
@@ -94,6 +105,7 @@ class SceneStatus:
     output_dir: Path | None = None
     error: str | None = None
     log: Path | None = None
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON record of the batch summary."""
@@ -105,6 +117,7 @@ class SceneStatus:
             "output_dir": str(self.output_dir) if self.output_dir is not None else None,
             "error": self.error,
             "log": str(self.log) if self.log is not None else None,
+            "reason": self.reason,
         }
 
 
@@ -145,12 +158,14 @@ class BatchResult:
 
 
 def scene_complete(output_dir: str | os.PathLike[str]) -> bool:
-    """Whether a scene's outputs are complete (a rerun may skip it).
+    """Whether a scene's outputs are complete.
 
-    Complete means the folder holds ``report.json`` and every file its ``outputs``
-    list names. :func:`geohm.pipeline.run_scene` writes the report last, and a batch
-    job deletes a stale report before it starts, so an interrupted job never looks
-    complete.
+    Complete means the folder holds ``manifest.json`` and every output it lists, with
+    its recorded size. :func:`geohm.pipeline.run_scene` writes the manifest last and
+    removes it before it writes anything, so an interrupted job never looks complete.
+    Whether they are the outputs of the job at hand (same config, inputs and geohm
+    version) is :func:`geohm.io.outdir.compare`'s question: the batch skips a scene
+    only when that matches.
 
     Parameters
     ----------
@@ -161,15 +176,7 @@ def scene_complete(output_dir: str | os.PathLike[str]) -> bool:
     -------
     bool
     """
-    folder = Path(output_dir)
-    try:
-        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    outputs = report.get("outputs") if isinstance(report, dict) else None
-    if not isinstance(outputs, list) or not outputs:
-        return False
-    return all(isinstance(name, str) and (folder / name).is_file() for name in outputs)
+    return outputs_complete(output_dir)
 
 
 def run_batch(
@@ -181,15 +188,18 @@ def run_batch(
     progress: BatchProgress | None = None,
     force: bool = False,
     timeout: float = 60.0,
+    connect_timeout: float = 30.0,
 ) -> BatchResult:
     """Run many scene jobs, one dask.distributed task per scene.
 
     Every config is validated here first; a config that fails validation is a failed
-    scene, not an abort. Scenes whose outputs are complete (:func:`scene_complete`) are
-    skipped unless ``force``. The others run as tasks; a scene that raises is reported
-    as failed and the rest carry on. The summary is (re)written atomically after every
-    finished scene, so an interrupted batch leaves one too (unfinished scenes listed as
-    ``"pending"``).
+    scene, not an abort. A scene is skipped, unless ``force``, when its folder's
+    manifest matches the job: the same config, input files (size and mtime) and geohm
+    version, and every output listed in place (:func:`geohm.io.outdir.compare`); each
+    scene's ``reason`` says why it was skipped or run. The others run as tasks; a scene
+    that raises is reported as failed and the rest carry on. The summary is (re)written
+    atomically after every finished scene, so an interrupted batch leaves one too
+    (unfinished scenes listed as ``"pending"``).
 
     Parameters
     ----------
@@ -211,9 +221,12 @@ def run_batch(
         ``"done"``, ``"skipped"`` or ``"failed"``. ``"running"`` comes best effort from
         the workers and may be called from a background thread; calls never overlap.
     force : bool
-        Rerun scenes whose outputs are complete.
+        Rerun scenes whose manifest matches.
     timeout : float
-        Seconds to wait for the scheduler and its workers.
+        Seconds to wait for the scheduler's workers.
+    connect_timeout : float
+        Seconds to wait for the scheduler to answer dask's handshake; what was found at
+        the address is in the error when none did.
 
     Returns
     -------
@@ -222,8 +235,9 @@ def run_batch(
     Raises
     ------
     GeohmError
-        No configs given, a bad ``workers`` value, or the scheduler cannot be reached or
-        has no workers within ``timeout``.
+        No configs given, a bad ``workers`` value, the folder of the summary cannot be
+        written (:class:`~geohm.errors.OutputError`), or the scheduler cannot be reached
+        within ``connect_timeout`` or has no workers within ``timeout``.
 
     Notes
     -----
@@ -245,19 +259,22 @@ def run_batch(
         raise ConfigError(f"workers must be at least 1, got {workers}")
     root = Path(output_root).resolve() if output_root is not None else None
     summary_path = (root if root is not None else Path.cwd()) / SUMMARY_NAME
+    check_output_folder(summary_path.parent)  # before any scene runs: OutputError if unusable
     report = _Reporter(progress)
 
     statuses: list[SceneStatus | None] = [None] * len(paths)
     jobs: list[tuple[int, SceneConfig]] = []
     owners: dict[Path, str] = {}
+    reasons: dict[int, str] = {}
     for i, path in enumerate(paths):
-        cfg, status = _prepare(path, root, owners, force)
+        cfg, status, reason = _prepare(path, root, owners, force)
         if status is not None:
             statuses[i] = status
             report(status.name, status.status)
         else:
-            assert cfg is not None
+            assert cfg is not None and reason is not None
             jobs.append((i, cfg))
+            reasons[i] = reason
 
     where = "no cluster (nothing to run)"
 
@@ -267,8 +284,8 @@ def run_batch(
         )
 
     if jobs:
-        with _client(scheduler, workers, timeout) as (client, where):
-            _run_jobs(client, paths, jobs, statuses, report, write_summary)
+        with _client(scheduler, workers, timeout, connect_timeout) as (client, where):
+            _run_jobs(client, paths, jobs, statuses, report, write_summary, reasons)
     write_summary()
     done = [s for s in statuses if s is not None]
     assert len(done) == len(paths)
@@ -308,42 +325,47 @@ class _Reporter:
 
 def _prepare(
     path: Path, root: Path | None, owners: dict[Path, str], force: bool
-) -> tuple[SceneConfig | None, SceneStatus | None]:
-    """Validate one config: ``(cfg, None)`` to run it, ``(None, status)`` when settled."""
+) -> tuple[SceneConfig | None, SceneStatus | None, str | None]:
+    """Validate one config: ``(cfg, None, why)`` to run it (``why`` it must run), or
+    ``(None, status, None)`` when settled."""
+    from geohm.pipeline import load_job  # the library, imported once a batch runs
+
     try:
-        cfg = load_config(path)
+        cfg = load_job(path)
     except GeohmError as exc:
         name = _guess_name(path)
         out = root / _folder_name(name) if root is not None else None
-        return None, SceneStatus(name, path, "failed", output_dir=out, error=str(exc))
+        return None, SceneStatus(name, path, "failed", output_dir=out, error=str(exc)), None
     except Exception as exc:  # a bug in validation must not stop the batch
         log.error("validating %s failed", path, exc_info=True)
-        return None, SceneStatus(_guess_name(path), path, "failed", error=_one_line(exc))
+        return None, SceneStatus(_guess_name(path), path, "failed", error=_one_line(exc)), None
     if root is not None:
         cfg.output.dir = root / _folder_name(cfg.name)
     out_dir = Path(cfg.output.dir).resolve()
     cfg.output.dir = out_dir
     other = owners.get(out_dir)
     if other is not None:
-        return None, SceneStatus(
-            cfg.name,
-            path,
-            "failed",
-            output_dir=out_dir,
-            error=f"output folder '{out_dir}' is also the output of {other}; give each "
-            "scene its own 'name' or 'output.dir'",
+        error = (
+            f"output folder '{out_dir}' is also the output of {other}; give each "
+            "scene its own 'name' or 'output.dir'"
         )
+        return None, SceneStatus(cfg.name, path, "failed", output_dir=out_dir, error=error), None
     owners[out_dir] = f"scene '{cfg.name}' ({path})"
-    if not force and scene_complete(out_dir):
+    if force:
+        return cfg, None, "forced (--force)"
+    verdict = compare(out_dir, job_fingerprint(cfg, command="run"))
+    if verdict.match:
         log_path = out_dir / LOG_NAME
-        return None, SceneStatus(
+        skipped = SceneStatus(
             cfg.name,
             path,
             "skipped",
             output_dir=out_dir,
             log=log_path if log_path.is_file() else None,
+            reason=verdict.reason,
         )
-    return cfg, None
+        return None, skipped, None
+    return cfg, None, verdict.reason
 
 
 def _guess_name(path: Path) -> str:
@@ -364,9 +386,13 @@ def _folder_name(name: str) -> str:
 
 @contextmanager
 def _client(
-    scheduler: str | None, workers: int | None, timeout: float
+    scheduler: str | None, workers: int | None, timeout: float, connect_timeout: float = 30.0
 ) -> Iterator[tuple[Any, str]]:
-    """A distributed Client: a fresh LocalCluster, or a running scheduler."""
+    """A distributed Client: a fresh LocalCluster, or a running scheduler.
+
+    A running scheduler must answer dask's handshake within ``connect_timeout``
+    (:func:`_check_scheduler`), then have ``workers`` workers within ``timeout``.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler is None:
@@ -388,11 +414,12 @@ def _client(
             log.info("LocalCluster of %d worker process(es) at %s", n, cluster.scheduler_address)
             yield client, f"LocalCluster({n} workers) {cluster.scheduler_address}"
         return
+    _check_scheduler(_scheduler_address(scheduler), connect_timeout)
     try:
         if Path(scheduler).is_file():
-            client = Client(scheduler_file=scheduler, timeout=timeout)
+            client = Client(scheduler_file=scheduler, timeout=connect_timeout)
         else:
-            client = Client(scheduler, timeout=timeout)
+            client = Client(scheduler, timeout=connect_timeout)
     except (OSError, TimeoutError, ValueError) as exc:
         raise GeohmError(
             f"cannot reach the dask scheduler at '{scheduler}': {_one_line(exc)}"
@@ -409,6 +436,163 @@ def _client(
         address = str(client.scheduler.address)
         log.info("dask scheduler at %s", address)
         yield client, address
+
+
+#: What to do when no dask scheduler answers (the end of the error message).
+_GIVE_ADDRESS = (
+    "give the address of a running dask scheduler (tcp://host:8786) or its scheduler file"
+)
+
+
+def _scheduler_address(scheduler: str) -> str:
+    """``scheduler`` itself, or the ``address`` in it when it is a scheduler file."""
+    import json
+
+    path = Path(scheduler)
+    if not path.is_file():
+        return scheduler
+    try:
+        address = json.loads(path.read_text(encoding="utf-8"))["address"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        address = exc
+    if not isinstance(address, str):
+        raise ConfigError(
+            f"'{scheduler}' is not a dask scheduler file (JSON with the scheduler's "
+            "'address', as written by: dask scheduler --scheduler-file FILE)"
+        )
+    return address
+
+
+def _check_scheduler(address: str, timeout: float) -> None:
+    """Raise unless a dask scheduler answers dask's handshake at ``address`` in time.
+
+    ``distributed.Client(address, timeout=...)`` bounds the TCP connect but not the
+    handshake that follows (``distributed.comm.core.connect`` awaits the peer's first
+    message with no timeout), so a listener that is not a dask scheduler (an HTTP
+    server such as the dashboard, a socket that never answers) makes it wait forever.
+    Here a plain TCP connect fails at once on a refused port or an unknown host (dask
+    retries those until its timeout), then dask's own ``connect`` (with the security
+    settings of dask's config, as the Client uses) must complete its handshake within
+    ``timeout``; otherwise :func:`_what_answers` says what listens at the address.
+
+    Raises
+    ------
+    GeohmError
+        One line: the address, what was found there, and what to give instead.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address)
+        host, port = parse_host_port(loc) if scheme in ("tcp", "tls") else ("", 0)
+    except ValueError as exc:
+        raise ConfigError(
+            f"'{address}' is not a dask scheduler address ({exc}); {_GIVE_ADDRESS}"
+        ) from None
+    where = f"cannot reach the dask scheduler at {scheme}://{loc}"
+    if host:
+        problem = _tcp_problem(host, int(port), timeout)
+        if problem is not None:
+            raise GeohmError(f"{where}: {problem}; {_GIVE_ADDRESS}")
+    try:
+        _handshake(f"{scheme}://{loc}", timeout)
+    except TimeoutError:
+        found = _what_answers(host, int(port), timeout) if host else "no answer"
+        raise GeohmError(f"{where} within {timeout:g} s: {found}; {_GIVE_ADDRESS}") from None
+    except OSError as exc:  # the peer closed the comm (CommClosedError), reset, ...
+        seen = _what_answers(host, int(port), timeout) if host else _one_line(exc)
+        raise GeohmError(f"{where}: {seen}; {_GIVE_ADDRESS}") from None
+    except Exception as exc:  # dask's TLS / security settings, ...
+        tls = (
+            "; set dask's TLS settings (distributed.comm.tls.ca-file, .client.cert, "
+            ".client.key: README 'Security')"
+            if scheme == "tls"
+            else ""
+        )
+        raise GeohmError(f"{where}: {_one_line(exc)}{tls}") from None
+
+
+def _handshake(address: str, timeout: float) -> None:
+    """Open and close one dask comm to ``address``; ``TimeoutError`` after ``timeout`` s.
+
+    Runs on its own event loop in a short-lived thread, so that it works whether or
+    not the caller's thread runs an event loop (a notebook).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def attempt() -> None:
+        args = Security().get_connection_args("client")
+        async with asyncio.timeout(timeout):
+            comm = await connect(address, timeout=timeout, **args)
+        await comm.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="geohm-dask-handshake") as pool:
+        pool.submit(asyncio.run, attempt()).result()
+
+
+def _tcp_problem(host: str, port: int, timeout: float) -> str | None:
+    """Why a TCP connection to ``host:port`` fails, or None when it opens."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except socket.gaierror as exc:
+        return f"the host name '{host}' does not resolve ({exc.strerror})"
+    except ConnectionRefusedError:
+        return "nothing listens there (connection refused)"
+    except TimeoutError:
+        return (
+            f"no TCP connection within {timeout:g} s (the host is down or a firewall "
+            "drops the packets)"
+        )
+    except OSError as exc:
+        return f"the TCP connection failed ({exc.strerror or exc})"
+
+
+def _what_answers(host: str, port: int, timeout: float, wait: float = 2.0) -> str:
+    """What listens at ``host:port``, in words, from a fresh plain TCP connection.
+
+    A dask scheduler (like SSH or SMTP servers) speaks first; an HTTP server answers a
+    ``HEAD`` request, which is sent only when nothing came within ``wait`` seconds.
+    This is a hand-written probe because no library names an unknown listener.
+    """
+
+    def first_bytes(sock: socket.socket) -> bytes | None:
+        try:
+            return sock.recv(256)
+        except TimeoutError:
+            return None
+
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)) as sock:
+            sock.settimeout(min(wait, timeout))
+            data = first_bytes(sock)
+            if data is None:
+                sock.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+                data = first_bytes(sock)
+    except ConnectionResetError:
+        return (
+            "the address reset the connection (a dask scheduler that expects TLS does: "
+            "give its tls:// address and dask's TLS settings)"
+        )
+    except OSError as exc:
+        return f"the connection failed on a second try ({exc.strerror or exc})"
+    if data is None:
+        return "the address accepted the connection but never answered"
+    if not data:
+        return "the address closed the connection without a word"
+    line = data.splitlines()[0][:80].decode("ascii", "replace") if data.strip() else ""
+    if data.startswith(b"HTTP/"):
+        dashboard = " (8787 is the dask dashboard's port)" if port == 8787 else ""
+        return f"the address answered like an HTTP server ({line}){dashboard}"
+    if data[:1] == b"\x15" and data[1:2] == b"\x03":  # a TLS alert record
+        return "the address speaks TLS: give a tls:// address and dask's TLS settings"
+    if line.isprintable() and line:
+        return f"the address answered {line!r}, not dask's handshake"
+    return f"the address answered {len(data)} byte(s) that are not dask's handshake"
 
 
 @contextmanager
@@ -430,8 +614,9 @@ def _run_jobs(
     statuses: list[SceneStatus | None],
     report: _Reporter,
     write_summary: Callable[[], None],
+    reasons: dict[int, str] | None = None,
 ) -> None:
-    """Submit one task per job and collect them as they finish."""
+    """Submit one task per job and collect them as they finish (``reasons``: why each runs)."""
     from distributed import as_completed
 
     topic = f"geohm-batch-{uuid.uuid4().hex}"
@@ -471,6 +656,7 @@ def _run_jobs(
                     error=f"the scene's task failed on the cluster: {_one_line(exc)}",
                 )
             status.config = paths[i]
+            status.reason = (reasons or {}).get(i)
             statuses[i] = status
             report(status.name, status.status, i)
             write_summary()
@@ -589,8 +775,10 @@ def _one_line(exc: BaseException) -> str:
 def _scene_task(cfg: SceneConfig, config: str, topic: str | None, index: int) -> SceneStatus:
     """One scene job, run on a worker: never raises for a scene's own failure.
 
-    Deletes a stale ``report.json`` first (so an interrupted job never looks
-    complete), logs into ``geohm.log`` in the output folder, and returns the status.
+    Holds the output folder (checked and locked: :func:`geohm.io.outdir.output_folder`;
+    ``run_scene`` removes the earlier outputs, manifest first, before it writes, so an
+    interrupted job never looks complete), logs into ``geohm.log`` there, and returns
+    the status.
     """
     from geohm.pipeline import run_scene
 
@@ -607,17 +795,19 @@ def _scene_task(cfg: SceneConfig, config: str, topic: str | None, index: int) ->
     error: str | None = None
     with ExitStack() as stack:
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / "report.json").unlink(missing_ok=True)
+            folder = stack.enter_context(output_folder(out_dir))  # run_scene holds it too
+            folder.keep.add(LOG_NAME)  # the earlier run's log is replaced, not removed
             stack.enter_context(_scene_log(log_path))
-        except OSError as exc:
+        except (GeohmError, OSError) as exc:
             return SceneStatus(
                 cfg.name,
                 Path(config),
                 "failed",
                 time.perf_counter() - t0,
                 out_dir,
-                f"cannot write into the output folder '{out_dir}': {exc}",
+                str(exc)
+                if isinstance(exc, GeohmError)
+                else f"cannot write into the output folder '{out_dir}': {exc}",
             )
         log.info(
             "scene '%s' (config %s) starts on %s (pid %d), output in %s",

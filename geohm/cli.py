@@ -58,13 +58,24 @@ def _main(
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """GeohmError -> exit 2 with one line; anything else -> traceback and exit 1."""
+    """GeohmError -> exit 2 with one line; Ctrl-C -> exit 130 with one line; anything
+    else -> traceback and exit 1."""
     try:
         yield
     except GeohmError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
+        # Every file is written under a temporary name (geohm.io.rasters.atomic_path),
+        # removed on any exception, and renamed only when complete.
+        console.print(
+            "[bold red]interrupted[/]; no half-written output was left under its final "
+            "name (the outputs are incomplete: run the command again)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
         raise
     except Exception:
         traceback.print_exc()
@@ -152,41 +163,99 @@ OutOption = Annotated[
     Path | None,
     typer.Option("--out", "-o", help="Output folder (overrides output.dir).", show_default=False),
 ]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Run even when the output folder's manifest matches (same config, inputs and "
+        "geohm version: the outputs are up to date).",
+    ),
+]
+
+
+def _why_run(cfg: Any, force: bool, command: str, inputs: tuple[Path, ...] = ()) -> str | None:
+    """Why the job runs; None (and says so) when its folder's manifest matches: skipped."""
+    from geohm.io.outdir import compare, job_fingerprint
+
+    if force:
+        return "forced (--force)"
+    verdict = compare(cfg.output.dir, job_fingerprint(cfg, command=command, inputs=inputs))
+    if verdict.match:
+        out.print(
+            f"skipped: outputs in [bold]{cfg.output.dir}[/] match manifest (same config, "
+            "inputs and geohm version); --force reruns",
+            highlight=False,
+        )
+        return None
+    return verdict.reason
+
+
+def _print_why(result: Any, why: str) -> None:
+    """Why the job ran, and what it removed of an earlier run's."""
+    if why != "no earlier outputs":
+        out.print(f"ran: {why}", highlight=False)
+    note = result.report.get("output_folder", {})
+    if note.get("removed_earlier_outputs"):
+        n = len(note["removed_earlier_outputs"])
+        out.print(f"removed {n} file(s) of the earlier run (listed in report.json)")
+    if note.get("removed_temporary_files"):
+        n = len(note["removed_temporary_files"])
+        out.print(f"removed {n} temporary file(s) left by a killed run")
+    if note.get("kept_files_not_written_by_geohm"):
+        names = ", ".join(note["kept_files_not_written_by_geohm"])
+        out.print(f"kept files geohm did not write: {names}", highlight=False)
 
 
 @app.command()
 def run(
     scene: Annotated[Path, typer.Argument(help="Scene config (YAML).", show_default=False)],
     out_dir: OutOption = None,
+    force: ForceOption = False,
 ) -> None:
-    """Run one scene job: read, sample, train, validate, map, report."""
-    from geohm.config import load_config
-    from geohm.pipeline import run_scene
+    """Run one scene job: read, sample, train, validate, map, report.
+
+    Skipped when the output folder's manifest matches (same config, inputs and geohm
+    version); --force reruns.
+    """
+    from geohm.pipeline import load_job, run_scene
 
     with _errors():
-        cfg = load_config(scene, output_dir=out_dir)
+        cfg = load_job(scene, output_dir=out_dir)
+        why = _why_run(cfg, force, "run")
+        if why is None:
+            return
         with _progress_bar() as progress:
             result = run_scene(cfg, progress=progress)
         _summary(result)
+        _print_why(result, why)
 
 
 @app.command()
 def predict(
     scene: Annotated[Path, typer.Argument(help="Scene config (YAML).", show_default=False)],
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="model.joblib written by geohm run.")
+        Path, typer.Option("--model", "-m", help="model.geohm written by geohm run.")
     ],
     out_dir: OutOption = None,
+    force: ForceOption = False,
 ) -> None:
-    """Map a scene with a saved model (no training); score it on the scene's samples if any."""
+    """Map a scene with a saved model (no training); score it on the scene's samples if any.
+
+    Skipped when the output folder's manifest matches (same config, model file, inputs
+    and geohm version); --force reruns.
+    """
     from geohm.config import load_config
     from geohm.pipeline import predict_scene
 
     with _errors():
         cfg = load_config(scene, output_dir=out_dir)
+        why = _why_run(cfg, force, "predict", (model,))
+        if why is None:
+            return
         with _progress_bar() as progress:
             result = predict_scene(cfg, model, progress=progress)
         _summary(result)
+        _print_why(result, why)
 
 
 @app.command()
@@ -213,15 +282,14 @@ def demo(
     size: Annotated[int, typer.Option(help="Scene size in pixels.", min=64)] = 400,
 ) -> None:
     """Make the built-in demo data in OUT/data and map it into OUT."""
-    from geohm.config import load_config
-    from geohm.pipeline import run_scene
+    from geohm.pipeline import load_job, run_scene
     from geohm.synth import make_demo
 
     with _errors():
         data = out_dir / "data"
         console.print(f"writing the synthetic demo case to {data} ...")
         make_demo(data, seed=seed, size=size)
-        cfg = load_config(data / "scene.yaml", output_dir=out_dir)
+        cfg = load_job(data / "scene.yaml", output_dir=out_dir)
         with _progress_bar() as progress:
             result = run_scene(cfg, progress=progress)
         _summary(result)
@@ -267,7 +335,7 @@ def _batch_summary(result: Any) -> None:
     table = Table(
         title=f"batch: {len(result.scenes)} scene(s) on {result.scheduler}", title_justify="left"
     )
-    for col in ("scene", "config", "status", "time (s)", "output folder", "error"):
+    for col in ("scene", "config", "status", "time (s)", "output folder", "why", "error"):
         table.add_column(col, justify="right" if col == "time (s)" else "left", overflow="fold")
     for s in result.scenes:
         style = _STATUS_STYLE.get(s.status, "")
@@ -277,6 +345,7 @@ def _batch_summary(result: Any) -> None:
             f"[{style}]{s.status}[/]",
             f"{s.wall_time:.1f}",
             str(s.output_dir) if s.output_dir is not None else "",
+            s.reason or "",
             s.error or "",
         )
     out.print(table)
@@ -295,10 +364,29 @@ def batch(
         typer.Option(
             "--scheduler",
             help="A running dask scheduler: its address (tcp://host:port) or scheduler file. "
-            "Default: a LocalCluster on this machine.",
+            "Default: a LocalCluster on this machine. Its workers run the jobs' code: see "
+            "README 'Security'.",
             show_default=False,
         ),
     ] = None,
+    scheduler_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--scheduler-file",
+            exists=True,
+            dir_okay=False,
+            help="The JSON file of a running dask scheduler (dask scheduler --scheduler-file).",
+            show_default=False,
+        ),
+    ] = None,
+    connect_timeout: Annotated[
+        float,
+        typer.Option(
+            "--connect-timeout",
+            min=0.1,
+            help="Seconds to wait for the scheduler to answer (then say what was found there).",
+        ),
+    ] = 30.0,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -321,25 +409,34 @@ def batch(
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Redo scenes whose outputs are already complete.")
+        bool,
+        typer.Option(
+            "--force", help="Redo scenes whose manifest matches (outputs up to date)."
+        ),
     ] = False,
 ) -> None:
-    """Run many scene jobs on dask.distributed; skip scenes whose outputs are complete.
+    """Run many scene jobs on dask.distributed; skip scenes whose outputs are up to date.
 
-    Every scene it can is finished; a summary (batch_summary.json and a table) names each
-    scene's status. Exit code 2 when any scene failed.
+    A scene is skipped when its output folder's manifest matches: same config, inputs
+    and geohm version, every output in place. Every scene it can is finished; a summary
+    (batch_summary.json and a table) names each scene's status and why it ran or was
+    skipped. Exit code 2 when any scene failed.
     """
     from geohm.batch import run_batch
+    from geohm.errors import ConfigError
 
     with _errors():
+        if scheduler is not None and scheduler_file is not None:
+            raise ConfigError("give --scheduler or --scheduler-file, not both")
         with _batch_progress(len(scenes)) as progress:
             result = run_batch(
                 scenes,
-                scheduler=scheduler,
+                scheduler=str(scheduler_file) if scheduler_file is not None else scheduler,
                 workers=workers,
                 output_root=out_root,
                 progress=progress,
                 force=force,
+                connect_timeout=connect_timeout,
             )
         _batch_summary(result)
     if not result.ok:

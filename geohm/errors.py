@@ -14,6 +14,7 @@ __all__ = [
     "GridError",
     "InputError",
     "NoDataError",
+    "OutputError",
     "SampleError",
 ]
 
@@ -40,3 +41,9 @@ class SampleError(GeohmError):
 
 class NoDataError(GeohmError):
     """A raster, window or sample set holds no valid data where some is needed."""
+
+
+class OutputError(GeohmError):
+    """The output folder cannot be used: it is a file, cannot be created or written, or
+    another run is writing into it; or a write failed there (no space left on the device,
+    a quota, an I/O error), and nothing was written under that file's name."""

@@ -22,7 +22,7 @@ import xarray as xr
 from pyproj import CRS
 
 from geohm import __version__
-from geohm.config import SceneConfig
+from geohm.config import SceneConfig, load_config
 from geohm.cube import (
     COORDINATE_FEATURES,
     WindowSource,
@@ -36,7 +36,8 @@ from geohm.errors import ConfigError, GridError, InputError, NoDataError, Sample
 from geohm.evaluate import metrics
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
-from geohm.io.models import load_model, save_model
+from geohm.io.models import MODEL_FILE, load_model, save_model
+from geohm.io.outdir import held_folder, job_fingerprint, output_folder
 from geohm.io.points import read_points
 from geohm.io.rasters import (
     AlignedWindows,
@@ -62,7 +63,7 @@ from geohm.riskmaps import (
     probability_class_plan,
 )
 from geohm.sampling import SampleTable, sample_cube
-from geohm.training import fit_classifier, fit_target
+from geohm.training import check_model_config, fit_classifier, fit_target
 
 __all__ = [
     "RunResult",
@@ -536,6 +537,9 @@ def _write_maps(
 
     Returns per-target info, the risk report (or None) and the files written.
     """
+    folder = held_folder(cfg.output.dir)
+    if folder is not None:  # the first output of the run: the earlier run's go now
+        folder.clear_previous()
     if target_layers is None:
         target_layers = {
             t: _Layer(f"{t}_concentration", f"{t} concentration", "mg/kg") for t in models
@@ -631,6 +635,9 @@ def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]
     out_dir = Path(cfg.output.dir)
     report_paths = [out_dir / "report.json", out_dir / "report.md"]
     report["outputs"] = sorted(p.name for p in outputs + report_paths)
+    folder = held_folder(out_dir)
+    if folder is not None and folder.report_note():
+        report["output_folder"] = folder.report_note()
     write_json(report_paths[0], report)
     write_text(report_paths[1], render_markdown(report))
     return RunResult(out_dir, report, outputs + report_paths)
@@ -642,7 +649,7 @@ def _write_samples_and_model(
     features: list[str],
     targets: dict[str, TargetModel],
 ) -> list[Path]:
-    """samples.csv and the model bundle (model.joblib) for ``geohm predict``."""
+    """samples.csv and the model bundle (model.geohm) for ``geohm predict``."""
     out_dir = Path(cfg.output.dir)
     bundle = {
         "geohm_version": __version__,
@@ -661,7 +668,7 @@ def _write_samples_and_model(
     }
     return [
         write_csv(out_dir / "samples.csv", samples),
-        save_model(out_dir / "model.joblib", bundle),
+        save_model(out_dir / MODEL_FILE, bundle),
     ]
 
 
@@ -719,19 +726,52 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
     ------
     GeohmError
         Any input, grid, sample or config problem, with a message naming the file,
-        band or key.
+        band or key; :class:`~geohm.errors.OutputError` (before any input is read) when
+        the output folder cannot be written or another run holds it.
+
+    Notes
+    -----
+    The output folder is held for the run (:func:`geohm.io.outdir.output_folder`):
+    locked, the outputs of an earlier run removed before the first new one is written,
+    and ``manifest.json`` written last.
     """
+    # Config problems first: before any output folder is made or input read.
     if cfg.samples is None:
         raise ConfigError(
             f"scene '{cfg.name}': 'samples:' is required by geohm run "
             "(geohm predict --model can map without samples)"
         )
+    check_model_config(cfg)
     if cfg.risk is not None and not cfg.model.name.endswith("-classifier"):
         plan_risk(cfg.risk, cfg.samples.targets)  # a bad risk block fails before training
+    with output_folder(cfg.output.dir) as folder:
+        job = job_fingerprint(cfg, command="run")  # the inputs as they are before reading
+        result = _run_scene(cfg, progress)
+        folder.seal(result.outputs, job)
+    return result
+
+
+def load_job(
+    path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
+) -> SceneConfig:
+    """Read a scene YAML (:func:`geohm.config.load_config`) and check its model parameters.
+
+    Raises
+    ------
+    InputError, ConfigError
+        As :func:`~geohm.config.load_config`; a bad ``model.params.<key>`` is named with
+        the file (:func:`geohm.training.check_model_config`).
+    """
+    cfg = load_config(path, output_dir=output_dir)
+    check_model_config(cfg, source=str(path))
+    return cfg
+
+
+def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
+    """:func:`run_scene` in its held output folder (config already checked)."""
+    assert cfg.samples is not None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    out_dir = Path(cfg.output.dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     with gdal_env():
         inputs, cube, features = build_cube(cfg, cfg.features, coordinates=needs_coordinates(cfg))
         timings["open"] = time.perf_counter() - t0
@@ -780,7 +820,13 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
 
     samples = pd.DataFrame({"x": table.xy[:, 0], "y": table.xy[:, 1]}, index=table.X.index)
     samples = pd.concat([samples] + [f.samples for f in fitted.values()], axis=1)
-    outputs += _write_samples_and_model(cfg, samples, features, models)
+    # The fitted estimators, not the accelerated copies: geohm predict accelerates them
+    # again on load (or keeps scikit-learn's predict where no C compiler is found).
+    saved = {
+        k: TargetModel(f.estimator, f.features, required=f.required, interval=f.interval)
+        for k, f in fitted.items()
+    }
+    outputs += _write_samples_and_model(cfg, samples, features, saved)
     timings["total"] = time.perf_counter() - t0
     report = _scene_report(cfg, inputs, features, table, n_points, timings)
     report["targets"] = {k: {**f.report, **maps[k]} for k, f in fitted.items()}
@@ -880,7 +926,7 @@ def _run_classifier(
 def predict_scene(
     cfg: SceneConfig, model_path: str | Path, *, progress: Progress | None = None
 ) -> RunResult:
-    """Map a scene with a model saved by :func:`run_scene` (``model.joblib``).
+    """Map a scene with a model saved by :func:`run_scene` (``model.geohm``).
 
     No training happens. When the config has ``samples:``, the saved model is scored
     on all of them (an independent validation) and the scores are reported under
@@ -889,12 +935,23 @@ def predict_scene(
     Raises
     ------
     GeohmError
-        Unreadable model, or the scene cannot provide the features the model needs.
+        Unreadable model, or the scene cannot provide the features the model needs;
+        :class:`~geohm.errors.OutputError` (before the model is read) when the output
+        folder cannot be written or another run holds it.
     """
+    with output_folder(cfg.output.dir) as folder:
+        job = job_fingerprint(cfg, command="predict", inputs=[model_path])
+        result = _predict_scene(cfg, model_path, progress)
+        folder.seal(result.outputs, job)
+    return result
+
+
+def _predict_scene(
+    cfg: SceneConfig, model_path: str | Path, progress: Progress | None
+) -> RunResult:
+    """:func:`predict_scene` in its held output folder."""
     t0 = time.perf_counter()
     bundle = load_model(model_path)
-    out_dir = Path(cfg.output.dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     needed: list[str] = list(bundle["cube_features"])
     targets = bundle["targets"]
     with gdal_env():

@@ -28,7 +28,7 @@ from geohm.evaluate import (
     metrics,
     with_null,
 )
-from geohm.models import COORDS, make_regressor
+from geohm.models import COORDS, check_model_params, make_regressor
 from geohm.models.spatial import BufferDistances
 from geohm.models.uncertainty import IntervalModel, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
@@ -38,6 +38,7 @@ from geohm.spectra import spectral_preprocessors
 
 __all__ = [
     "FittedClassifier",
+    "check_model_config",
     "FittedTarget",
     "fit_classifier",
     "fit_target",
@@ -73,6 +74,40 @@ class FittedTarget:
     required: list[str] | None = None  # the factors kept by screening, when it ran
     #: Prediction intervals around ``estimator`` (None when output.uncertainty is off).
     interval: IntervalModel | None = None
+
+
+def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
+    """Check ``model.params`` of a scene config without reading or fitting anything.
+
+    The estimators' own parameter constraints (:func:`geohm.models.check_model_params`)
+    and the spectral ``preprocess`` steps. Called when a job's config is loaded
+    (:func:`geohm.pipeline.load_job`) and again by :func:`geohm.pipeline.run_scene`, so
+    a bad parameter stops a job before any input is read or any output folder made.
+
+    Parameters
+    ----------
+    cfg : SceneConfig
+        The validated config.
+    source : str, optional
+        The config file, to start the message with (default: the scene's name).
+
+    Raises
+    ------
+    ConfigError
+        One line naming ``model.params.<key>``, its value and what it must be.
+    """
+    prefix = f"{source}: " if source is not None else f"scene '{cfg.name}': "
+    params = dict(cfg.model.params or {})
+    try:
+        check_model_params(cfg.model.name, params)
+        if "preprocess" in params:
+            try:
+                spectral_preprocessors(params.get("preprocess"))
+            except ConfigError as exc:  # "key 'model.params.preprocess': unknown step ..."
+                detail = str(exc).split(": ", 1)[-1]
+                raise ConfigError(f"model.params.preprocess: {detail}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
 
 
 def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:

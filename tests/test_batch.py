@@ -22,7 +22,9 @@ from typer.testing import CliRunner
 
 from geohm.batch import LOG_NAME, SUMMARY_NAME, BatchResult, run_batch, scene_complete
 from geohm.cli import app
+from geohm.config import load_config
 from geohm.errors import GeohmError
+from geohm.io.outdir import MANIFEST_NAME, compare, job_fingerprint
 from geohm.synth import make_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -147,14 +149,28 @@ def _by_name(result: BatchResult) -> dict[str, dict[str, object]]:
 
 
 def test_scene_complete(tmp_path: Path) -> None:
+    """Complete: a manifest, and every output it lists with its recorded size."""
     assert not scene_complete(tmp_path)
     (tmp_path / "a.tif").write_bytes(b"x")
-    report = {"outputs": ["a.tif", "report.json", "report.md"]}
+    report = {"outputs": ["a.tif", "report.json"]}
     (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    assert not scene_complete(tmp_path)  # a report is not a manifest
+    manifest = {
+        "format": 1,
+        "geohm_version": "0.1.0",
+        "command": "run",
+        "config_sha256": "0" * 64,
+        "inputs": {},
+        "outputs": {"a.tif": {"size": 1}, "report.md": {"size": 4}},
+    }
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
     assert not scene_complete(tmp_path)  # report.md is missing
     (tmp_path / "report.md").write_text("# r\n", encoding="utf-8")
     assert scene_complete(tmp_path)
-    (tmp_path / "report.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "a.tif").write_bytes(b"")  # truncated
+    assert not scene_complete(tmp_path)
+    (tmp_path / "a.tif").write_bytes(b"x")
+    (tmp_path / MANIFEST_NAME).write_text("{not json", encoding="utf-8")
     assert not scene_complete(tmp_path)
 
 
@@ -219,30 +235,75 @@ def test_batch_on_a_dask_cluster(
     assert final == {k: str(v["status"]) for k, v in got.items()}
     assert ("scene-1", "queued") in events and ("typo", "queued") not in events
 
-    # re-run: scene-1 is complete (skipped, untouched); scene-2 lost its report (redone)
+    assert [s.get("reason") for s in summary["scenes"]] == [
+        "no earlier outputs",
+        "no earlier outputs",
+        None,  # the config could not be read
+        "no earlier outputs",
+    ]
+
+    # re-run: scene-1 unchanged (skipped, untouched); scene-2 with one target instead of
+    # two (config changed: redone, and no file of its first run is left); a scene whose
+    # folder another process holds (failed at once, naming that process)
     report1 = out / "scene-1" / "report.json"
     mtime1 = report1.stat().st_mtime_ns
-    (out / "scene-2" / "report.json").unlink()
-    t = time.perf_counter()
-    again = run_batch(
-        [scenes["scene-1"], scenes["scene-2"]], scheduler=dask_scheduler, output_root=out
+    first2 = json.loads((out / "scene-2" / MANIFEST_NAME).read_text(encoding="utf-8"))["outputs"]
+    assert "Pb_concentration.tif" in first2
+    cu_only = scenes["scene-2"].with_name("scene-2-cu.yaml")
+    text2 = scenes["scene-2"].read_text(encoding="utf-8")
+    assert "targets: [Cu, Pb]" in text2
+    cu_only.write_text(text2.replace("targets: [Cu, Pb]", "targets: [Cu]", 1), encoding="utf-8")
+    held = scenes["scene-1"].with_name("held.yaml")
+    held.write_text(
+        scenes["scene-1"].read_text(encoding="utf-8").replace("name: scene-1", "name: held"),
+        encoding="utf-8",
     )
-    elapsed = time.perf_counter() - t
+    code = (
+        "import time\nfrom geohm.io.outdir import output_folder\n"
+        f"with output_folder({str(out / 'held')!r}):\n"
+        "    print('held', flush=True)\n    time.sleep(600)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        again = run_batch(
+            [scenes["scene-1"], cu_only, held], scheduler=dask_scheduler, output_root=out
+        )
+    finally:
+        holder.kill()
+        holder.wait(STOP_TIMEOUT)
     got = _by_name(again)
     assert got["scene-1"]["status"] == "skipped" and got["scene-1"]["wall_time_s"] == 0
-    assert got["scene-2"]["status"] == "done"
-    assert again.ok and again.counts == {"done": 1, "skipped": 1, "failed": 0}
+    assert got["scene-1"]["reason"] == "outputs match manifest"
+    assert got["scene-2"]["status"] == "done" and got["scene-2"]["reason"] == "config changed"
+    assert got["held"]["status"] == "failed"
+    assert f"in use by another geohm run (process id {holder.pid}" in str(got["held"]["error"])
+    assert again.counts == {"done": 1, "skipped": 1, "failed": 1}
     assert report1.stat().st_mtime_ns == mtime1
-    assert scene_complete(out / "scene-2")
-    assert elapsed < 60
+    second2 = json.loads((out / "scene-2" / MANIFEST_NAME).read_text(encoding="utf-8"))
+    files2 = {p.name for p in (out / "scene-2").iterdir() if p.is_file()}
+    assert not [n for n in files2 if n.startswith("Pb_")], files2
+    assert files2 == set(second2["outputs"]) | {MANIFEST_NAME, LOG_NAME}  # nothing else
+    assert second2["logs"] == [LOG_NAME]
+    log2 = (out / "scene-2" / LOG_NAME).read_text(encoding="utf-8")
+    assert "file(s) of an earlier run" in log2 and "Pb_concentration.tif" in log2
 
-    # nothing left to do: no cluster is contacted at all
-    t = time.perf_counter()
-    idle = run_batch(
-        [scenes["scene-1"], scenes["scene-2"]], scheduler="tcp://127.0.0.1:9", output_root=out
-    )
+    # --force redoes a scene whose manifest matches
+    forced = run_batch([scenes["scene-1"]], scheduler=dask_scheduler, output_root=out, force=True)
+    assert [(s.status, s.reason) for s in forced.scenes] == [("done", "forced (--force)")]
+    assert report1.stat().st_mtime_ns != mtime1
+
+    # nothing left to do: no cluster is contacted at all (port 9 has none)
+    idle = run_batch([scenes["scene-1"], cu_only], scheduler="tcp://127.0.0.1:9", output_root=out)
     assert [s.status for s in idle.scenes] == ["skipped", "skipped"]
-    assert time.perf_counter() - t < 5
+
+    # an output gone: no longer complete, and a rerun would redo it
+    (out / "scene-2" / "report.json").unlink()
+    assert not scene_complete(out / "scene-2")
+    verdict = compare(
+        out / "scene-2", job_fingerprint(load_config(cu_only, output_dir=out / "scene-2"))
+    )
+    assert verdict.reason == "outputs changed (report.json is missing)"
 
 
 def test_cli_batch_on_a_local_cluster(
@@ -270,3 +331,5 @@ def test_cli_batch_on_a_local_cluster(
     assert res.exit_code == 0, res.output
     assert "skipped" in res.stdout
     assert not (tmp_path / SUMMARY_NAME).exists()  # --out holds the summary
+    summary = json.loads((out / SUMMARY_NAME).read_text(encoding="utf-8"))
+    assert summary["scenes"][0]["reason"] == "outputs match manifest"

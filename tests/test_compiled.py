@@ -11,7 +11,6 @@ import logging
 import pickle
 import threading
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +18,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
 
 from geohm.cube import stack_features
+from geohm.io.models import load_model, save_model
 from geohm.models import compiled
 from geohm.models.compiled import CompiledForest, accelerate
 from geohm.predict import TargetModel, _single_threaded_models, predict_map
@@ -150,15 +150,17 @@ def test_fallback_without_a_compiler(monkeypatch, caplog) -> None:
     assert "compiled forest unavailable (no C compiler found)" in caplog.text
 
 
-def test_pickle_and_joblib_round_trip(tmp_path, monkeypatch) -> None:
+def test_pickle_and_model_file_round_trip(tmp_path, monkeypatch) -> None:
     fast = accelerate(_pipeline(43, log=True, select=True))
     X = _pixels(2_000)
     expected = fast.predict(X)
-    path = tmp_path / "model.joblib"
-    joblib.dump({"Cu": fast}, path)
+    path = tmp_path / "model.geohm"
+    targets = {"Cu": {"estimator": fast, "features": FEATURES}}
+    save_model(path, {"cube_features": FEATURES, "targets": targets})
     # A fresh process has no kernel yet: it is compiled again on the first predict.
     monkeypatch.setattr(compiled, "_LIB", None)
-    loaded = joblib.load(path)["Cu"]
+    loaded = load_model(path)["targets"]["Cu"]["estimator"]
+    assert isinstance(loaded.steps[-1][1].regressor_, CompiledForest)
     np.testing.assert_array_equal(loaded.predict(X), expected)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(fast)).predict(X), expected)
 

@@ -167,7 +167,7 @@ def test_tr_ga_bp_scene_and_saved_model_prediction(case, tmp_path: Path) -> None
             "predict",
             str(data / "scene.yaml"),
             "--model",
-            str(out / "model.joblib"),
+            str(out / "model.geohm"),
             "--out",
             str(pred),
         ],
@@ -182,9 +182,9 @@ def test_tr_ga_bp_scene_and_saved_model_prediction(case, tmp_path: Path) -> None
     prep = json.loads((pred / "report.json").read_text())
     assert prep["targets"]["Cu"]["validation"]["n"] == rep["samples"]["used"]
     res = runner.invoke(
-        app, ["predict", str(data / "scene.yaml"), "--model", str(tmp_path / "none.joblib")]
+        app, ["predict", str(data / "scene.yaml"), "--model", str(tmp_path / "none.geohm")]
     )
-    assert res.exit_code == 2 and "none.joblib" in res.output
+    assert res.exit_code == 2 and "none.geohm" in res.output
 
 
 def test_risk_maps_follow_from_the_concentration_maps(case) -> None:

@@ -228,7 +228,7 @@ def test_geohm_run_maps_pb_from_the_hyperspectral_image(case: dict[str, Any]) ->
     r = np.corrcoef(pred.compressed(), truth)[0, 1]
     assert r > 0.8, r  # about 0.99
     # The model takes the spectra only, in wavelength order, unscaled and unscreened.
-    bundle = load_model(out / "model.joblib")
+    bundle = load_model(out / "model.geohm")
     target = bundle["targets"]["Pb"]
     assert target["features"] == [f"wl_{w}" for w in WAVELENGTHS]
     est = target["estimator"]
@@ -244,7 +244,7 @@ def test_geohm_run_maps_pb_from_the_hyperspectral_image(case: dict[str, Any]) ->
     assert "dist" in bundle["cube_features"]
     # geohm predict maps the scene again with the saved model: the same map.
     res = CliRunner().invoke(
-        app, ["predict", "--model", str(out / "model.joblib"), str(f), "--out", str(out / "again")]
+        app, ["predict", "--model", str(out / "model.geohm"), str(f), "--out", str(out / "again")]
     )
     assert res.exit_code == 0, res.output
     with rasterio.open(out / "again" / "Pb_concentration.tif") as src:

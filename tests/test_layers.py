@@ -7,7 +7,9 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "geohm"
 
-FILE_LIBS = {"rasterio", "rioxarray", "geopandas", "pyogrio", "fiona", "joblib"}
+FILE_LIBS = {
+    "rasterio", "rioxarray", "geopandas", "pyogrio", "fiona", "joblib", "skops", "filelock"
+}
 CLI_LIBS = {"typer", "click", "rich"}
 
 

@@ -101,7 +101,7 @@ def test_rk_maps_match_the_observations_at_the_samples(rk_run: Path) -> None:
 
 
 def test_rk_model_one_hot_encodes_the_categorical_covariates(rk_run: Path) -> None:
-    bundle = load_model(rk_run / "model.joblib")
+    bundle = load_model(rk_run / "model.geohm")
     est = bundle["targets"]["copper"]["estimator"]
     encoder = est.named_steps["scale"].named_transformers_["onehot"]
     assert [c.tolist() for c in encoder.categories_] == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 
-from geohm.errors import GridError, InputError
+from geohm.errors import GridError, InputError, OutputError
 from geohm.grid import Grid
 from geohm.io.rasters import (
     TileWriter,
@@ -19,6 +21,7 @@ from geohm.io.rasters import (
     gdal_env,
     open_aligned,
     open_raster,
+    write_error,
     write_geotiff,
 )
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
@@ -39,6 +42,50 @@ def test_atomic_path_renames_on_success_and_cleans_on_failure(tmp_path: Path) ->
         assert tmp.parent == tmp_path and tmp.suffix == ".txt" and tmp.name.startswith(".")
         tmp.write_text("new")
     assert final.read_text() == "new"
+
+
+def _mount_point(path: Path) -> Path:
+    p = path.resolve()
+    while not os.path.ismount(p):
+        p = p.parent
+    return p
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.ENOSPC, "no space left on device"),
+        (errno.EDQUOT, "disk quota exceeded on device"),
+        (errno.EFBIG, "file too large for device"),
+        (errno.EROFS, "is read-only: cannot write"),
+        (errno.EACCES, "permission denied writing"),
+        (errno.EIO, "failed (Input/output error); it was not written"),
+    ],
+)
+def test_write_error_names_the_device_and_the_file(tmp_path: Path, code: int, words: str) -> None:
+    final = tmp_path / "out" / "Cu_concentration.tif"
+    msg = str(write_error(final, OSError(code, os.strerror(code))))
+    assert words in msg and str(final) in msg and "\n" not in msg
+    if code != errno.EACCES:
+        assert f" at {_mount_point(tmp_path)}" in msg or f"device {_mount_point(tmp_path)}" in msg
+
+
+def test_atomic_path_turns_a_failed_write_into_output_error(tmp_path: Path) -> None:
+    final = tmp_path / "report.json"
+    final.write_text("old")
+    with pytest.raises(OutputError, match=f"no space left on device .* while writing {final};"):
+        with atomic_path(final) as tmp:
+            tmp.write_text("half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert final.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    # An output folder that cannot be created (a file is in the way).
+    (tmp_path / "blocked").write_text("a file")
+    with pytest.raises(OutputError, match="blocked for a.txt: a file is in the way"):
+        with atomic_path(tmp_path / "blocked" / "a.txt") as tmp:
+            tmp.write_text("never")
+    with pytest.raises(OutputError, match="blocked"):
+        TileWriter(tmp_path / "blocked" / "m.tif", Grid(CRS, T30, 10, 10), nodata=-1.0)
 
 
 def test_write_geotiff_is_a_tiled_compressed_cog(tmp_path: Path) -> None:
@@ -174,7 +221,7 @@ def test_qml_styles_are_valid_qgis_xml(tmp_path: Path) -> None:
     r = root.find("pipe/rasterrenderer")
     assert r is not None and r.get("type") == "singlebandpseudocolor"
     items = root.findall(".//colorrampshader/item")
-    assert [float(i.get("value")) for i in items] == [20.0, 42.5, 65.0, 87.5, 110.0]
+    assert [float(i.attrib["value"]) for i in items] == [20.0, 42.5, 65.0, 87.5, 110.0]
     assert items[0].get("label") == "20.0 mg/kg"
     assert p.read_text().startswith("<!DOCTYPE qgis")
     q = write_qml_paletted(tmp_path / "b.qml", [(1, "clean", "#00ff00"), (2, "heavy", "#ff0000")])

@@ -1,4 +1,10 @@
-"""Atomic writers for reports, tables and figures."""
+"""Atomic writers for reports, tables and figures.
+
+Each goes through :func:`geohm.io.rasters.atomic_path`: the file appears under its name
+only when written and closed without error; a failed write (no space left, a quota, a
+read-only device) raises :class:`~geohm.errors.OutputError` naming the device and the file,
+removes the temporary file and leaves an earlier file of that name as it was.
+"""
 
 from __future__ import annotations
 

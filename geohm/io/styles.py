@@ -35,6 +35,7 @@ def _document(renderer: ET.Element) -> ET.ElementTree:
 
 
 def _write(tree: ET.ElementTree, path: str | os.PathLike[str]) -> Path:
+    """Write the style atomically; a failed write raises OutputError (see atomic_path)."""
     final = Path(path)
     with atomic_path(final) as tmp:
         with open(tmp, "wb") as fh:

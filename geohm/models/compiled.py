@@ -36,8 +36,9 @@ Threads: a :class:`CompiledForest` splits large tables over ``n_jobs`` threads (
 kernel releases the GIL); it exposes ``n_jobs`` through ``get_params``/``set_params``,
 so :func:`geohm.predict.predict_map` sets it to 1 while it runs windows in parallel,
 exactly as it does for scikit-learn's forests. ``predict`` may be called from several
-threads at once. A :class:`CompiledForest` pickles as its tables and the original
-forest; the kernel is (re)compiled lazily in the process that first predicts.
+threads at once. A :class:`CompiledForest` pickles (and saves, :mod:`geohm.io.models`)
+as the original forest only: loading checks its trees and rebuilds the tables from them,
+and the kernel is compiled lazily in the process that first predicts.
 
 Leaves and quantiles (quantile regression forests)
 -------------------------------------------------
@@ -72,7 +73,14 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["CompiledForest", "accelerate", "kernel_available", "qrf_quantiles", "tree_votes"]
+__all__ = [
+    "CompiledForest",
+    "accelerate",
+    "check_tree_structure",
+    "kernel_available",
+    "qrf_quantiles",
+    "tree_votes",
+]
 
 log = logging.getLogger("geohm")
 
@@ -305,6 +313,7 @@ void geohm_tree_votes(const int32_t* ids, int64_t n, int32_t n_trees, const doub
 """
 
 _LIB_LOCK = threading.Lock()
+_FALLBACK_LOGGED = threading.Event()  # the "no kernel, scikit-learn's trees" warning, once
 _LIB: ctypes.CDLL | None = None
 _LIB_ERROR: str | None = None
 
@@ -494,6 +503,42 @@ class CompiledForest(RegressorMixin, BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "forest_")
 
+    # ---------------------------------------------------------- serialization
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The parameters and the fitted forest, without the kernel's tables.
+
+        The tables are derived data: :meth:`__setstate__` rebuilds them from the trees,
+        so a saved or pickled forest never hands the C kernel offsets it did not compute.
+        """
+        state = dict(super().__getstate__())
+        state.pop("_qs", None)
+        state.pop("_walk", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the parameters, check every tree, rebuild the tables from them.
+
+        Raises
+        ------
+        ValueError
+            The forest is not a fitted forest regressor, or a tree is malformed (see
+            :func:`check_tree_structure`): the kernel would read outside its tables.
+        """
+        super().__setstate__(state)
+        forest = self.__dict__.get("forest_")
+        if forest is None:  # unfitted
+            return
+        if not isinstance(forest, RandomForestRegressor | ExtraTreesRegressor):
+            raise ValueError(f"CompiledForest.forest_ is a {type(forest).__name__}, not a forest")
+        n_features = int(forest.n_features_in_)
+        for tree in getattr(forest, "estimators_", None) or []:
+            check_tree_structure(tree.tree_, n_features)
+        try:
+            self._load(forest)
+        except TypeError as exc:  # not fitted, several outputs, too many features
+            raise ValueError(f"CompiledForest: {exc}") from None
+
     # ---------------------------------------------------------------- tables
 
     @staticmethod
@@ -637,12 +682,27 @@ class CompiledForest(RegressorMixin, BaseEstimator):
         out = np.empty(x.shape[0], dtype=np.float64)
         if x.shape[0] == 0:
             return out
-        lib = _library()
+        try:
+            lib = _library()
+        except OSError as exc:  # a forest loaded where no C compiler builds the kernel
+            return self._predict_with_trees(x, exc)
         _in_threads(
             lambda a, b: self._predict_rows(lib, x[a:b], out[a:b]),
             x.shape[0],
             self._jobs(x.shape[0]),
         )
+        return out
+
+    def _predict_with_trees(self, x: np.ndarray, exc: OSError) -> np.ndarray:
+        """:meth:`predict` by scikit-learn's trees, summed in tree order (the forest's
+        single-threaded ``predict``, bit for bit), when the kernel cannot be built."""
+        if not _FALLBACK_LOGGED.is_set():
+            _FALLBACK_LOGGED.set()
+            log.warning("compiled forest unavailable (%s); using scikit-learn's trees", exc)
+        out = np.zeros(x.shape[0], dtype=np.float64)
+        for tree in self.forest_.estimators_:
+            out += tree.predict(x, check_input=False)
+        out /= len(self.forest_.estimators_)
         return out
 
     def apply_mean(self, X: Any, *, global_ids: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -962,6 +1022,51 @@ def _clear_bits(lo: np.ndarray, hi: np.ndarray, n_words: int) -> np.ndarray:
         bits = np.where(n > 0, ones << a.astype(np.uint64) % np.uint64(64), np.uint64(0))
         out[:, w] = ~bits
     return out
+
+
+def check_tree_structure(tree: Any, n_features: int) -> None:
+    """Check that a scikit-learn ``Tree`` (``estimator.tree_``) is a well-formed tree.
+
+    scikit-learn's ``Tree.__setstate__`` checks the dtypes and shapes of the node and
+    value arrays, but neither the node count nor the child and feature indices, and
+    both its Cython ``predict`` and geohm's kernel index with them unchecked. For a
+    tree read from a file this is the invariant everything relies on: ``node_count``
+    nodes; a node is a leaf (both children -1) or has two children with larger ids;
+    every node but the root is the child of exactly one node (so all are reached from
+    the root, once); split features are in ``[0, n_features)``.
+
+    Parameters
+    ----------
+    tree : sklearn.tree._tree.Tree
+        The fitted tree structure.
+    n_features : int
+        Number of input columns of the estimator holding it.
+
+    Raises
+    ------
+    ValueError
+        What is wrong with the tree.
+    """
+    nodes = tree.__getstate__()["nodes"]
+    n = int(tree.node_count)
+    if n < 1 or nodes.shape != (n,):
+        raise ValueError(f"tree of {n} nodes holds {nodes.shape} node records")
+    if not 0 < int(tree.n_features) <= n_features:
+        raise ValueError(f"tree of {tree.n_features} features in a model of {n_features}")
+    left = np.asarray(nodes["left_child"], dtype=np.int64)
+    right = np.asarray(nodes["right_child"], dtype=np.int64)
+    leaf = left == -1
+    if np.any(leaf != (right == -1)):
+        raise ValueError("tree node with one child")
+    ids = np.flatnonzero(~leaf)
+    lo, hi = left[ids], right[ids]
+    if np.any(lo <= ids) or np.any(hi <= ids) or np.any(lo >= n) or np.any(hi >= n):
+        raise ValueError("tree node whose child id is out of order or out of range")
+    if not np.array_equal(np.sort(np.concatenate([lo, hi])), np.arange(1, n)):
+        raise ValueError("tree nodes that are not reached exactly once from the root")
+    feat = np.asarray(nodes["feature"], dtype=np.int64)[ids]
+    if np.any(feat < 0) or np.any(feat >= min(n_features, int(tree.n_features))):
+        raise ValueError("tree split on a feature out of range")
 
 
 def _leaf_ranges(s: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

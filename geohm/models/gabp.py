@@ -36,12 +36,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["GABPRegressor"]
@@ -397,6 +399,25 @@ class GABPRegressor(RegressorMixin, BaseEstimator):
     >>> bool(model.score(X, y) > 0.9)
     True
     """
+
+    #: Valid values of each parameter (scikit-learn's ``_validate_params``); geohm's
+    #: config checks ``model.params`` against them before any data is read. The
+    #: integer checks of :meth:`_check_params` also refuse booleans.
+    _parameter_constraints: dict[str, list[Any]] = {
+        "hidden": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "population": [Interval(Integral, 2, None, closed="left")],
+        "generations": [Interval(Integral, 0, None, closed="left")],
+        "crossover_prob": [Interval(Real, 0, 1, closed="both")],
+        "mutation_prob": [Interval(Real, 0, 1, closed="both")],
+        "lm_iterations": [Interval(Integral, 0, None, closed="left")],
+        "goal": [Interval(Real, 0, None, closed="left")],
+        "normalize": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,

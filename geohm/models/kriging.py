@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 try:
@@ -247,6 +248,23 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
     >>> bool(np.allclose(pred, z[:3])), bool(np.allclose(std, 0))
     (True, True)
     """
+
+    #: Valid values of each parameter (scikit-learn's ``_validate_params``); geohm's
+    #: config checks ``model.params`` against them before any data is read, then
+    #: :meth:`_check_params` (parameters that depend on each other, ``coords``).
+    _parameter_constraints: dict[str, list[Any]] = {
+        "variogram_model": [StrOptions({*VARIOGRAM_MODELS, "auto"})],
+        "variogram_parameters": [dict, list, tuple, None],
+        "nlags": [Interval(numbers.Integral, 1, None, closed="left")],
+        "weight": ["boolean"],
+        "n_closest_points": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "exact_values": ["boolean"],
+        "cv": [Interval(numbers.Integral, 2, None, closed="left")],
+        "coords": [tuple, list],
+        "backend": [StrOptions(set(_BACKENDS))],
+        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -520,6 +538,17 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
     >>> pred.shape, std.shape
     ((2,), (2,))
     """
+
+    #: Valid values of each parameter (scikit-learn's ``_validate_params``); geohm's
+    #: config checks ``model.params`` against them before any data is read.
+    _parameter_constraints: dict[str, list[Any]] = {
+        "base": [HasMethods(["fit", "predict"])],
+        "cv": [Interval(numbers.Integral, 2, None, closed="left"), HasMethods(["split"])],
+        "random_state": ["random_state"],
+        "kriging_params": [dict, None],
+        "coords": [tuple, list],
+        "base_uses_coords": ["boolean"],
+    }
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = ["BufferDistances"]
@@ -73,6 +74,14 @@ class BufferDistances(TransformerMixin, BaseEstimator):
 
     points_: np.ndarray
     coord_indices_: tuple[int, int]
+
+    #: Valid values of each parameter (scikit-learn's ``_validate_params``).
+    _parameter_constraints: dict[str, list[Any]] = {
+        "coords": [tuple, list],
+        "keep_coords": ["boolean"],
+        "prefix": [str],
+        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,

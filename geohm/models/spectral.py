@@ -67,6 +67,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from numbers import Integral, Real
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -75,6 +76,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.linear_model import LinearRegression
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn import functional as F
@@ -325,6 +327,24 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
     >>> model.pool_size_, model.predict(X[:3]).shape
     (2, (3,))
     """
+
+    #: Valid values of each parameter (scikit-learn's ``_validate_params``); geohm's
+    #: config checks ``model.params`` against them before any data is read, then
+    #: :meth:`_check_params` (the block names of ``freeze``).
+    _parameter_constraints: dict[str, list[Any]] = {
+        "freeze": [tuple, list],
+        "pooled_width": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "non_negative": ["boolean"],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+    }
 
     def __init__(
         self,
@@ -626,6 +646,52 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
                 out.append(attr.detach().cpu().numpy())
         return np.concatenate(out).astype(np.float64) if out else np.zeros((0, Xt.shape[1]))
 
+    # ------------------------------------------------------------ serialization
+    def __getstate__(self) -> dict[str, Any]:
+        """The state with each torch module replaced by its architecture and weights.
+
+        ``net_`` and ``source_net_`` become ``{"n_wavelengths", "pool_size",
+        "non_negative", "tensors": {name: ndarray}}`` (the module's ``state_dict`` as
+        numpy arrays), so that a saved model holds plain arrays only: skops stores them
+        with ``numpy.save(allow_pickle=False)`` and loading runs no pickle.
+        """
+        state = dict(super().__getstate__())
+        for key in _NETS:
+            if isinstance(state.get(key), SpectralResNet):
+                state[key] = _net_state(state[key])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the state, rebuilding the torch modules from their architecture.
+
+        The module is built by :class:`SpectralResNet` from the stored sizes and its
+        weights are loaded with ``load_state_dict(strict=True)`` (every name and shape
+        must match); ``net_`` goes to ``device`` when that device exists here, else
+        it stays on the CPU and ``device`` becomes ``"cpu"`` (logged).
+
+        Raises
+        ------
+        ValueError
+            A stored net that does not fit its architecture (a corrupt or crafted file).
+        """
+        state = dict(state)
+        nets = {key: state.pop(key) for key in _NETS if isinstance(state.get(key), dict)}
+        super().__setstate__(state)
+        for key, spec in nets.items():
+            net = _net_from_state(spec)
+            if key == "net_":
+                try:
+                    net = net.to(_torch_device(self.device))
+                except (RuntimeError, AssertionError, ValueError) as exc:
+                    log.warning(
+                        "SpectralResNetRegressor: device %r unavailable (%s); using the CPU",
+                        self.device,
+                        exc,
+                    )
+                    self.device = "cpu"
+                net.eval()
+            setattr(self, key, net)
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
@@ -636,6 +702,52 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
 def _pool_of(net: SpectralResNet) -> int:
     kernel = net.avg_pool.kernel_size
     return int(kernel[0] if isinstance(kernel, tuple) else kernel)
+
+
+#: Attributes of :class:`SpectralResNetRegressor` that hold a :class:`SpectralResNet`.
+_NETS = ("net_", "source_net_")
+#: Largest spectrum a stored net may declare (a bound against absurd allocations).
+_MAX_WAVELENGTHS = 1_000_000
+
+
+def _net_state(net: SpectralResNet) -> dict[str, Any]:
+    """A :class:`SpectralResNet` as its sizes and its ``state_dict`` as numpy arrays."""
+    return {
+        "n_wavelengths": int(net.x_shift.numel()),
+        "pool_size": _pool_of(net),
+        "non_negative": bool(net.non_negative),
+        "tensors": {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()},
+    }
+
+
+def _net_from_state(spec: dict[str, Any]) -> SpectralResNet:
+    """Rebuild a :class:`SpectralResNet` (on the CPU) from :func:`_net_state`'s output.
+
+    Raises
+    ------
+    ValueError
+        Sizes out of range, or weights whose names or shapes do not fit the net.
+    """
+    n, pool = spec.get("n_wavelengths"), spec.get("pool_size")
+    tensors = spec.get("tensors")
+    if (
+        not isinstance(n, int)
+        or not isinstance(pool, int)
+        or not 1 <= pool <= n <= _MAX_WAVELENGTHS
+        or not isinstance(spec.get("non_negative"), bool)
+        or not isinstance(tensors, dict)
+        or not all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in tensors.values())
+    ):
+        raise ValueError("stored spectral net with invalid sizes or weights")
+    dense = (_DENSE[0], _OUT_FILTERS * _widths(n, pool)["pool2"])
+    if getattr(tensors.get("dense1.weight"), "shape", None) != dense:  # before allocating
+        raise ValueError("stored spectral net whose weights do not fit its sizes")
+    net = SpectralResNet(n, pool, non_negative=spec["non_negative"])
+    try:
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+    except RuntimeError as exc:  # missing, unexpected or mis-shaped weights
+        raise ValueError(f"stored spectral net does not fit its architecture: {exc}") from None
+    return net
 
 
 # ---------------------------------------------------------------------- scoring

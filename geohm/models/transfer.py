@@ -48,6 +48,7 @@ linear output is not bounded to [-1, 1].
 from __future__ import annotations
 
 import copy
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import NotFittedError, check_is_fitted, check_X_y, validate_data
 
 from geohm.models.gabp import GABPRegressor, _torch_device, forward_nets, single_threaded
@@ -259,6 +261,25 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
     >>> sorted(model.cv_scores_)
     [0.0, 0.1, 1.0]
     """
+
+    #: Valid values of each parameter (scikit-learn's ``_validate_params``); geohm's
+    #: config checks ``model.params`` against them before any data is read, then
+    #: :meth:`_check_params` (finite ``beta_grid``, integers that are not booleans).
+    _parameter_constraints: dict[str, list[Any]] = {
+        "source": [HasMethods(["predict"]), None],
+        "source_params": [dict, None],
+        "beta_grid": ["array-like"],
+        "retrain_epochs": [Interval(Integral, 0, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "inner_cv": [Interval(Integral, 2, None, closed="left")],
+        "select_epochs": ["boolean"],
+        "epoch_step": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,

@@ -431,6 +431,55 @@ class _LeafWeights:
         state.pop("_kernel", None)
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the state and check that its arrays fit together.
+
+        The compiled quantile routine indexes the CSR arrays with the leaf ids and the
+        target ranks without bounds checks, so a state read from a file must be a
+        well-formed CSR matrix of one row per tree node and one column per sample.
+
+        Raises
+        ------
+        ValueError
+            Inconsistent arrays (a corrupt or crafted file).
+        """
+        state = dict(state)
+        state.pop("_kernel", None)
+        self.__dict__.update(state)
+        offsets = np.asarray(self.offsets)
+        y_sorted = np.asarray(self.y_sorted)
+        w = self.weights
+        ok = (
+            offsets.ndim == 1
+            and offsets.dtype == np.int64
+            and offsets.size >= 2
+            and offsets[0] == 0
+            and bool(np.all(np.diff(offsets) > 0))
+            and int(self.n_trees) == offsets.size - 1
+            and y_sorted.ndim == 1
+            and y_sorted.dtype == np.float64
+            and np.asarray(self.values).shape == (int(offsets[-1]),)
+            and self.index_dtype in (np.int32, np.int64)
+            and isinstance(w, sp.csr_array | sp.csr_matrix)
+            and w.shape == (int(offsets[-1]), y_sorted.size)
+        )
+        if not ok:
+            raise ValueError("quantile-forest leaf weights with inconsistent arrays")
+        w.check_format(full_check=True)  # indptr monotone, indices within the columns
+
+    def check_forest(self, forest: Any) -> None:
+        """Check that these weights belong to ``forest``: one row per node of its trees.
+
+        Raises
+        ------
+        ValueError
+            Another number of trees or nodes (a corrupt or crafted file).
+        """
+        trees = getattr(forest, "estimators_", None) or []
+        counts = [int(e.tree_.node_count) for e in trees]
+        if not np.array_equal(np.concatenate([[0], np.cumsum(counts)]), self.offsets):
+            raise ValueError("quantile-forest leaf weights do not match the forest's trees")
+
     def kernel(self, forest: Any) -> _Kernel | None:
         """The compiled kernel's inputs for ``forest`` (built once), or None without it.
 
@@ -604,8 +653,9 @@ class IntervalModel(BaseEstimator):
     The estimator is used as fitted and is never refitted. Only the calibration fits
     clones of it on training folds. Fit on the estimator's own training samples.
     Then :meth:`interval` gives bounds for any table the estimator can predict, e.g. a
-    window of pixels as an ``(n, n_features)`` float32 array. Pickle it together with
-    the estimator (one ``joblib.dump``), so that pickle stores the shared estimator once.
+    window of pixels as an ``(n, n_features)`` float32 array. Save it together with
+    the estimator (one :func:`geohm.io.models.save_model`), so that the shared estimator
+    is stored once.
 
     Parameters
     ----------
@@ -696,6 +746,21 @@ class IntervalModel(BaseEstimator):
         self.cv = cv
         self.random_state = random_state
         self.chunk_size = chunk_size
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore the state; quantile-forest weights must match the estimator's forest.
+
+        Raises
+        ------
+        ValueError
+            Leaf weights of another forest (a corrupt or crafted file).
+        """
+        super().__setstate__(state)
+        weights = self.__dict__.get("forest_")
+        if weights is not None:
+            if not isinstance(weights, _LeafWeights):
+                raise ValueError(f"IntervalModel.forest_ is a {type(weights).__name__}")
+            weights.check_forest(estimator_parts(self.estimator).final)
 
     # ----------------------------------------------------------------- fit
 

@@ -1,0 +1,396 @@
+"""model.geohm (geohm.io.models): every model family round-trips; nothing in a file runs code.
+
+Real fits on small synthetic tables, real files in tmp_path, the real CLI for the exit code.
+The hostile files are real: a pickle whose ``__reduce__`` writes a marker file (shown to
+work when unpickled), skops members rewritten to call ``os.system`` / ``builtins.eval``
+(shown to work when skops is told to trust them), and trusted structures with indices that
+compiled code would follow out of bounds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from typer.testing import CliRunner
+
+from geohm.cli import app
+from geohm.config import parse_config
+from geohm.errors import InputError
+from geohm.io.models import FORMAT, FORMAT_VERSION, MODEL_FILE, load_model, save_model
+from geohm.models import compiled
+from geohm.models.compiled import CompiledForest, accelerate
+from geohm.sampling import SampleTable
+from geohm.training import fit_target
+
+FAST_GABP = {"population": 10, "generations": 5, "lm_iterations": 15}
+
+
+def _table(n: int, seed: int, shift: float = 0.0) -> SampleTable:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 1000, (n, 2))
+    X = pd.DataFrame(
+        {
+            "NDVI": rng.uniform(0, 0.8, n),
+            "CMR": rng.uniform(1, 2, n),
+            "aspect": rng.uniform(0, 360, n),
+            "elevation": rng.uniform(900, 2000, n),
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+        },
+        index=pd.Index([f"S{i:02d}" for i in range(n)], name="id"),
+    )
+    cu = (
+        20
+        + 60 * (0.8 - X["NDVI"]) ** 2
+        + 25 * (X["CMR"] - 1)
+        + 0.02 * X["x"]
+        + shift
+        + rng.normal(0, 2, n)
+    )
+    return SampleTable(X=X, y=pd.DataFrame({"Cu": cu}), xy=xy)
+
+
+def _cfg(name: str, params: dict[str, Any], **extra: Any) -> Any:
+    return parse_config(
+        {
+            "name": "t",
+            "landsat": "x",
+            "samples": {"path": "s.gpkg", "targets": ["Cu"]},
+            "source": {"landsat": "y", "samples": {"path": "s0.gpkg", "targets": ["Cu"]}},
+            "selection": {"method": "correlation_vif", "force": ["aspect", "elevation"]},
+            "model": {"name": name, "params": params},
+            "validation": {"test_fraction": 0.25, "cv_folds": 4, "seed": 0},
+            **extra,
+        }
+    )
+
+
+def _bundle(estimator: Any, features: list[str], interval: Any = None) -> dict[str, Any]:
+    return {
+        "geohm_version": "test",
+        "scene": "t",
+        "model": "m",
+        "cube_features": features,
+        "targets": {"Cu": {"estimator": estimator, "features": features, "interval": interval}},
+    }
+
+
+# (model name, params, extra config) of every regression family geohm saves
+FAMILIES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "rf": ("rf", {"n_estimators": 20, "n_jobs": 1}, {}),
+    "rf-log": ("rf", {"n_estimators": 20, "n_jobs": 1}, {"preprocess": {"log_target": True}}),
+    "ga-bp": ("ga-bp", FAST_GABP, {}),
+    "tr-ga-bp": ("tr-ga-bp", {"source_params": FAST_GABP, "retrain_epochs": 20}, {}),
+    "ok": ("ok", {}, {}),
+    "rk": ("rk", {"base_params": {"n_estimators": 10, "n_jobs": 1}}, {}),
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_every_model_family_round_trips_with_identical_predictions(tmp_path, family) -> None:
+    name, params, extra = FAMILIES[family]
+    table = _table(44, 0)
+    source = _table(44, 2, shift=10.0) if name == "tr-ga-bp" else None
+    fit = fit_target(_cfg(name, params, **extra), table, "Cu", source=source)
+    assert fit.interval is not None  # every map has an uncertainty layer
+    estimator = accelerate(fit.estimator)  # the compiled forest too, where there is one
+    if name == "rf":
+        final = getattr(estimator[-1], "regressor_", estimator[-1])  # log target: inside
+        assert isinstance(final, CompiledForest)
+    path = save_model(tmp_path / MODEL_FILE, _bundle(estimator, fit.features, fit.interval))
+    loaded = load_model(path)["targets"]["Cu"]
+    X = table.X[fit.features]
+    assert type(loaded["estimator"][-1]) is type(estimator[-1])
+    np.testing.assert_array_equal(loaded["estimator"].predict(X), estimator.predict(X))
+    lo, hi = fit.interval.interval(X)
+    lo2, hi2 = loaded["interval"].interval(X)
+    np.testing.assert_array_equal(lo2, lo)
+    np.testing.assert_array_equal(hi2, hi)
+    assert loaded["features"] == fit.features
+
+
+def test_classifier_round_trips(tmp_path) -> None:
+    from geohm.models.classify import make_classifier
+    from geohm.pipeline import _Probability
+
+    table = _table(60, 1)
+    y = (table.y["Cu"] > table.y["Cu"].median()).astype(int).to_numpy()
+    clf = _Probability(make_classifier("knn-classifier", random_state=0).fit(table.X, y))
+    path = save_model(tmp_path / MODEL_FILE, _bundle(clf, list(table.X.columns)))
+    loaded = load_model(path)["targets"]["Cu"]["estimator"]
+    p = loaded.predict(table.X.to_numpy())
+    np.testing.assert_array_equal(p, clf.predict(table.X.to_numpy()))
+    assert 0.0 <= p.min() and p.max() <= 1.0
+
+
+def test_spectral_resnet_round_trips_as_arrays(tmp_path) -> None:
+    from geohm.models.spectral import SpectralResNetRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 60)).cumsum(axis=1)
+    y = np.abs(X[:, 10] - X[:, 30])
+    net = SpectralResNetRegressor(max_epochs=2, pooled_width=30, random_state=0)
+    net.fit_source(X, y).fit(X, 2 * y)  # a transferred net: net_ and source_net_
+    path = save_model(tmp_path / MODEL_FILE, _bundle(net, [f"b{i}" for i in range(60)]))
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(zf.open("model.skops")) as inner:
+        schema = inner.read("schema.json").decode()
+    assert "torch" not in schema  # the weights are plain arrays, no torch object
+    loaded = load_model(path)["targets"]["Cu"]["estimator"]
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert not loaded.net_.training
+    # the loaded source net still transfers
+    assert loaded.fit(X, y).predict(X[:3]).shape == (3,)
+
+
+def test_manifest_and_members(tmp_path) -> None:
+    fit = fit_target(_cfg(*FAMILIES["ga-bp"][:2]), _table(30, 3), "Cu")
+    path = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features, fit.interval))
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["manifest.json", "model.skops"]
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["format"] == FORMAT and manifest["format_version"] == FORMAT_VERSION
+    assert manifest["targets"]["Cu"] == {
+        "features": fit.features,
+        "required": None,
+        "interval": True,
+    }
+    assert manifest["members"] == ["manifest.json", "model.skops"]
+    bundle = load_model(path)
+    assert bundle["scene"] == "t" and bundle["cube_features"] == fit.features
+
+
+# ------------------------------------------------------------------ hostile files
+
+
+class _WritesMarker:
+    """Unpickling this writes a file: what a crafted model.joblib can do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+def test_the_crafted_pickle_is_live(tmp_path) -> None:
+    marker = tmp_path / "proof"
+    pickle.loads(pickle.dumps(_WritesMarker(marker)))
+    assert marker.read_text() == "pwned"
+
+
+@pytest.mark.parametrize("name", ["model.geohm", "model.joblib"])
+@pytest.mark.parametrize("writer", ["pickle", "joblib"])
+def test_crafted_pickle_is_refused_and_never_run(tmp_path, name, writer) -> None:
+    marker = tmp_path / "marker"
+    path = tmp_path / name
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps({"kind": "geohm-model", "x": _WritesMarker(marker)}))
+    else:
+        joblib.dump({"kind": "geohm-model", "x": _WritesMarker(marker)}, path, compress=3)
+    with pytest.raises(InputError) as err:
+        load_model(path)
+    msg = str(err.value)
+    assert str(path) in msg and "re-run geohm run to write model.geohm" in msg
+    assert "pickle/joblib" in msg and "\n" not in msg
+    assert not marker.exists()
+
+
+def _rewrite_objects(path: Path, edit: Any) -> None:
+    """Rewrite the skops member of a model file: ``edit(schema) -> schema``."""
+    with zipfile.ZipFile(path) as zf:
+        manifest, data = zf.read("manifest.json"), zf.read("model.skops")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(buf, "w") as dst:
+        for info in src.infolist():
+            content = src.read(info)
+            if info.filename == "schema.json":
+                content = json.dumps(edit(json.loads(content))).encode()
+            dst.writestr(info.filename, content)
+    _zip(path, {"manifest.json": manifest, "model.skops": buf.getvalue()})
+
+
+def _call_node(module: str, name: str, arg: str) -> dict[str, Any]:
+    """A skops node that, once constructed, calls ``module.name(arg)``."""
+    text = {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode"}
+    return {
+        "__class__": name,
+        "__module__": module,
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {
+            "__class__": "tuple",
+            "__module__": "builtins",
+            "__loader__": "TupleNode",
+            "content": [{**text, "content": json.dumps(arg), "is_json": True}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "payload"),
+    [
+        ("os", "system", "echo pwned > {marker}"),
+        ("builtins", "eval", "open({marker!r}, 'w').write('pwned')"),
+    ],
+)
+def test_tampered_skops_member_is_refused_without_running(tmp_path, module, name, payload) -> None:
+    fit = fit_target(_cfg(*FAMILIES["ga-bp"][:2]), _table(30, 4), "Cu")
+    path = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
+    marker = tmp_path / "marker"
+    node = _call_node(module, name, payload.format(marker=str(marker)))
+
+    def inject(schema: dict[str, Any]) -> dict[str, Any]:
+        # one more key in the root dict, built before the model is handed back
+        schema["content"]["extra"] = node
+        schema["key_types"]["content"].append(schema["key_types"]["content"][0])
+        return schema
+
+    _rewrite_objects(path, inject)
+    # the payload is live: skops runs it when told to trust the type
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read("model.skops")
+    sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(InputError) as err:
+        load_model(path)
+    msg = str(err.value)
+    assert f"{module}.{name}" in msg and str(path) in msg and "refused" in msg
+    assert not marker.exists()
+
+
+def test_tree_with_out_of_range_child_is_refused(tmp_path) -> None:
+    fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(30, 5), "Cu")
+    for estimator in (fit.estimator, accelerate(fit.estimator)):
+        forest = estimator[-1]
+        forest = getattr(forest, "forest_", forest)
+        tree = forest.estimators_[3].tree_
+        state = tree.__getstate__()
+        good = state["nodes"].copy()
+        bad = good.copy()
+        bad["left_child"][0] = 10**9  # the Cython walk would read far outside the nodes
+        tree.__setstate__({**state, "nodes": bad})
+        try:
+            path = save_model(tmp_path / MODEL_FILE, _bundle(estimator, fit.features))
+            with pytest.raises(InputError, match="cannot be loaded .*tree"):
+                load_model(path)
+        finally:
+            tree.__setstate__({**state, "nodes": good})
+
+
+def test_kriging_and_leaf_weights_with_inconsistent_arrays_are_refused(tmp_path) -> None:
+    fit = fit_target(_cfg("ok", {}), _table(30, 6), "Cu")
+    ok = fit.estimator[-1].ok_
+    z = ok.Z
+    ok.Z = z[:3]  # pykrige's compiled loop would index Z with neighbours up to n
+    try:
+        save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
+        with pytest.raises(InputError, match="kriging object"):
+            load_model(tmp_path / MODEL_FILE)
+    finally:
+        ok.Z = z
+    fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(30, 6), "Cu")
+    assert fit.interval is not None and fit.interval.forest_ is not None
+    weights = fit.interval.forest_
+    weights.offsets = weights.offsets.copy()
+    weights.offsets[-1] += 5
+    save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features, fit.interval))
+    with pytest.raises(InputError, match="leaf weights"):
+        load_model(tmp_path / MODEL_FILE)
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    return path
+
+
+def test_bad_files_are_one_line_input_errors(tmp_path) -> None:
+    fit = fit_target(_cfg(*FAMILIES["ga-bp"][:2]), _table(30, 7), "Cu")
+    good = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
+    with zipfile.ZipFile(good) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        objects = zf.read("model.skops")
+    newer = {**manifest, "format_version": FORMAT_VERSION + 1}
+    truncated = tmp_path / "truncated.geohm"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    flipped = bytearray(good.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF  # inside model.skops: its CRC no longer matches
+    cases = {
+        tmp_path / "missing.geohm": "does not exist",
+        tmp_path: "is a folder",
+        _write(tmp_path / "garbage.geohm", b"GEOHM? no\x00\x01" * 50): "not a geohm model file",
+        _zip(tmp_path / "nomanifest.geohm", {"model.skops": objects}): "no manifest.json",
+        _zip(
+            tmp_path / "newer.geohm",
+            {"manifest.json": json.dumps(newer).encode(), "model.skops": objects},
+        ): "upgrade geohm",
+        _zip(
+            tmp_path / "other.geohm",
+            {"manifest.json": b'{"format": "something-else"}', "model.skops": objects},
+        ): "not a geohm model file",
+        _zip(
+            tmp_path / "noobjects.geohm", {"manifest.json": json.dumps(manifest).encode()}
+        ): "no model.skops",
+        _zip(
+            tmp_path / "badobjects.geohm",
+            {"manifest.json": json.dumps(manifest).encode(), "model.skops": b"PK\x03\x04junk"},
+        ): "corrupt",
+        truncated: "not a geohm model file",
+        _write(tmp_path / "flipped.geohm", bytes(flipped)): "is corrupt",
+    }
+    for path, words in cases.items():
+        with pytest.raises(InputError) as err:
+            load_model(path)
+        msg = str(err.value)
+        assert words in msg and str(path) in msg and "\n" not in msg, msg
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("content", [b"\x00corrupt model\xff" * 20, b"PK\x03\x04" + b"\x00" * 40])
+def test_corrupt_model_exits_2_through_the_cli(tmp_path, content) -> None:
+    scene = tmp_path / "scene.yaml"
+    scene.write_text("name: t\ncovariates: {a: a.tif}\noutput: {dir: out}\n")
+    model = _write(tmp_path / MODEL_FILE, content)
+    res = CliRunner().invoke(app, ["predict", str(scene), "--model", str(model)])
+    assert res.exit_code == 2, res.output
+    assert MODEL_FILE in res.output and "Traceback" not in res.output
+
+
+def test_loading_needs_no_c_compiler(tmp_path, monkeypatch, caplog) -> None:
+    fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(40, 8), "Cu")
+    table = _table(40, 8).X[fit.features]
+    expected = fit.estimator.predict(table)
+    plain = save_model(tmp_path / "plain.geohm", _bundle(fit.estimator, fit.features))
+    fast = save_model(tmp_path / "fast.geohm", _bundle(accelerate(fit.estimator), fit.features))
+
+    def broken() -> None:
+        raise OSError("no C compiler found")
+
+    monkeypatch.setattr(compiled, "_library", broken)
+    monkeypatch.setattr(compiled, "_FALLBACK_LOGGED", type(compiled._FALLBACK_LOGGED)())
+    with caplog.at_level(logging.WARNING, logger="geohm"):
+        # what geohm run writes: plain estimators, accelerated (or not) by geohm predict
+        est = load_model(plain)["targets"]["Cu"]["estimator"]
+        assert accelerate(est) is est
+        np.testing.assert_array_equal(est.predict(table), expected)
+        # a saved compiled forest falls back to scikit-learn's trees
+        est = load_model(fast)["targets"]["Cu"]["estimator"]
+        assert isinstance(est[-1], CompiledForest)
+        np.testing.assert_array_equal(est.predict(table), expected)
+    assert "compiled forest unavailable (no C compiler found)" in caplog.text
