@@ -40,7 +40,7 @@ from geohm.config import SceneConfig
 from geohm.errors import ConfigError, GeohmError
 from geohm.io.outdir import (
     check_output_folder,
-    compare,
+    compare_locked,
     job_fingerprint,
     output_folder,
     outputs_complete,
@@ -195,7 +195,8 @@ def run_batch(
     Every config is validated here first; a config that fails validation is a failed
     scene, not an abort. A scene is skipped, unless ``force``, when its folder's
     manifest matches the job: the same config, input files (size and mtime) and geohm
-    version, and every output listed in place (:func:`geohm.io.outdir.compare`); each
+    version, and every output listed in place (:func:`geohm.io.outdir.compare_locked`:
+    a folder another run is writing into makes the scene fail, naming that run); each
     scene's ``reason`` says why it was skipped or run. The others run as tasks; a scene
     that raises is reported as failed and the rest carry on. The summary is (re)written
     atomically after every finished scene, so an interrupted batch leaves one too
@@ -353,7 +354,10 @@ def _prepare(
     owners[out_dir] = f"scene '{cfg.name}' ({path})"
     if force:
         return cfg, None, "forced (--force)"
-    verdict = compare(out_dir, job_fingerprint(cfg, command="run"))
+    try:  # a match is asked again under the folder's lock: a run in progress is no skip
+        verdict = compare_locked(out_dir, job_fingerprint(cfg, command="run"))
+    except GeohmError as exc:  # another run holds the folder
+        return None, SceneStatus(cfg.name, path, "failed", output_dir=out_dir, error=str(exc)), None
     if verdict.match:
         log_path = out_dir / LOG_NAME
         skipped = SceneStatus(
@@ -727,10 +731,27 @@ class _SceneFilter(logging.Filter):
             return record.thread not in _active_threads
 
 
+def _warnings_to_log() -> logging.Logger:
+    """Route Python warnings (numpy's RuntimeWarning, ...) of this process to logging.
+
+    On a worker, a library warning would otherwise be printed onto the terminal that
+    started the cluster; here it goes to the scene's ``geohm.log`` (and nowhere else).
+    """
+    logging.captureWarnings(False)  # re-hook: something may have reset showwarning since
+    logging.captureWarnings(True)
+    warned = logging.getLogger("py.warnings")
+    warned.propagate = False
+    warned.setLevel(logging.WARNING)
+    if not any(isinstance(h, logging.NullHandler) for h in warned.handlers):
+        warned.addHandler(logging.NullHandler())  # no fallback print to stderr
+    return warned
+
+
 @contextmanager
 def _scene_log(path: Path) -> Iterator[None]:
     """Capture the ``geohm`` logger's records (INFO and up) into ``path`` meanwhile."""
     logger = logging.getLogger("geohm")
+    warned = _warnings_to_log()
     handler = logging.FileHandler(path, mode="w", encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -742,10 +763,12 @@ def _scene_log(path: Path) -> Iterator[None]:
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    warned.addHandler(handler)
     try:
         yield
     finally:
         logger.removeHandler(handler)
+        warned.removeHandler(handler)
         handler.close()
         with _active_lock:
             _active_threads.discard(me)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -63,7 +64,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except GeohmError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         # Every file is written under a temporary name (geohm.io.rasters.atomic_path),
@@ -130,7 +131,9 @@ def _summary(result: Any) -> None:
         out.print("skill: 1 - RMSE / RMSE of a flat map (the training mean); 0 = no better")
     for t in rep["targets"].values():
         for w in t.get("warnings", []):
-            console.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[bold yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True
+            )
     samples = rep.get("samples")
     if samples:
         dropped = ", ".join(
@@ -145,6 +148,7 @@ def _summary(result: Any) -> None:
             + (f" ({used})" if used else "")
             + (f"; left out: {dropped}" if dropped else ""),
             highlight=False,
+            markup=False,
         )
         for t, c in per.items():
             if c["censored"]:
@@ -154,7 +158,7 @@ def _summary(result: Any) -> None:
                     highlight=False,
                 )
         for w in samples.get("warnings", []):
-            console.print(f"[yellow]warning:[/] {w}", highlight=False)
+            console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
     out.print(f"outputs in [bold]{result.output_dir}[/]: {', '.join(rep['outputs'])}")
     out.print(f"done in {rep['timings']['total']:.1f} s")
 
@@ -174,12 +178,17 @@ ForceOption = Annotated[
 
 
 def _why_run(cfg: Any, force: bool, command: str, inputs: tuple[Path, ...] = ()) -> str | None:
-    """Why the job runs; None (and says so) when its folder's manifest matches: skipped."""
-    from geohm.io.outdir import compare, job_fingerprint
+    """Why the job runs; None (and says so) when its folder's manifest matches: skipped.
+
+    A match is checked again under the folder's lock: a run writing there makes this
+    one fail naming it (OutputError), never report "skipped".
+    """
+    from geohm.io.outdir import compare_locked, job_fingerprint
 
     if force:
         return "forced (--force)"
-    verdict = compare(cfg.output.dir, job_fingerprint(cfg, command=command, inputs=inputs))
+    job = job_fingerprint(cfg, command=command, inputs=inputs)
+    verdict = compare_locked(cfg.output.dir, job)
     if verdict.match:
         out.print(
             f"skipped: outputs in [bold]{cfg.output.dir}[/] match manifest (same config, "
@@ -193,7 +202,7 @@ def _why_run(cfg: Any, force: bool, command: str, inputs: tuple[Path, ...] = ())
 def _print_why(result: Any, why: str) -> None:
     """Why the job ran, and what it removed of an earlier run's."""
     if why != "no earlier outputs":
-        out.print(f"ran: {why}", highlight=False)
+        out.print(f"ran: {why}", highlight=False, markup=False)
     note = result.report.get("output_folder", {})
     if note.get("removed_earlier_outputs"):
         n = len(note["removed_earlier_outputs"])
@@ -201,9 +210,12 @@ def _print_why(result: Any, why: str) -> None:
     if note.get("removed_temporary_files"):
         n = len(note["removed_temporary_files"])
         out.print(f"removed {n} temporary file(s) left by a killed run")
+    if note.get("kept_input_files"):
+        names = ", ".join(note["kept_input_files"])
+        out.print(f"kept input file(s) of this run: {names}", highlight=False, markup=False)
     if note.get("kept_files_not_written_by_geohm"):
         names = ", ".join(note["kept_files_not_written_by_geohm"])
-        out.print(f"kept files geohm did not write: {names}", highlight=False)
+        out.print(f"kept files geohm did not write: {names}", highlight=False, markup=False)
 
 
 @app.command()
@@ -323,7 +335,9 @@ def _batch_progress(total: int) -> Iterator[Callable[[str, str], None]]:
         if status == "queued":
             return
         style = _STATUS_STYLE.get(status, "")
-        bar.console.print(f"{name}: [{style}]{status}[/]", highlight=False, soft_wrap=True)
+        bar.console.print(
+            f"{escape(name)}: [{style}]{status}[/]", highlight=False, soft_wrap=True
+        )
         if status in ("done", "skipped", "failed"):
             bar.advance(overall)
 
@@ -346,7 +360,7 @@ def _batch_summary(result: Any) -> None:
             f"{s.wall_time:.1f}",
             str(s.output_dir) if s.output_dir is not None else "",
             s.reason or "",
-            s.error or "",
+            escape(s.error or ""),
         )
     out.print(table)
     counts = ", ".join(f"{n} {k}" for k, n in result.counts.items() if n)

@@ -6,7 +6,9 @@ a unit (``"51.8 mg/kg"``, ``"51.8 ppm"``), values below the detection limit
 ``"-"``) and the odd remark (``"see note"``). :func:`parse_target` reads one column
 and says, for every row, what it did:
 
-- a number, or a number with a unit equal to mg/kg (``mg/kg``, ``mg kg-1``, ``ppm``,
+- a number (decimal point or comma: ``12.5``, ``12,5``; thousands marks where they
+  cannot be misread: ``2,000.5``, ``1,250,000``; ``1,250`` alone is an error, as it
+  reads as 1.25 or 1250), or a number with a unit equal to mg/kg (``mg/kg``, ``mg kg-1``, ``ppm``,
   ``ug/g``, ``µg/g``), is read as mg/kg; any other unit is an error naming the column
   and the row (geohm does not guess conversions);
 - a censored value ``<x`` is substituted by the rule ``samples.censored``: ``x/2`` (the
@@ -52,7 +54,11 @@ _MISSING = {"", "na", "n/a", "nan", "null", "none", "-", "--", "—", "missing",
 _ND = {"nd", "n.d.", "n.d", "bdl", "<dl", "<lod", "<loq", "below detection limit",
        "not detected", "<mdl", "lod"}
 _DROP = "samples.censored: drop"
-_NUMBER = r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?"
+_NUMBER = r"[+-]?(?:\d[\d.,]*|[.,]\d+)(?:[eE][+-]?\d+)?"
+# 1,250,000 / 1.250.000 (thousands groups), 2,000.5 / 2.000,5 (both marks)
+_GROUPED = re.compile(
+    r"^[+-]?\d{1,3}(?:(?P<sep>[.,])\d{3})(?:(?P=sep)\d{3})*(?:(?!(?P=sep))[.,]\d*)?$"
+)
 _VALUE = re.compile(rf"^(?P<lt><\s*|&lt;\s*)?(?P<num>{_NUMBER})\s*(?P<unit>.*?)\s*$")
 
 
@@ -82,7 +88,32 @@ class ParsedTarget:
 
 
 def _number(text: str) -> float:
-    return float(text.replace(",", "."))
+    """A number written with a decimal point or comma, with or without thousands marks.
+
+    ``12.5``, ``1.250`` and ``12,5`` are decimals; ``2,000.5`` and ``2.000,5`` are
+    2000.5; ``1,250,000`` is 1250000. ``1,250`` alone could be 1.25 (decimal comma) or
+    1250 (thousands comma): :class:`ValueError`, so the caller names the row.
+    """
+    sign = "-" if text.startswith("-") else ""
+    body = text.lstrip("+-")
+    exp = ""
+    for e in ("e", "E"):
+        if e in body:
+            body, rest = body.split(e, 1)
+            exp = "e" + rest
+    marks = [c for c in body if c in ".,"]
+    if not marks:
+        return float(sign + body + exp)
+    if len(marks) == 1:
+        whole, frac = body.split(marks[0])
+        if marks[0] == "," and len(frac) == 3 and whole.strip("0"):
+            raise ValueError(f"{text!r} is ambiguous")
+        return float(f"{sign}{whole}.{frac}{exp}")
+    grouped = _GROUPED.match(body)
+    if grouped is None:
+        raise ValueError(f"{text!r} is not a number")
+    clean = body.replace(grouped["sep"], "").replace(",", ".")
+    return float(sign + clean + exp)
 
 
 def parse_target(
@@ -129,6 +160,7 @@ def parse_target(
     bad_unit: list[str] = []
     negative: list[str] = []
     nd_without_limit: list[str] = []
+    ambiguous: list[str] = []
     for i, cell in enumerate(column):
         lt = False
         if cell is None or (isinstance(cell, float) and math.isnan(cell)):
@@ -162,7 +194,14 @@ def parse_target(
                 if unit and unit not in _MG_PER_KG:
                     bad_unit.append(f"{ids[i]} ({text!r})")
                     continue
-                value, lt = _number(m["num"]), m["lt"] is not None
+                try:
+                    value, lt = _number(m["num"]), m["lt"] is not None
+                except ValueError as exc:
+                    if "ambiguous" in str(exc):
+                        ambiguous.append(f"{ids[i]} ({text!r})")
+                    else:
+                        out.left_out[i] = f"non-numeric text {text!r}"
+                    continue
         if value < 0:
             negative.append(f"{ids[i]} ({value:g})")
             continue
@@ -185,6 +224,12 @@ def parse_target(
             f"column '{name}': negative concentrations in rows {_few(negative)}; a "
             "concentration cannot be below 0 mg/kg: correct them, or empty the cells to "
             "leave those samples out"
+        )
+    if ambiguous:
+        raise SampleError(
+            f"column '{name}': rows {_few(ambiguous)} hold numbers that read two ways (a "
+            "comma or point before exactly three digits may be a decimal or a thousands mark: "
+            "1,250 is 1.25 or 1250); write them without thousands marks (1250 or 1.25)"
         )
     if nd_without_limit:
         raise SampleError(

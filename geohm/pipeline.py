@@ -699,6 +699,20 @@ def _scene_report(
     }
 
 
+def _list_outliers(samples: dict[str, Any], removed: dict[str, list[str]]) -> None:
+    """Add the samples left out of a target as IQR outliers to the report's sample list."""
+    per = samples.get("per_target", {})
+    for target, ids in removed.items():
+        for i in ids:
+            samples["dropped"].append(
+                {"id": i, "target": target, "reason": "outlier (preprocess.outliers: iqr)"}
+            )
+        if target in per and ids:
+            per[target]["outliers"] = len(ids)
+            per[target]["used"] -= len(ids)
+            per[target]["left_out"] += len(ids)
+
+
 def _grid_report(grid: Grid) -> dict[str, Any]:
     return {
         "crs": grid.crs,
@@ -746,6 +760,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
         plan_risk(cfg.risk, cfg.samples.targets)  # a bad risk block fails before training
     with output_folder(cfg.output.dir) as folder:
         job = job_fingerprint(cfg, command="run")  # the inputs as they are before reading
+        folder.protect(job.inputs)  # never removed or overwritten as an output
         result = _run_scene(cfg, progress)
         folder.seal(result.outputs, job)
     return result
@@ -830,9 +845,14 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
     timings["total"] = time.perf_counter() - t0
     report = _scene_report(cfg, inputs, features, table, n_points, timings)
     report["targets"] = {k: {**f.report, **maps[k]} for k, f in fitted.items()}
+    _list_outliers(report["samples"], {k: f.report["outliers_removed"] for k, f in fitted.items()})
     if risk_report is not None:
         report["risk"] = risk_report
     if source_info:
+        _list_outliers(
+            source_info,
+            {k: f.report.get("source", {}).get("outliers_removed", []) for k, f in fitted.items()},
+        )
         report["source_samples"] = source_info
     elif cfg.source is not None:
         report["notes"] = [
@@ -941,6 +961,7 @@ def predict_scene(
     """
     with output_folder(cfg.output.dir) as folder:
         job = job_fingerprint(cfg, command="predict", inputs=[model_path])
+        folder.protect(job.inputs)  # the model may lie in this folder: it stays
         result = _predict_scene(cfg, model_path, progress)
         folder.seal(result.outputs, job)
     return result

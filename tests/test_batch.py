@@ -24,7 +24,7 @@ from geohm.batch import LOG_NAME, SUMMARY_NAME, BatchResult, run_batch, scene_co
 from geohm.cli import app
 from geohm.config import load_config
 from geohm.errors import GeohmError
-from geohm.io.outdir import MANIFEST_NAME, compare, job_fingerprint
+from geohm.io.outdir import LOCK_NAME, MANIFEST_NAME, compare, job_fingerprint
 from geohm.synth import make_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -283,7 +283,13 @@ def test_batch_on_a_dask_cluster(
     second2 = json.loads((out / "scene-2" / MANIFEST_NAME).read_text(encoding="utf-8"))
     files2 = {p.name for p in (out / "scene-2").iterdir() if p.is_file()}
     assert not [n for n in files2 if n.startswith("Pb_")], files2
-    assert files2 == set(second2["outputs"]) | {MANIFEST_NAME, LOG_NAME}  # nothing else
+    # nothing else: the outputs, their GDAL sidecars (by name only), the log, and the
+    # (empty) lock file, which is never removed
+    assert files2 == set(second2["outputs"]) | set(second2["sidecars"]) | {
+        MANIFEST_NAME,
+        LOG_NAME,
+        LOCK_NAME,
+    }
     assert second2["logs"] == [LOG_NAME]
     log2 = (out / "scene-2" / LOG_NAME).read_text(encoding="utf-8")
     assert "file(s) of an earlier run" in log2 and "Pb_concentration.tif" in log2

@@ -120,18 +120,58 @@ def test_every_model_family_round_trips_with_identical_predictions(tmp_path, fam
     assert loaded["features"] == fit.features
 
 
-def test_classifier_round_trips(tmp_path) -> None:
+def _classifier(name: str) -> tuple[Any, SampleTable]:
+    """What geohm run saves for a classification scene: the tuned classifier's P(class 1)."""
     from geohm.models.classify import make_classifier
     from geohm.pipeline import _Probability
 
     table = _table(60, 1)
     y = (table.y["Cu"] > table.y["Cu"].median()).astype(int).to_numpy()
-    clf = _Probability(make_classifier("knn-classifier", random_state=0).fit(table.X, y))
+    return _Probability(make_classifier(name, random_state=0, cv=3).fit(table.X, y)), table
+
+
+@pytest.mark.parametrize("name", ["rf", "svm", "knn-classifier"])
+def test_classifier_round_trips(tmp_path, name) -> None:
+    clf, table = _classifier(name)
     path = save_model(tmp_path / MODEL_FILE, _bundle(clf, list(table.X.columns)))
     loaded = load_model(path)["targets"]["Cu"]["estimator"]
     p = loaded.predict(table.X.to_numpy())
     np.testing.assert_array_equal(p, clf.predict(table.X.to_numpy()))
     assert 0.0 <= p.min() and p.max() <= 1.0
+
+
+def test_categorical_buffer_and_spectral_pipelines_round_trip(tmp_path) -> None:
+    """The optional steps: one-hot codes, raw coordinates, buffer distances, log target,
+    spectral preprocessing (every type they hold is in the allowlist)."""
+    from geohm.models.forest import forest_regressor
+    from geohm.models.spatial import BufferDistances
+    from geohm.models.spectral import SpectralResNetRegressor
+    from geohm.preprocess import build_pipeline
+    from geohm.spectra import spectral_preprocessors
+
+    table = _table(44, 0)
+    X = table.X.assign(rock=np.arange(44) % 3)
+    pipe = build_pipeline(
+        forest_regressor({"n_estimators": 5, "n_jobs": 1}),
+        raw=("x", "y"),
+        categorical=("rock",),
+        log=True,
+    )
+    pipe.steps.insert(len(pipe.steps) - 1, ("buffers", BufferDistances(coords=("x", "y"))))
+    pipe.fit(X, table.y["Cu"])
+    rng = np.random.default_rng(0)
+    S = pd.DataFrame(
+        rng.uniform(0.1, 0.9, (40, 60)).cumsum(axis=1) / 60,
+        columns=[f"wl_{400 + 10 * i}" for i in range(60)],
+    )
+    net = SpectralResNetRegressor(max_epochs=2, pooled_width=30, random_state=0)
+    spec = build_pipeline(net, impute="none", scale="none", log=True)
+    spec.steps[1:1] = spectral_preprocessors(["absorbance", {"savgol": {"deriv": 1}}, "snv"])
+    spec.set_output(transform="pandas").fit(S, 3 * S["wl_500"])
+    for est, data in ((pipe, X), (spec, S)):
+        path = save_model(tmp_path / MODEL_FILE, _bundle(est, list(data.columns)))
+        loaded = load_model(path)["targets"]["Cu"]["estimator"]
+        np.testing.assert_array_equal(loaded.predict(data), est.predict(data))
 
 
 def test_spectral_resnet_round_trips_as_arrays(tmp_path) -> None:
@@ -307,6 +347,88 @@ def test_kriging_and_leaf_weights_with_inconsistent_arrays_are_refused(tmp_path)
     save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features, fit.interval))
     with pytest.raises(InputError, match="leaf weights"):
         load_model(tmp_path / MODEL_FILE)
+
+
+def _crafted_svc_files(tmp_path: Path) -> dict[str, Path]:
+    """Model files whose SVC holds libsvm arrays that libsvm would read out of bounds."""
+    clf, table = _classifier("svm")
+    svc = clf.classifier.best_estimator_["model"].calibrated_classifiers_[0].estimator
+    n = svc.support_vectors_.shape[0]
+    good = {k: getattr(svc, k) for k in ("_n_support", "support_", "_dual_coef_", "_intercept_")}
+    crafted = {
+        # the reviewer's file: the counts still sum to the number of support vectors
+        "counts": {"_n_support": np.array([100_000, n - 100_000], dtype=np.int32)},
+        "support": {"support_": np.concatenate([svc.support_, svc.support_])},
+        "dual": {"_dual_coef_": svc._dual_coef_[:, :3]},
+        "intercept": {"_intercept_": np.zeros(3)},
+    }
+    files = {}
+    for name, change in crafted.items():
+        for k, v in change.items():
+            setattr(svc, k, v)
+        try:
+            files[name] = save_model(
+                tmp_path / f"{name}.geohm", _bundle(clf, list(table.X.columns))
+            )
+        finally:
+            for k, v in good.items():
+                setattr(svc, k, v)
+    # scikit-learn's own check (CVE-2020-28975) lets the crafted counts through
+    svc._n_support = crafted["counts"]["_n_support"]
+    try:
+        X = svc.support_vectors_[:2]
+        assert svc._validate_for_predict(X) is not None
+    finally:
+        svc._n_support = good["_n_support"]
+    return files
+
+
+def test_svc_with_inconsistent_libsvm_arrays_is_refused(tmp_path) -> None:
+    for name, path in _crafted_svc_files(tmp_path).items():
+        with pytest.raises(InputError) as err:
+            load_model(path)
+        msg = str(err.value)
+        assert "cannot be loaded (support vector machine whose libsvm arrays" in msg, name
+        assert str(path) in msg and "\n" not in msg
+
+
+def _kmeans(X: pd.DataFrame) -> Any:
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=2, n_init=1, random_state=0).fit(X)
+
+
+def _svr_pipeline(X: pd.DataFrame) -> Any:
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler
+    from sklearn.svm import SVR
+
+    return Pipeline([("scale", MinMaxScaler()), ("model", SVR())]).fit(X, X["NDVI"])
+
+
+@pytest.mark.parametrize(
+    ("build", "refused"),
+    [(_kmeans, "sklearn.cluster._kmeans.KMeans"), (_svr_pipeline, "sklearn.svm._classes.SVR")],
+)
+def test_default_trusted_sklearn_types_geohm_never_writes_are_refused(
+    tmp_path, build, refused
+) -> None:
+    from geohm.io.models import _check_graph
+
+    X = _table(30, 9).X
+    est = build(X)
+    path = save_model(tmp_path / MODEL_FILE, _bundle(est, list(X.columns)))
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read("model.skops")
+    assert sio.get_untrusted_types(data=data) == []  # skops alone would build it
+    with pytest.raises(InputError) as err:
+        load_model(path)
+    msg = str(err.value)
+    assert f"refused: it holds types geohm does not load ({refused})" in msg
+    assert str(path) in msg and "\n" not in msg
+    # and the check after loading refuses it too
+    with pytest.raises(ValueError, match=f"a {refused}, which geohm does not load"):
+        _check_graph({"targets": {"Cu": {"estimator": est}}})
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> Path:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,16 @@ from geohm.io.outdir import (
     JOURNAL_NAME,
     LOCK_NAME,
     MANIFEST_NAME,
+    Job,
     compare,
+    compare_locked,
+    dependency_versions,
     is_scratch,
     job_fingerprint,
     output_folder,
     read_manifest,
 )
+from geohm.io.reports import write_text
 from geohm.synth import make_demo
 
 pytestmark = pytest.mark.timeout(300)
@@ -104,10 +109,9 @@ def _one_error_line(output: str) -> str:
     return output
 
 
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
-    """Another process that holds an output folder (geohm's own lock) and sleeps."""
-    folder = tmp_path / "held"
+@contextmanager
+def _holding(folder: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process that holds ``folder`` (geohm's own lock) and sleeps meanwhile."""
     code = textwrap.dedent(
         f"""
         import time
@@ -121,11 +125,19 @@ def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "held"
-        yield folder, proc
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(STARTUP)
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """Another process that holds an output folder (geohm's own lock) and sleeps."""
+    folder = tmp_path / "held"
+    with _holding(folder) as proc:
+        yield folder, proc
 
 
 def _die_in(folder: Path, body: str) -> None:
@@ -162,9 +174,16 @@ def test_manifest_skip_rerun_and_clearing(data: Path, tmp_path: Path) -> None:
     assert manifest is not None
     first = _files(out)
     assert {"Cu_concentration.tif", "Pb_concentration.tif", MANIFEST_NAME} <= first
-    assert set(manifest["outputs"]) == first - {MANIFEST_NAME}  # all listed
-    assert not [n for n in first if n.startswith(".")]  # no lock, journal or scratch left
+    assert set(manifest["outputs"]) | set(manifest["sidecars"]) == first - {
+        MANIFEST_NAME,
+        LOCK_NAME,
+    }  # all listed
+    # no holder file, journal or scratch left; the lock file stays, empty (item 7)
+    assert [n for n in first if n.startswith(".")] == [LOCK_NAME]
+    assert (out / LOCK_NAME).stat().st_size == 0
     assert JOURNAL_NAME not in first  # the run finished
+    assert manifest["versions"] == dependency_versions()
+    assert set(manifest["versions"]) == {"numpy", "scikit-learn", "torch", "rasterio", "GDAL"}
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert "output_folder" not in report  # nothing was removed from a new folder
     assert manifest["command"] == "run" and manifest["geohm_version"]
@@ -258,7 +277,11 @@ def test_manifest_skip_rerun_and_clearing(data: Path, tmp_path: Path) -> None:
     assert second is not None
     now = _files(out)
     assert not [n for n in now if n.startswith("Pb_")], now
-    assert now == set(second["outputs"]) | {MANIFEST_NAME, "notes.txt"}
+    assert now == set(second["outputs"]) | set(second["sidecars"]) | {
+        MANIFEST_NAME,
+        LOCK_NAME,
+        "notes.txt",
+    }
     assert (out / "notes.txt").read_text(encoding="utf-8") == "mine\n"
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     note = report["output_folder"]
@@ -296,7 +319,11 @@ def test_files_without_a_manifest_are_not_a_result(data: Path, tmp_path: Path) -
     out = tmp_path / "out"
     out.mkdir()
     (out / "Cu_concentration.tif").write_bytes(b"not a map")
-    report = {"outputs": ["Cu_concentration.tif", "report.json"]}  # a pre-manifest geohm
+    report = {  # a pre-manifest geohm's: its own keys
+        "name": "no-manifest",
+        "versions": {"geohm": "0.1.0", "numpy": "1.26.4"},
+        "outputs": ["Cu_concentration.tif", "report.json"],
+    }
     (out / "report.json").write_text(json.dumps(report), encoding="utf-8")
     cfg = load_config(scene, output_dir=out)
     assert compare(out, job_fingerprint(cfg)).reason == "no manifest"
@@ -353,7 +380,9 @@ def test_second_run_fails_at_once_naming_the_holder(
 
 
 def test_killed_run_leaves_nothing_for_the_next(tmp_path: Path) -> None:
-    """Scratch files and half a run's outputs, left by a SIGKILL, go on the next run."""
+    """Scratch files and the outputs a SIGKILLed run claimed go on the next run; files
+    saved into the folder after the kill (a QGIS project) stay: only names in the
+    journal are removed (review of issue 12, item 2)."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.csv").write_text("a,b\n", encoding="utf-8")  # the user's, before
@@ -364,8 +393,10 @@ def test_killed_run_leaves_nothing_for_the_next(tmp_path: Path) -> None:
         from affine import Affine
         from geohm.grid import Grid
         from geohm.io.rasters import TileWriter, atomic_path
+        from geohm.io.reports import write_text
         held.clear_previous()  # the run starts writing
-        (folder / "Pb_concentration.tif").write_bytes(b"a finished map")
+        write_text(folder / "Pb_concentration.qml", "<qgis/>")  # a finished output
+        (folder / "stray.txt").write_text("x")  # not through geohm's writers: not claimed
         grid = Grid("EPSG:32649", Affine(30, 0, 0, 0, -30, 0), 64, 64)
         w = TileWriter(folder / "Cu_concentration.tif", grid, dtype="float32", nodata=-9999)
         w.write(0, 0, np.ones((64, 64), "float32"))
@@ -380,13 +411,29 @@ def test_killed_run_leaves_nothing_for_the_next(tmp_path: Path) -> None:
     scratch = {n for n in left if n.startswith(".")} - {LOCK_NAME, HOLDER_NAME, JOURNAL_NAME}
     assert len(scratch) == 3 and all(is_scratch(n) for n in scratch), left
     assert {n.split(".")[1] for n in scratch} == {"Cu_concentration", "Cu_uncertainty"}
-    assert "Pb_concentration.tif" in left and JOURNAL_NAME in left
+    # every output name is in the journal before its file exists (the TileWriter's map
+    # only once it is being published)
+    journal = json.loads((out / JOURNAL_NAME).read_text(encoding="utf-8"))
+    assert journal["written"] == ["Cu_uncertainty.tif", "Pb_concentration.qml"]
+    assert "Pb_concentration.qml" in left and "Cu_uncertainty.tif" not in left
+    # after the kill, the user opens the folder in QGIS and saves a project there
+    (out / "inspect.qgz").write_bytes(b"PK a QGIS project")
     with output_folder(out) as folder:  # the lock of the dead process does not block
         assert sorted(folder.scratch_removed) == sorted(scratch)
-        assert folder.clear_previous() == ["Pb_concentration.tif"]
-        assert folder.foreign == ["mine.csv"]
-        assert _files(out) == {"mine.csv", LOCK_NAME, HOLDER_NAME, JOURNAL_NAME}  # held
-    assert _files(out) == {"mine.csv", JOURNAL_NAME}  # released; the journal: no manifest yet
+        assert folder.clear_previous() == ["Pb_concentration.qml"]
+        assert folder.foreign == ["inspect.qgz", "mine.csv", "stray.txt"]
+        assert _files(out) == {
+            "inspect.qgz",
+            "mine.csv",
+            "stray.txt",
+            LOCK_NAME,
+            HOLDER_NAME,
+            JOURNAL_NAME,
+        }
+    assert (out / "inspect.qgz").read_bytes() == b"PK a QGIS project"
+    # released: the holder file goes, the (empty) lock file stays; the journal stays
+    # until a manifest is written
+    assert _files(out) == {"inspect.qgz", "mine.csv", "stray.txt", LOCK_NAME, JOURNAL_NAME}
 
 
 # --------------------------------------------------------------------------- item 11
@@ -497,3 +544,225 @@ def test_batch_summary_folder_is_checked_first(tmp_path: Path) -> None:
     not_a_folder.write_text("a file", encoding="utf-8")
     code, text = _run("batch", _missing_inputs(tmp_path / "cfg"), "--out", not_a_folder)
     assert code == 2 and _says(_one_error_line(text), f"'{not_a_folder}'", "not a folder"), text
+
+
+# --------------------------------------------------------------------------- review items
+
+
+def test_predict_into_the_folder_of_its_model_keeps_the_model(data: Path, tmp_path: Path) -> None:
+    """`geohm predict --model OUT/model.geohm --out OUT`: the earlier run's manifest lists
+    the model, but it is an input of this job: kept, and recorded as an input (item 1)."""
+    scene = _scene(data, "model-here")
+    out = tmp_path / "out"
+    code, text = _run("run", scene, "--out", out)
+    assert code == 0, text
+    name = next(n for n in read_manifest(out)["outputs"] if n.startswith("model."))
+    model = out / name
+    original = model.read_bytes()
+    code, text = _run("predict", scene, "--model", model, "--out", out)
+    assert code == 0, text
+    assert model.read_bytes() == original
+    assert _says(text, "ran: the earlier outputs are from geohm run"), text
+    assert _says(text, f"kept input file(s) of this run: {name}"), text
+    manifest = read_manifest(out)
+    assert manifest is not None and manifest["command"] == "predict"
+    assert manifest["inputs"][str(model)]["size"] == len(original)
+    assert name not in manifest["outputs"]  # not written by this job
+    note = json.loads((out / "report.json").read_text(encoding="utf-8"))["output_folder"]
+    assert note["kept_input_files"] == [name]
+    assert "samples.csv" in note["removed_earlier_outputs"]  # the run's other files went
+    assert name not in note.get("kept_files_not_written_by_geohm", [])
+    # the same again: up to date; forced: reruns, and the model still stays
+    code, text = _run("predict", scene, "--model", model, "--out", out)
+    assert code == 0 and _says(text, "skipped: outputs in"), text
+    code, text = _run("predict", scene, "--model", model, "--out", out, "--force")
+    assert code == 0 and _says(text, f"kept input file(s) of this run: {name}"), text
+    assert model.read_bytes() == original
+
+
+def test_an_input_in_the_output_folder_is_never_overwritten(tmp_path: Path) -> None:
+    """An output whose name is an input of the run (by path or by hard link) is refused."""
+    out = tmp_path / "out"
+    out.mkdir()
+    table = out / "samples.csv"
+    table.write_text("id,Cu\n1,5\n", encoding="utf-8")
+    (out / "old.csv").write_text("x", encoding="utf-8")
+    os.link(table, tmp_path / "elsewhere.csv")
+    for given in (table, tmp_path / "elsewhere.csv"):
+        with output_folder(out) as folder:
+            folder.protect([given])
+            with pytest.raises(OutputError, match="is an input of this run") as err:
+                write_text(table, "overwritten")
+            assert _says(str(err.value), f"'{table}'", "give --out")
+            assert folder.kept_inputs == ["samples.csv"]
+            assert folder.foreign == ["old.csv"]
+        assert table.read_text(encoding="utf-8") == "id,Cu\n1,5\n"
+        assert not [n for n in _files(out) if is_scratch(n)]
+
+
+def test_inputs_under_the_output_folder_and_beside_an_mtl(tmp_path: Path) -> None:
+    """The demo layout (data in OUT/data, maps in OUT): the data are inputs (item 3); a
+    `landsat:` naming the _MTL.txt tracks the files beside it (item 4); GDAL sidecars and
+    geohm's own files are never inputs (item 5)."""
+    from geohm.config import parse_config
+
+    out = tmp_path / "demo"
+    scene = out / "data" / "L1"
+    scene.mkdir(parents=True)
+    for name in ("L1_SR_B4.TIF", "L1_QA_PIXEL.TIF", "L1_MTL.txt", "L1_SR_B4.TIF.aux.xml"):
+        (scene / name).write_bytes(b"band")
+    for name in ("dem.tif", "dem.tif.aux.xml", "pts.gpkg"):
+        (out / "data" / name).write_bytes(b"data")
+    for name in ("Cu_concentration.tif", "Cu_concentration.tif.aux.xml", "report.json"):
+        (out / name).write_bytes(b"output")
+    (out / "inspect.qgz").write_bytes(b"a user's project, directly in the output folder")
+    (out / LOCK_NAME).write_bytes(b"")
+    common = {
+        "name": "t",
+        "dem": "demo/data/dem.tif",
+        "samples": {"path": "demo/data/pts.gpkg", "targets": ["Cu"]},
+        "output": {"dir": "demo"},
+    }
+    want = {
+        "demo/data/L1/L1_SR_B4.TIF",
+        "demo/data/L1/L1_QA_PIXEL.TIF",
+        "demo/data/L1/L1_MTL.txt",
+        "demo/data/dem.tif",
+        "demo/data/pts.gpkg",
+    }
+    for landsat in ("demo/data/L1", "demo/data/L1/L1_MTL.txt"):
+        cfg = parse_config({**common, "landsat": landsat}, base_dir=tmp_path)
+        job = job_fingerprint(cfg)
+        assert {str(Path(p).relative_to(tmp_path)) for p in job.inputs} == want, landsat
+        # a band changed: the job changes (a rerun would say which file)
+        band = scene / "L1_SR_B4.TIF"
+        band.write_bytes(b"band, reprocessed")
+        try:
+            assert job_fingerprint(cfg).inputs[str(band)]["size"] == len(b"band, reprocessed")
+        finally:
+            band.write_bytes(b"band")
+
+    # the output folder named as the scene folder itself: only geohm's files there are
+    # left out (its manifest's outputs, its own files)
+    same = tmp_path / "same"
+    same.mkdir()
+    for name in ("S_SR_B4.TIF", "S_MTL.txt", "Cu_concentration.tif", "notes.txt"):
+        (same / name).write_bytes(b"x")
+    (same / LOCK_NAME).write_bytes(b"")
+    with output_folder(same) as folder:
+        folder.clear_previous()
+        folder.seal([same / "Cu_concentration.tif"], Job("run", "x", {}))
+    cfg = parse_config(
+        {"name": "s", "landsat": "same", "output": {"dir": "same"}}, base_dir=tmp_path
+    )
+    names = {Path(p).name for p in job_fingerprint(cfg).inputs}
+    assert names == {"S_SR_B4.TIF", "S_MTL.txt", "notes.txt"}
+
+
+def test_sidecars_go_with_their_raster_but_are_never_compared(tmp_path: Path) -> None:
+    """QGIS rewrites a map's .aux.xml (statistics) on a read-only open: no rerun (item 5)."""
+    out = tmp_path / "out"
+    job = Job("run", "cfg", {})
+    with output_folder(out) as folder:
+        write_text(out / "a_class.tif", "a class raster")  # the first output clears
+        write_text(out / "a_class.tif.aux.xml", "<PAMDataset>class names</PAMDataset>")
+        folder.seal([out / "a_class.tif"], job)
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert set(manifest["outputs"]) == {"a_class.tif"}
+    assert manifest["sidecars"] == ["a_class.tif.aux.xml"]
+    assert compare(out, job, hashes=True).match
+    # QGIS computes statistics: 258 -> 531 bytes, as seen
+    (out / "a_class.tif.aux.xml").write_bytes(b"s" * 531)
+    assert compare(out, job, hashes=True).match
+    (out / "a_class.tif.aux.xml").unlink()
+    assert compare(out, job).match
+    # a manifest of an earlier geohm listed the sidecar with its size: not compared either
+    manifest["outputs"]["a_class.tif.aux.xml"] = {"size": 258, "mtime_ns": 0, "sha256": "0"}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    (out / "a_class.tif.aux.xml").write_bytes(b"s" * 531)
+    assert compare(out, job, hashes=True).match
+    (out / "b.tif").write_bytes(b"a user's raster")
+    (out / "b.tif.aux.xml").write_bytes(b"its statistics")
+    with output_folder(out) as folder:  # the next run removes the raster and its sidecar
+        removed = folder.clear_previous()
+    assert sorted(removed) == ["a_class.tif", "a_class.tif.aux.xml", MANIFEST_NAME]
+    assert {"b.tif", "b.tif.aux.xml"} <= _files(out)
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"outputs": ["field_notes.docx", "report.json"]},
+        {"name": "survey", "outputs": ["field_notes.docx", "report.json"]},
+        {"name": "survey", "versions": {"numpy": "2.0"}, "outputs": ["field_notes.docx"]},
+        {"versions": {"geohm": "0.1.0"}, "outputs": ["field_notes.docx", "report.json"]},
+    ],
+)
+def test_a_report_json_geohm_did_not_write_removes_nothing(
+    report: dict[str, object], tmp_path: Path
+) -> None:
+    """Only a report.json with geohm's keys (name, versions.geohm) names files to remove
+    from a folder written before manifests (item 6)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "field_notes.docx").write_bytes(b"mine")
+    (out / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    with output_folder(out) as folder:
+        assert folder.clear_previous() == []
+        assert folder.foreign == ["field_notes.docx", "report.json"]
+    assert (out / "field_notes.docx").read_bytes() == b"mine"
+
+
+def test_the_lock_file_stays_and_a_held_folder_is_never_skipped(data: Path, tmp_path: Path) -> None:
+    """The lock file is never unlinked; a folder whose manifest matches but that another
+    run holds makes `geohm run` and `geohm batch` fail naming it, not skip (item 7)."""
+    scene = _scene(data, "held-skip")
+    out = tmp_path / "runs" / "held-skip"
+    code, text = _run("run", scene, "--out", out)
+    assert code == 0, text
+    assert (out / LOCK_NAME).is_file() and (out / LOCK_NAME).stat().st_size == 0
+    assert not (out / HOLDER_NAME).exists()
+    cfg = load_config(scene, output_dir=out)
+    job = job_fingerprint(cfg)
+    assert compare_locked(out, job).match  # free: the answer under the lock
+    with _holding(out) as proc:  # a --force run in progress, say
+        assert compare(out, job).match  # the bare look says up to date ...
+        with pytest.raises(OutputError, match=f"in use by another geohm run.*{proc.pid}"):
+            compare_locked(out, job)  # ... but the folder is being written
+        code, text = _run("run", scene, "--out", out)
+        assert code == 2 and not _says(text, "skipped"), text
+        assert _says(_one_error_line(text), "is in use by another geohm run", str(proc.pid))
+        result = run_batch([scene], scheduler="tcp://127.0.0.1:9", output_root=out.parent)
+        [status] = result.scenes
+        assert status.status == "failed" and status.error is not None
+        assert _says(status.error, "is in use by another geohm run", str(proc.pid))
+    code, text = _run("run", scene, "--out", out)  # the holder is gone: up to date
+    assert code == 0 and _says(text, "skipped: outputs in"), text
+    # a folder holding only geohm's lock file has no earlier outputs
+    empty = tmp_path / "empty"
+    with output_folder(empty):
+        pass
+    assert _files(empty) == {LOCK_NAME}
+    assert compare(empty, job).reason == "no earlier outputs"
+
+
+def test_library_versions_are_part_of_the_job(tmp_path: Path) -> None:
+    """numpy, scikit-learn, torch, rasterio and GDAL versions: an upgrade reruns."""
+    out = tmp_path / "out"
+    job = Job("run", "cfg", {})
+    assert job.versions == dependency_versions()
+    with output_folder(out) as folder:
+        write_text(out / "a.txt", "a")
+        folder.seal([out / "a.txt"], job)
+    assert compare(out, job).match
+    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    now = dependency_versions()
+    manifest["versions"] = {**now, "numpy": "1.0.0", "GDAL": "2.0.0"}
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    assert compare(out, job).reason == (
+        f"library versions changed (GDAL 2.0.0 -> {now['GDAL']}, numpy 1.0.0 -> {now['numpy']})"
+    )
+    del manifest["versions"]
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    assert compare(out, job).reason == "library versions changed (not recorded in the manifest)"

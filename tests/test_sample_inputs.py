@@ -49,6 +49,12 @@ IDS = [f"s{i}" for i in range(20)]
         ("51,8 mg kg-1", 51.8, None),
         ("7 ppm", 7.0, None),
         ("7ug/g", 7.0, None),
+        ("2,000.5", 2000.5, None),
+        ("2.000,5 mg/kg", 2000.5, None),
+        ("1,250,000 ppm", 1250000.0, None),
+        ("1.250", 1.25, None),
+        ("0,125", 0.125, None),
+        ("12.3.4", None, "non-numeric text '12.3.4'"),
         ("<5", 2.5, None),
         ("< 5 mg/kg", 2.5, None),
         ("ND", 1.0, None),  # detection limit 2 -> 2/2
@@ -91,6 +97,7 @@ def test_censored_rules_and_counts() -> None:
         ([1.0, "5 %", 2], ["column 'Cu'", "unit other than mg/kg", "b ('5 %')"]),
         ([1.0, "12 g/kg"], ["column 'Cu'", "b ('12 g/kg')"]),
         (["ND", 1.0], ["column 'Cu'", "a", "samples.detection_limits"]),
+        ([1.0, "1,250"], ["column 'Cu'", "b ('1,250')", "1.25 or 1250"]),
     ],
 )
 def test_lab_errors_name_column_and_rows(cells, words) -> None:
@@ -455,3 +462,53 @@ def test_predict_scores_each_target_on_its_own_samples(small) -> None:
     assert rep["targets"]["Cu"]["validation"]["n"] == used - 1
     assert rep["targets"]["Pb"]["validation"]["n"] == used
     assert math.isfinite(rep["targets"]["Cu"]["validation"]["rmse"])
+
+
+def test_worker_warnings_go_to_the_scene_log(small, monkeypatch, capfd) -> None:
+    """On a batch worker a library warning lands in the scene's geohm.log, not the terminal."""
+    import warnings
+
+    import geohm.pipeline
+    from geohm.batch import _scene_task
+    from geohm.pipeline import load_job
+
+    root, cfg, _ = small
+    cfg = json.loads(json.dumps(cfg))
+    cfg["model"] = {"name": "rf", "params": {"n_estimators": 10}}
+    cfg["output"] = {"uncertainty": False, "dir": "out_worker"}
+    (root / "worker.yaml").write_text(yaml.safe_dump(cfg))
+    original = geohm.pipeline.run_scene
+
+    def noisy(*args, **kwargs):
+        with np.errstate(invalid="warn"):
+            np.log(np.array([-1.0]))  # numpy's RuntimeWarning, as a library would raise it
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(geohm.pipeline, "run_scene", noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        status = _scene_task(load_job(root / "worker.yaml"), "worker.yaml", None, 0)
+    assert status.status == "done", status.error
+    err = capfd.readouterr().err
+    assert "invalid value encountered in log" not in err
+    log_text = (root / "out_worker" / "geohm.log").read_text()
+    assert "invalid value encountered in log" in log_text
+
+
+def test_iqr_outliers_are_listed_as_left_out(small) -> None:
+    _, _, table = small
+    t = table.copy()
+    t.loc[10, "Cu"] = 5000.0  # far above the upper fence
+    res, rep, out = _run(small, "outlier", t, preprocess={"outliers": "iqr"})
+    assert res.exit_code == 0, res.output
+    s = rep["samples"]
+    oid = str(t.loc[10, "id"])
+    assert {"id": oid, "target": "Cu", "reason": "outlier (preprocess.outliers: iqr)"} in s[
+        "dropped"
+    ]
+    assert oid in rep["targets"]["Cu"]["outliers_removed"]
+    cu = s["per_target"]["Cu"]
+    assert cu["outliers"] == len(rep["targets"]["Cu"]["outliers_removed"])
+    assert cu["used"] == rep["targets"]["Cu"]["samples"]["n"]
+    assert f"| {oid} | Cu | outlier (preprocess.outliers: iqr) |" in (out / "report.md").read_text()
+    assert f"{oid} (Cu: outlier" in " ".join(res.output.split())

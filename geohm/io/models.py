@@ -11,25 +11,30 @@ A model file is a zip archive of two members:
     and numpy arrays saved with ``allow_pickle=False``; loading imports and builds only
     the types it is told to trust.
 
-Loading never unpickles anything. It lists the types the file would build
-(:func:`skops.io.get_untrusted_types`) and refuses the file unless each one is in
-:data:`TRUSTED_TYPES`: geohm's own estimators and transformers, enumerated, and the few
-scikit-learn, scipy and pykrige types they hold (skops trusts the plain scikit-learn
-estimators, numpy and the builtin containers by itself). Torch nets are stored as their
-architecture and their weights as numpy arrays (see
+Loading never unpickles anything. It lists every type the file would build (skops'
+audit tree, with skops' default trust of all scikit-learn estimators, numpy and the
+builtins switched off: see :func:`_types_in`) and refuses the file unless each one is in
+:data:`TRUSTED_TYPES`, an explicit list of geohm's own estimators and transformers and
+exactly the scikit-learn, numpy, scipy and pykrige types they hold; ``skops.io.loads`` is
+then given that list. A default-trusted scikit-learn estimator that geohm never writes
+(``KMeans``, ``SVR``...), whose arrays compiled code would follow unchecked, is refused.
+Torch nets are stored as their architecture and their weights as numpy arrays (see
 ``SpectralResNetRegressor.__getstate__``), so no torch pickle is involved either. After
-loading, the structures that compiled code indexes without bounds checks (scikit-learn
-trees and neighbour trees, pykrige's kriging system, sparse matrices) are checked; geohm's
-compiled forest rebuilds its tables from the checked trees and never takes code, C
-source or a library path from the file.
+loading, every scikit-learn, scipy and pykrige object is checked against the list again,
+and the structures that compiled code indexes without bounds checks (scikit-learn trees
+and neighbour trees, the SVC's libsvm arrays, pykrige's kriging system, sparse matrices)
+are checked; geohm's compiled forest rebuilds its tables from the checked trees and never
+takes code, C source or a library path from the file.
 
 Old ``model.joblib`` files (pickle) are refused with a hint to re-run ``geohm run``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import types
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -54,10 +59,9 @@ _OBJECTS = "model.skops"
 #: Largest member read from a model file (bytes, uncompressed): a bound against zip bombs.
 _MAX_MEMBER = 8 * 2**30
 
-#: Types, beyond skops' defaults, that a model file may contain (fully qualified names).
-TRUSTED_TYPES: frozenset[str] = frozenset(
+#: geohm's own estimators and transformers that a model file may contain.
+_GEOHM_TYPES = frozenset(
     {
-        # geohm's own transformers and estimators
         "geohm.preprocess.KNNImputer",
         "geohm.preprocess._ColumnFrame",
         "geohm.preprocess._Except",
@@ -77,25 +81,64 @@ TRUSTED_TYPES: frozenset[str] = frozenset(
         "geohm.models.classify._FeatureGuard",
         "geohm.models.classify._CappedStratifiedKFold",
         "geohm.pipeline._Probability",
-        # what they hold: tree structures (checked after loading), sparse leaf weights,
-        # pykrige's kriging object and its variogram functions
+    }
+)
+
+#: The scikit-learn, numpy, scipy, pykrige and builtin types geohm's models hold: exactly
+#: those ``geohm run`` writes (skops by itself would also build every other scikit-learn
+#: estimator, e.g. an ``SVR`` or ``KMeans`` whose arrays libsvm or Cython would follow
+#: unchecked; they are refused).
+_LIBRARY_TYPES = frozenset(
+    {
+        # containers and scalars
+        *(f"builtins.{t}" for t in ("bool", "int", "float", "str", "list", "tuple", "dict", "set")),
+        "numpy.ndarray",
+        "numpy.ma.MaskedArray",  # GridSearchCV.cv_results_
+        *(f"numpy.{t}" for t in ("float64", "float32", "int64", "int32", "bool", "bool_")),
+        # the log-target transform (TransformedTargetRegressor's func and inverse_func)
+        "numpy.log1p",
+        "numpy.expm1",
+        # regression pipelines: scaling, one-hot codes, raw columns, log target, frozen
+        # transfer steps, random forest (its trees are checked after loading)
+        "sklearn.pipeline.Pipeline",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.compose._target.TransformedTargetRegressor",
+        "sklearn.preprocessing._data.MinMaxScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+        "sklearn.frozen._frozen.FrozenEstimator",
+        "sklearn.ensemble._forest.RandomForestRegressor",
+        "sklearn.tree._classes.DecisionTreeRegressor",
         "sklearn.tree._tree.Tree",
+        # the classifiers (geohm.models.classify): grid search on macro F1, standardised
+        # features, random forest, SVC with sigmoid calibration (checked after loading),
+        # k nearest neighbours and their KD tree (checked after loading)
+        "sklearn.model_selection._search.GridSearchCV",
+        "sklearn.metrics._scorer._Scorer",
+        "sklearn.metrics._classification.f1_score",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.svm._classes.SVC",
+        "sklearn.neighbors._classification.KNeighborsClassifier",
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        # sparse leaf weights of the interval model (checked after loading)
         "scipy.sparse._csr.csr_array",
-        "scipy.sparse._csr.csr_matrix",
+        # pykrige's kriging object and geohm's variogram models (checked after loading)
         "pykrige.ok.OrdinaryKriging",
         "pykrige.variogram_models.spherical_variogram_model",
         "pykrige.variogram_models.exponential_variogram_model",
         "pykrige.variogram_models.gaussian_variogram_model",
-        # the classifiers' grid search (scorer), calibration and neighbour search
-        "sklearn.metrics._scorer._Scorer",
-        "sklearn.metrics._classification.f1_score",
-        "sklearn.calibration._CalibratedClassifier",
-        "sklearn.calibration._SigmoidCalibration",
-        "sklearn.neighbors._kd_tree.KDTree",
-        "sklearn.neighbors._ball_tree.BallTree",
-        "sklearn.metrics._dist_metrics.EuclideanDistance64",
     }
 )
+
+#: Every type a model file may contain (fully qualified names), and the only ones loading
+#: builds: nothing is trusted by default, scikit-learn's estimators included.
+TRUSTED_TYPES: frozenset[str] = _GEOHM_TYPES | _LIBRARY_TYPES
 
 _REWRITE = f"re-run geohm run to write {MODEL_FILE}"
 
@@ -243,14 +286,14 @@ def _manifest(p: Path, zf: zipfile.ZipFile) -> dict[str, Any]:
 
 
 def _load_objects(p: Path, data: bytes) -> Any:
-    """The object graph of ``model.skops``, if every type in it is trusted."""
+    """The object graph of ``model.skops``, if every type in it is in :data:`TRUSTED_TYPES`."""
     import skops.io as sio
 
     try:
-        untrusted = sio.get_untrusted_types(data=data)
+        held = _types_in(data)
     except Exception as exc:  # skops raises many types on a malformed archive
         raise InputError(f"model file '{p}' is corrupt ({_one_line(exc)}); {_REWRITE}") from None
-    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
+    refused = sorted(held - TRUSTED_TYPES)
     if refused:
         more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
         raise InputError(
@@ -258,13 +301,51 @@ def _load_objects(p: Path, data: bytes) -> Any:
             f"({', '.join(refused[:3])}{more}); use only model files written by geohm run"
         )
     try:
-        objects = sio.loads(data, trusted=untrusted)
+        # skops adds its defaults (every scikit-learn estimator) to any list; the check
+        # above has already refused whatever is not in TRUSTED_TYPES
+        objects = sio.loads(data, trusted=sorted(TRUSTED_TYPES))
         _check_graph(objects)
     except Exception as exc:  # building or checking the (trusted) objects failed
         raise InputError(
             f"model file '{p}' cannot be loaded ({_one_line(exc)}); {_REWRITE}"
         ) from None
     return objects
+
+
+def _types_in(data: bytes) -> set[str]:
+    """Every type, function and method a skops archive would build, trusted by default or not.
+
+    :func:`skops.io.get_untrusted_types` leaves out what skops trusts by itself (all of
+    scikit-learn's estimators, numpy's scalars, the builtins), and skops has no switch to
+    turn those defaults off. So this builds skops' own audit tree of the archive (no
+    object is built, nothing is imported) as :func:`skops.io.get_untrusted_types` does,
+    empties every node's trusted list, and asks skops' audit for its unsafe set: every
+    type in the file. Written against skops' node API (``Node.children`` and
+    ``Node.trusted``, documented in ``skops.io._audit.Node``) because no public function
+    lists them; ``load_model``'s tests pin it.
+    """
+    from skops.io._audit import Node, get_tree
+    from skops.io._utils import read_schema
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        schema, context = read_schema(zf)
+        tree = get_tree(schema, context, trusted=None)
+    seen: set[int] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Node) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        node.trusted = []
+        for child in node.children.values():
+            if isinstance(child, list):
+                stack.extend(child)
+            elif isinstance(child, dict):
+                stack.extend(child.values())
+            else:
+                stack.append(child)
+    return set(tree.get_unsafe_set())
 
 
 def _bundle(p: Path, manifest: dict[str, Any], objects: Any) -> dict[str, Any]:
@@ -308,21 +389,27 @@ def _bundle(p: Path, manifest: dict[str, Any], objects: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- checks
-# skops decides which types may be built; these checks cover what it cannot see: the
-# values inside trusted structures that compiled code (Cython, geohm's C kernel) indexes
+# TRUSTED_TYPES decides which types may be built; these checks cover what it cannot see:
+# the values inside trusted structures that compiled code (Cython, geohm's C kernel) indexes
 # without bounds checks. Written by hand because no library validates these structures.
 
 
 def _check_graph(root: Any) -> None:
-    """Check every tree, neighbour tree, kriging object and sparse matrix under ``root``.
+    """Check every object under ``root``: its type, and the structures compiled code reads.
+
+    Every scikit-learn, scipy and pykrige object and function must be in
+    :data:`TRUSTED_TYPES` (a second line of defence behind the check of the file's types);
+    trees, neighbour trees, support vector machines, kriging objects and sparse matrices
+    must be well formed.
 
     Raises
     ------
     ValueError
-        A malformed structure (corrupt or crafted file).
+        A malformed structure or a type geohm does not load (corrupt or crafted file).
     """
     from pykrige.ok import OrdinaryKriging
     from sklearn.neighbors import BallTree, KDTree
+    from sklearn.svm._base import BaseLibSVM
     from sklearn.tree import BaseDecisionTree
     from sklearn.tree._tree import Tree
 
@@ -343,14 +430,22 @@ def _check_graph(root: Any) -> None:
         if isinstance(obj, list | tuple | set | frozenset):
             stack.extend(obj)
             continue
+        if isinstance(obj, types.FunctionType):
+            # imported from its module by name (its attributes are the library's, not
+            # the file's): only the name is checked
+            _check_name(f"{obj.__module__}.{obj.__qualname__}")
+            continue
         if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "__dict__")):
             continue
+        _check_name(_qualname(obj))
         if isinstance(obj, Tree):
             _check_tree(obj, int(obj.n_features))
         elif isinstance(obj, BaseDecisionTree) and hasattr(obj, "tree_"):
             _check_tree(obj.tree_, int(obj.n_features_in_))
         elif isinstance(obj, KDTree | BallTree):
             _check_neighbour_tree(obj)
+        elif isinstance(obj, BaseLibSVM) and hasattr(obj, "support_vectors_"):
+            _check_svc(obj)
         elif isinstance(obj, OrdinaryKriging):
             _check_kriging(obj)
         elif sp.issparse(obj):
@@ -358,6 +453,75 @@ def _check_graph(root: Any) -> None:
         attrs = getattr(obj, "__dict__", None)
         if isinstance(attrs, dict):
             stack.extend(attrs.values())
+
+
+#: Libraries whose objects :func:`_check_graph` checks against :data:`TRUSTED_TYPES`.
+_CHECKED_LIBRARIES = ("sklearn", "scipy", "pykrige")
+
+
+def _check_name(name: str) -> None:
+    if name.partition(".")[0] in _CHECKED_LIBRARIES and name not in TRUSTED_TYPES:
+        raise ValueError(f"a {name}, which geohm does not load")
+
+
+def _check_svc(svc: Any) -> None:
+    """A fitted ``SVC`` must be one libsvm can read: dense, RBF, consistent array sizes.
+
+    scikit-learn hands ``support_``, ``support_vectors_``, ``_n_support``,
+    ``_dual_coef_``, ``_intercept_``, ``_probA`` and ``_probB`` to libsvm, which sizes its
+    model from ``len(support_)`` and ``len(_n_support)`` and walks the per-class support
+    vector counts without bounds checks; scikit-learn only checks that the counts sum to
+    the number of support vectors (``[100000, -99979]`` passes and crashes the process).
+    The invariant, for ``k`` classes and ``l`` support vectors: the counts are ``k``
+    non-negative int32 summing to ``l``; ``support_`` holds ``l`` indices of training
+    samples; ``support_vectors_`` is ``(l, n_features_in_)`` float64; ``_dual_coef_`` is
+    ``(k - 1, l)``; ``_intercept_`` has ``k(k - 1)/2`` values and ``_probA``/``_probB``
+    none or as many.
+    """
+    classes = np.asarray(getattr(svc, "classes_", []))
+    k = classes.shape[0] if classes.ndim == 1 else 0
+    pairs = k * (k - 1) // 2
+    sv, n_sv = svc.support_vectors_, svc._n_support
+    support, dual, intercept = svc.support_, svc._dual_coef_, svc._intercept_
+    prob_a, prob_b = svc._probA, svc._probB
+    shape_fit = getattr(svc, "shape_fit_", None)
+    arrays = (sv, n_sv, support, dual, intercept, prob_a, prob_b)
+    if (
+        type(svc).__name__ != "SVC"
+        or getattr(svc, "_impl", None) != "c_svc"
+        or getattr(svc, "kernel", None) != "rbf"
+        or getattr(svc, "_sparse", None) is not False
+        or k < 2
+        or not all(isinstance(a, np.ndarray) for a in arrays)
+        or not isinstance(shape_fit, tuple)
+        or len(shape_fit) != 2
+    ):
+        raise ValueError("support vector machine of an unexpected kind or without its arrays")
+    n_features = int(getattr(svc, "n_features_in_", -1))
+    n_train = int(shape_fit[0])
+    l_sv = sv.shape[0] if sv.ndim == 2 else -1
+    if (
+        sv.dtype != np.float64
+        or sv.shape != (l_sv, n_features)
+        or int(shape_fit[1]) != n_features
+        or n_sv.dtype != np.int32
+        or n_sv.shape != (k,)
+        or np.any(n_sv < 0)
+        or int(n_sv.sum(dtype=np.int64)) != l_sv
+        or support.dtype != np.int32
+        or support.shape != (l_sv,)
+        or np.any(support < 0)
+        or np.any(support >= n_train)
+        or dual.dtype != np.float64
+        or dual.shape != (k - 1, l_sv)
+        or intercept.dtype != np.float64
+        or intercept.shape != (pairs,)
+        or prob_a.dtype != np.float64
+        or prob_b.dtype != np.float64
+        or prob_a.shape not in ((0,), (pairs,))
+        or prob_b.shape != prob_a.shape
+    ):
+        raise ValueError("support vector machine whose libsvm arrays are inconsistent")
 
 
 def _check_tree(tree: Any, n_features: int) -> None:

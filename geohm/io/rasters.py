@@ -79,6 +79,11 @@ class IncompleteWrite(OSError):
 #: Errors of the device rather than of the data written (see :func:`write_error`).
 _DEVICE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
+#: Called with each final path before :func:`atomic_path` writes it (every writer of
+#: geohm ends there). :mod:`geohm.io.outdir` adds one that records the name in the held
+#: output folder's journal, so that a killed run's outputs are known by name.
+before_write: list[Callable[[Path], None]] = []
+
 #: Bytes asked of the filesystem to tell why a write failed, at least / at most.
 _PROBE_MIN, _PROBE_MAX = 2**20, 64 * 2**20
 
@@ -243,6 +248,8 @@ def atomic_path(
     """
     final = Path(final_path)
     _make_folder(final, nbytes)
+    for hook in before_write:
+        hook(final)
     tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.tmp{final.suffix}")
     try:
         try:

@@ -183,7 +183,7 @@ def _check(
         return
     try:
         cross(cls(**own))
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # a list of strings where numbers go, ...
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         named = [k for k in own if re.search(rf"\b{re.escape(k)}\b", msg)]
         key = f"{where}.{named[0]}" if named else where

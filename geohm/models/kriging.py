@@ -156,6 +156,34 @@ def _variogram_dict(params: Any) -> dict[str, float]:
 # --------------------------------------------------------------------------- OK
 
 
+def _check_variogram_parameters(value: Any) -> None:
+    """``[sill, range, nugget]`` or ``{sill|psill, range, nugget}``: finite, >= 0, range > 0.
+
+    pykrige only finds out at fit (KeyError, TypeError or a singular system); this says
+    what is wrong before any input is read.
+    """
+    expect = "[sill, range, nugget] or {sill (or psill), range, nugget}"
+    if isinstance(value, dict):
+        keys = set(value)
+        if not ({"range", "nugget"} <= keys and keys & {"sill", "psill"}) or len(keys) != 3:
+            raise ValueError(f"variogram_parameters must be {expect}, got {value!r}")
+        numbers_ = dict(value)
+    elif isinstance(value, list | tuple):
+        if len(value) != 3:
+            raise ValueError(f"variogram_parameters must be {expect}, got {value!r}")
+        numbers_ = dict(zip(("sill", "range", "nugget"), value, strict=True))
+    else:
+        raise ValueError(f"variogram_parameters must be {expect}, got {value!r}")
+    for key, v in numbers_.items():
+        x = float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else np.nan
+        if not (np.isfinite(x) and x >= 0) or (key == "range" and x == 0):
+            low = "> 0" if key == "range" else ">= 0"
+            raise ValueError(
+                f"variogram_parameters: {key} must be a number {low} (map units; variance "
+                f"(mg/kg)^2 for sill and nugget), got {v!r}"
+            )
+
+
 class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
     """Ordinary kriging (pykrige) as a scikit-learn regressor on coordinate columns.
 
@@ -308,6 +336,8 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
             )
         if self.variogram_model == "auto" and self.variogram_parameters is not None:
             raise ValueError("variogram_parameters need a named variogram_model, not 'auto'")
+        if self.variogram_parameters is not None:
+            _check_variogram_parameters(self.variogram_parameters)
         check_int("nlags", 1)
         check_int("cv", 2)
         check_int("chunk_size", 1)

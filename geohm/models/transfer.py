@@ -315,7 +315,12 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
     # ----------------------------------------------------------------- helpers
 
     def _check_params(self) -> tuple[np.ndarray, torch.device]:
-        grid = np.asarray(self.beta_grid, dtype=float).ravel()
+        try:
+            grid = np.asarray(self.beta_grid, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"beta_grid must hold finite numbers, got {self.beta_grid!r}"
+            ) from None
         if grid.size == 0 or not np.all(np.isfinite(grid)):
             raise ValueError(f"beta_grid must hold finite numbers, got {self.beta_grid!r}")
         for name, low in (("retrain_epochs", 0), ("inner_cv", 2), ("batch_size", 1)):
