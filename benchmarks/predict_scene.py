@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from geohm._system import usable_cpus
+
 WORK = Path(__file__).resolve().parent / "_work" / "predict_scene"
 TARGET = "Cu"
 CASES = ["io_floor", "geohm_gabp", "geohm_rf", "geohm_rf_fast", "psml_gabp", "psml_rf"]
@@ -193,7 +195,7 @@ def _geohm_setup(demo: Path, stack: Path | None = None) -> tuple[Any, Any, Any, 
         names = list(da.attrs.get("long_name") or [])
         cube = da.rename(band="feature").assign_coords(feature=names)
         source = cube
-    workers = len(os.sched_getaffinity(0)) or 1
+    workers = usable_cpus()
     # As run_scene: window from the default 1024 MB budget, a multiple of the chunk.
     tile = window_size(cube.sizes["feature"], workers=workers, memory_mb=1024, block=BLOCK)
     return cfg, cube, source, workers, tile
@@ -473,7 +475,7 @@ def main() -> None:
     shapes = [shape]
     if args.compare and not args.quick and (args.compare, args.compare) != shape:
         shapes.append((args.compare, args.compare))
-    report: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)), "runs": []}
+    report: dict[str, Any] = {"cores": usable_cpus(), "runs": []}
     stem = f"{args.name}_{_label(shape)}"
     for sh in shapes:
         cases = args.cases if sh == shape else [c for c in args.cases if not c.startswith("psml")]

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import yaml
 
-from geohm import __version__
+from geohm._version import __version__
 from geohm.config import SceneConfig
 from geohm.errors import ConfigError, GeohmError
 from geohm.io.outdir import (

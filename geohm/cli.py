@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from geohm import __version__
+from geohm._version import __version__
 from geohm.errors import GeohmError
 
 app = typer.Typer(

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geohm.errors import ConfigError, InputError
+from geohm.models.registry import model_entry, model_names
 
 __all__ = [
     "CovariateSpec",
@@ -36,18 +37,8 @@ __all__ = [
 #: QA_PIXEL conditions that may be masked (see geohm.io.landsat).
 QA_NAMES = ("fill", "dilated_cloud", "cirrus", "cloud", "shadow", "snow", "water")
 DEFAULT_QA_MASK = list(QA_NAMES)
-#: Model names the pipeline knows.
-MODEL_NAMES = (
-    "rf",
-    "ga-bp",
-    "tr-ga-bp",
-    "ok",
-    "rk",
-    "rf-classifier",
-    "svm-classifier",
-    "knn-classifier",
-    "spectral-resnet",
-)
+#: Model names the pipeline knows (the model registry's).
+MODEL_NAMES = model_names()
 
 
 class _Strict(BaseModel):
@@ -360,9 +351,10 @@ class SceneConfig(_ImagerySpec):
                     f"covariate name(s) {clash} start with 'wl_', the prefix of the "
                     "hyperspectral bands; rename them"
                 )
-        if self.model.name == "spectral-resnet" and self.hyperspectral is None:
+        entry = model_entry(self.model.name)
+        if entry.inputs == "spectra" and self.hyperspectral is None:
             raise ValueError(
-                "model 'spectral-resnet' maps from spectra: add a 'hyperspectral:' raster "
+                f"model '{self.model.name}' maps from spectra: add a 'hyperspectral:' raster "
                 "(bands = wavelengths)"
             )
         if self.grid is not None and (self.landsat is not None or self.bands is not None):
@@ -371,7 +363,7 @@ class SceneConfig(_ImagerySpec):
                 "imagery sets the grid (remove 'grid:')"
             )
         if (
-            self.model.name.endswith("-classifier")
+            entry.classifier
             and self.classification.limits is None
             and (self.risk is None or not isinstance(self.risk.ph, float))
         ):
@@ -380,9 +372,9 @@ class SceneConfig(_ImagerySpec):
                 "'classification.limits' (e.g. {Cu: 100, Pb: 120}) or a 'risk:' block with a "
                 "single pH value"
             )
-        if self.model.name == "tr-ga-bp" and self.source is None:
+        if entry.needs_source and self.source is None:
             raise ValueError(
-                "model 'tr-ga-bp' transfers from an earlier year: add a 'source:' "
+                f"model '{self.model.name}' transfers from an earlier year: add a 'source:' "
                 "block with its imagery and samples"
             )
         return self

@@ -21,7 +21,8 @@ import pandas as pd
 import xarray as xr
 from pyproj import CRS
 
-from geohm import __version__
+from geohm._system import usable_cpus
+from geohm._version import __version__
 from geohm.config import SceneConfig, load_config
 from geohm.cube import (
     COORDINATE_FEATURES,
@@ -52,6 +53,7 @@ from geohm.io.rasters import (
 )
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
+from geohm.models import model_entry
 from geohm.models.compiled import accelerate
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
 from geohm.report import class_figure, quicklook_figure, render_markdown
@@ -270,7 +272,7 @@ def source_spec(cfg: SceneConfig) -> Any:
 def needs_coordinates(cfg: SceneConfig) -> bool:
     """Whether the configured model takes the map coordinates ``x``, ``y`` as features."""
     sf = cfg.spatial_features
-    return cfg.model.name in ("ok", "rk") or sf.coordinates or sf.buffer_distances
+    return model_entry(cfg.model.name).raw_coordinates or sf.coordinates or sf.buffer_distances
 
 
 def build_cube(
@@ -576,7 +578,7 @@ def _write_maps(
         [str(f) for f in cube["feature"].values],
         cfg.risk if isinstance(plan, RiskPlan) else None,
     )
-    workers = cfg.output.workers or len(os.sched_getaffinity(0)) or 1
+    workers = cfg.output.workers or usable_cpus()
     # Windows are multiples of the dask chunk (the input block): a window that straddles
     # chunks reads them more than once.
     tile = cfg.output.tile or window_size(
@@ -756,7 +758,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
             "(geohm predict --model can map without samples)"
         )
     check_model_config(cfg)
-    if cfg.risk is not None and not cfg.model.name.endswith("-classifier"):
+    if cfg.risk is not None and not model_entry(cfg.model.name).classifier:
         plan_risk(cfg.risk, cfg.samples.targets)  # a bad risk block fails before training
     with output_folder(cfg.output.dir) as folder:
         job = job_fingerprint(cfg, command="run")  # the inputs as they are before reading
@@ -794,14 +796,14 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
         t = time.perf_counter()
         table, n_points = sample_points(cfg, inputs, cube)
         log.info("%d of %d sample points usable", len(table.X), n_points)
-        if cfg.model.name.endswith("-classifier"):
+        if model_entry(cfg.model.name).classifier:
             timings["sample"] = time.perf_counter() - t
             return _run_classifier(
                 cfg, inputs, cube, features, table, n_points, timings, t0, progress
             )
         source_table = None
         source_info: dict[str, Any] = {}
-        if cfg.model.name == "tr-ga-bp":
+        if model_entry(cfg.model.name).needs_source:
             spec = source_spec(cfg)
             s_inputs, s_cube, _ = build_cube(spec, features)
             source_table, s_points = sample_points(spec, s_inputs, s_cube)
@@ -1010,7 +1012,7 @@ def _predict_scene(
                     pred = np.maximum(tm.estimator.predict(X), 0.0)
                     per_target[k]["validation"] = metrics(table.y[k].to_numpy()[has], pred)
         extra: dict[str, Any] = {}
-        if str(bundle["model"]).endswith("-classifier"):
+        if model_entry(str(bundle["model"])).classifier:
             extra = _classifier_maps(cfg)
             per_target["contamination"].pop("validation", None)
         maps, risk_report, outputs = _write_maps(

@@ -28,7 +28,7 @@ from geohm.evaluate import (
     metrics,
     with_null,
 )
-from geohm.models import COORDS, check_model_params, make_regressor
+from geohm.models import COORDS, check_model_params, make_regressor, model_entry
 from geohm.models.spatial import BufferDistances
 from geohm.models.uncertainty import IntervalModel, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
@@ -130,9 +130,10 @@ def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
     ConfigError
         ``spectral-resnet`` without hyperspectral band features.
     """
-    if cfg.model.name == "ok":
+    entry = model_entry(cfg.model.name)
+    if entry.inputs == "coordinates":
         return list(COORDS)
-    if cfg.model.name == "spectral-resnet":
+    if entry.inputs == "spectra":
         spectral = spectral_columns(columns)
         if len(spectral) < 2:
             raise ConfigError(
@@ -152,9 +153,10 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
     step before the model adds the distance to every training sample (RFsp).
     """
     p = cfg.preprocess
-    if cfg.model.name == "spectral-resnet":
+    entry = model_entry(cfg.model.name)
+    if entry.inputs == "spectra":
         return _spectral_pipeline(cfg)
-    kriging = cfg.model.name in ("ok", "rk")
+    kriging = entry.raw_coordinates
     buffers = cfg.spatial_features.buffer_distances and not kriging
     raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()
     if buffers and len(raw) < 2:
@@ -167,7 +169,7 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
     )
     pipe = build_pipeline(
         make_regressor(cfg.model.name, cfg.model.params, random_state=cfg.validation.seed),
-        selector=None if cfg.model.name == "ok" else _selector(cfg, force=raw),
+        selector=_selector(cfg, force=raw) if entry.screening else None,
         impute=p.impute,
         scale=p.scale,
         log=p.log_target,
@@ -238,8 +240,10 @@ def _source_model(
         rep["selection"] = selector.scores_
     params = dict(cfg.model.params)
     source_params = dict(params.get("source_params") or {})
+    source_name = model_entry(cfg.model.name).source_model
+    assert source_name is not None
     source_pipe = build_pipeline(
-        make_regressor("ga-bp", source_params, random_state=seed),
+        make_regressor(source_name, source_params, random_state=seed),
         impute=p.impute,
         scale=p.scale,
         log=p.log_target,
@@ -251,7 +255,7 @@ def _source_model(
     if len(ys) >= 4:
         cv = cross_validate(
             build_pipeline(
-                make_regressor("ga-bp", source_params, random_state=seed),
+                make_regressor(source_name, source_params, random_state=seed),
                 impute=p.impute,
                 scale=p.scale,
                 log=p.log_target,
@@ -265,7 +269,7 @@ def _source_model(
         )
         cv.pop("predictions")
         rep["cv"] = cv
-    transfer = make_regressor("tr-ga-bp", params, random_state=seed)
+    transfer = make_regressor(cfg.model.name, params, random_state=seed)
     transfer.set_params(source=FrozenEstimator(net))
     estimator = Pipeline(
         [
@@ -328,7 +332,8 @@ def fit_target(
             "(validation.test_fraction)"
         )
     source_only = None
-    if cfg.model.name == "tr-ga-bp":
+    entry = model_entry(cfg.model.name)
+    if entry.needs_source:
         if source is None:
             raise SampleError("model 'tr-ga-bp' needs the source year's samples")
         estimator, features, src_rep = _source_model(cfg, source, target)
@@ -347,7 +352,7 @@ def fit_target(
         estimator = model_pipeline(cfg, features)
     Xtr, ytr = X.iloc[train], y.to_numpy()[train]
     estimator.fit(Xtr, ytr)
-    if cfg.model.name != "tr-ga-bp":
+    if not entry.needs_source:
         sel = estimator.named_steps["select"]
         if sel != "passthrough":
             rep["selection"] = sel.scores_
@@ -420,11 +425,11 @@ def fit_target(
         rep["warnings"] = [warning]
         log.warning("%s", warning)
     required = None
-    if cfg.model.name == "ok":
+    if entry.inputs == "coordinates":
         # Kriging needs only x, y, but maps the same pixels as the other models: where
         # every input layer is valid (the study area), not the whole grid rectangle.
         required = cube_columns
-    elif rep.get("selection") and cfg.model.name != "tr-ga-bp":
+    elif rep.get("selection") and not entry.needs_source:
         categorical = [n for n, c in cfg.covariates.items() if c.categorical]
         required = source_columns(rep["features"], features, categorical)
     return FittedTarget(estimator, features, rep, samples, required, interval)
@@ -491,7 +496,7 @@ def _interval(
         coverage=val.interval_coverage,
         # Regression kriging's std leaves out the trend model's error: calibrate it on the
         # out-of-fold residuals (normalised conformal). Ordinary kriging keeps its own.
-        calibrate=True if cfg.model.name == "rk" else None,
+        calibrate=model_entry(cfg.model.name).calibrate_interval,
         cv=min(folds, len(ytr)),
         random_state=val.seed,
     )

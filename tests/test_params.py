@@ -100,7 +100,7 @@ BAD = [
     ("tr-ga-bp", {"beta_grid": {"a": 1}}, "model.params.beta_grid", ["finite numbers"]),
     ("ok", {"n_closest_points": 1}, "model.params.n_closest_points", ["[2, inf) or None"]),
     ("ok", {"coords": ["x", "y"]}, "model.params.coords", ["pixel-centre coordinates"]),
-    ("rk", {"base": "svm"}, "model.params.base", ["rf or ga-bp"]),
+    ("rk", {"base": "svm"}, "model.params.base", ["rf or gbm or ga-bp"]),
     ("rk", {"cv": 1}, "model.params.cv", ["[2, inf)"]),
     ("rk", {"kriging_params": {}}, "model.params.kriging_params", ["model.params.kriging'"]),
     (

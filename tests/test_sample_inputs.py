@@ -126,9 +126,7 @@ def test_nan_in_one_target_keeps_the_other(tiny_reflectance) -> None:
         Cu=[np.nan, 20.0, "<4", None],
         Pb=[30.0, "n.d.", 15.0, None],
     )
-    t = sample_cube(
-        cube, pts, targets=["Cu", "Pb"], id_column="id", detection_limits={"Pb": 2.0}
-    )
+    t = sample_cube(cube, pts, targets=["Cu", "Pb"], id_column="id", detection_limits={"Pb": 2.0})
     assert list(t.X.index) == ["a", "b", "c"]  # d has no value at all
     assert np.isnan(t.y.loc["a", "Cu"]) and t.y.loc["a", "Pb"] == 30.0
     assert t.y.loc["b", "Pb"] == 1.0 and t.y.loc["c", "Cu"] == 2.0
@@ -195,6 +193,34 @@ def test_ballpark_datum_is_warned_with_metres() -> None:
     assert datum_warnings("EPSG:4326", "EPSG:32650", lonlat) == []
 
 
+def test_missing_transformation_grid_is_named() -> None:
+    """NAD27 over Florida: PROJ's best transformation needs a grid file; name it."""
+    from pyproj.aoi import AreaOfInterest
+    from pyproj.transformer import TransformerGroup
+
+    lonlat = np.array([[-81.5, 28.5], [-81.4, 28.6]])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyproj warns of the missing grid: the point here
+        group = TransformerGroup(
+            "EPSG:4267",
+            "EPSG:32617",
+            always_xy=True,
+            area_of_interest=AreaOfInterest(-81.5, 28.5, -81.4, 28.6),
+        )
+    missing = {
+        g.short_name for op in group.unavailable_operations for g in op.grids if not g.available
+    }
+    warned = datum_warnings("EPSG:4267", "EPSG:32617", lonlat)
+    if group.best_available:  # the grids are installed here: nothing to say
+        assert warned == []
+        return
+    (msg,) = warned
+    assert "needs the grid file(s)" in msg and "NAD27" in msg
+    assert all(name in msg for name in missing)
+
+
 # --- whole runs through the CLI ------------------------------------------------------------
 
 
@@ -210,8 +236,13 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, pd.Data
     cfg["output"] = {"uncertainty": False}
     pts = gpd.read_file(root / "samples_target.gpkg")
     table = pd.DataFrame(
-        {"id": pts["id"], "lon": pts.geometry.x, "lat": pts.geometry.y, "Cu": pts["Cu"],
-         "Pb": pts["Pb"]}
+        {
+            "id": pts["id"],
+            "lon": pts.geometry.x,
+            "lat": pts.geometry.y,
+            "Cu": pts["Cu"],
+            "Pb": pts["Pb"],
+        }
     ).astype({"Cu": object, "Pb": object})
     return root, cfg, table
 
@@ -222,7 +253,11 @@ def _run(small, name: str, table: pd.DataFrame | None = None, **changes):
     if table is not None:
         table.to_csv(root / f"{name}.csv", index=False)
         cfg["samples"] = {
-            "path": f"{name}.csv", "x": "lon", "y": "lat", "crs": "EPSG:4326", "id": "id",
+            "path": f"{name}.csv",
+            "x": "lon",
+            "y": "lat",
+            "crs": "EPSG:4326",
+            "id": "id",
             "targets": ["Cu", "Pb"],
         }
     for k, v in changes.items():
@@ -340,8 +375,13 @@ def test_swapped_xy_and_empty_file_are_named(small) -> None:
         crs="EPSG:4326",
     ).to_crs("EPSG:32649")
     utm = pd.DataFrame(
-        {"id": pts["id"], "e": pts.geometry.x, "n": pts.geometry.y, "Cu": pts["Cu"],
-         "Pb": pts["Pb"]}
+        {
+            "id": pts["id"],
+            "e": pts.geometry.x,
+            "n": pts.geometry.y,
+            "Cu": pts["Cu"],
+            "Pb": pts["Pb"],
+        }
     )
     utm.to_csv(root / "utm.csv", index=False)
     samples = {"path": "utm.csv", "x": "n", "y": "e", "crs": "EPSG:32649"}

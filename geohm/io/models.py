@@ -19,12 +19,14 @@ exactly the scikit-learn, numpy, scipy and pykrige types they hold; ``skops.io.l
 then given that list. A default-trusted scikit-learn estimator that geohm never writes
 (``KMeans``, ``SVR``...), whose arrays compiled code would follow unchecked, is refused.
 Torch nets are stored as their architecture and their weights as numpy arrays (see
-``SpectralResNetRegressor.__getstate__``), so no torch pickle is involved either. After
-loading, every scikit-learn, scipy and pykrige object is checked against the list again,
-and the structures that compiled code indexes without bounds checks (scikit-learn trees
-and neighbour trees, the SVC's libsvm arrays, pykrige's kriging system, sparse matrices)
-are checked; geohm's compiled forest rebuilds its tables from the checked trees and never
-takes code, C source or a library path from the file.
+``SpectralResNetRegressor.__getstate__``), so no torch pickle is involved either; state
+an estimator keeps only for a later ``fit`` (the gradient boosting's random generator) is
+left out (:data:`_FIT_SCRATCH`). After loading, every scikit-learn, scipy and pykrige
+object is checked against the list again, and the structures that compiled code indexes
+without bounds checks (scikit-learn trees, gradient boosting trees and neighbour trees,
+the SVC's libsvm arrays, pykrige's kriging system, sparse matrices) are checked; geohm's
+compiled forest rebuilds its tables from the checked trees and never takes code, C source
+or a library path from the file.
 
 Old ``model.joblib`` files (pickle) are refused with a hint to re-run ``geohm run``.
 """
@@ -36,6 +38,8 @@ import json
 import os
 import types
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +62,8 @@ _MANIFEST = "manifest.json"
 _OBJECTS = "model.skops"
 #: Largest member read from a model file (bytes, uncompressed): a bound against zip bombs.
 _MAX_MEMBER = 8 * 2**30
+
+_HGB = "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor"
 
 #: geohm's own estimators and transformers that a model file may contain.
 _GEOHM_TYPES = frozenset(
@@ -95,6 +101,7 @@ _LIBRARY_TYPES = frozenset(
         "numpy.ndarray",
         "numpy.ma.MaskedArray",  # GridSearchCV.cv_results_
         *(f"numpy.{t}" for t in ("float64", "float32", "int64", "int32", "bool", "bool_")),
+        "numpy.uint64",  # the gradient boosting's and its binner's seed
         # the log-target transform (TransformedTargetRegressor's func and inverse_func)
         "numpy.log1p",
         "numpy.expm1",
@@ -110,6 +117,16 @@ _LIBRARY_TYPES = frozenset(
         "sklearn.ensemble._forest.RandomForestRegressor",
         "sklearn.tree._classes.DecisionTreeRegressor",
         "sklearn.tree._tree.Tree",
+        # gradient boosting (geohm.models.gbm, squared error loss): its trees
+        # (TreePredictor, checked after loading), binner and loss; its fit-only random
+        # generator is not saved (see _FIT_SCRATCH)
+        _HGB,
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+        "sklearn._loss.loss.HalfSquaredError",
+        "sklearn._loss._loss.CyHalfSquaredError",
+        "sklearn._loss.link.IdentityLink",
+        "sklearn._loss.link.Interval",
         # the classifiers (geohm.models.classify): grid search on macro F1, standardised
         # features, random forest, SVC with sigmoid calibration (checked after loading),
         # k nearest neighbours and their KD tree (checked after loading)
@@ -139,6 +156,19 @@ _LIBRARY_TYPES = frozenset(
 #: Every type a model file may contain (fully qualified names), and the only ones loading
 #: builds: nothing is trusted by default, scikit-learn's estimators included.
 TRUSTED_TYPES: frozenset[str] = _GEOHM_TYPES | _LIBRARY_TYPES
+
+#: Attributes that a fitted estimator keeps only for a later ``fit`` (never for
+#: ``predict``) and that :func:`save_model` leaves out of the file, by estimator type.
+#: ``HistGradientBoostingRegressor._feature_subsample_rng`` is a ``numpy.random.Generator``
+#: used only to draw features while growing trees (and to continue that draw on a warm
+#: start); trusting ``Generator`` would also make skops call whichever numpy bit
+#: generator the file names, which skops trusts with no switch to turn that off. A
+#: loaded gradient boosting model predicts exactly as before; it cannot be warm-started.
+#: ``_raw_predict`` is a bound method of the estimator itself that early stopping on a
+#: ``scoring`` other than the loss leaves in ``__dict__`` (scikit-learn patches it while
+#: scoring and puts the class's method back as an instance attribute); skops recurses on
+#: it, and without it the class's own method, the same one, answers.
+_FIT_SCRATCH: dict[str, tuple[str, ...]] = {_HGB: ("_feature_subsample_rng", "_raw_predict")}
 
 _REWRITE = f"re-run geohm run to write {MODEL_FILE}"
 
@@ -187,12 +217,53 @@ def save_model(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
         },
         "members": [_MANIFEST, _OBJECTS],
     }
-    data = sio.dumps(objects, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    with _without_fit_scratch(objects):
+        data = sio.dumps(objects, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
     final = Path(path)
     with atomic_path(final) as tmp, zipfile.ZipFile(tmp, "w") as zf:
         zf.writestr(_MANIFEST, json.dumps(manifest, indent=2))
         zf.writestr(_OBJECTS, data)  # already compressed by skops
     return final
+
+
+def _graph(root: Any) -> Iterator[Any]:
+    """Every object under ``root``: containers, object arrays and instance attributes."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or obj is None or isinstance(obj, str | bytes | int | float):
+            continue
+        seen.add(id(obj))
+        yield obj
+        if isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                stack.extend(obj.ravel().tolist())
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset):
+            stack.extend(obj)
+        elif not isinstance(obj, type | types.ModuleType | types.FunctionType) and isinstance(
+            getattr(obj, "__dict__", None), dict
+        ):
+            stack.extend(vars(obj).values())
+
+
+@contextmanager
+def _without_fit_scratch(root: Any) -> Iterator[None]:
+    """Leave the :data:`_FIT_SCRATCH` attributes of every estimator under ``root`` out of
+    its ``__dict__`` while the file is written, and put them back afterwards."""
+    removed: list[tuple[Any, str, Any]] = []
+    try:
+        for obj in _graph(root):
+            for name in _FIT_SCRATCH.get(_qualname(obj), ()):
+                attrs = vars(obj)
+                if name in attrs:
+                    removed.append((obj, name, attrs.pop(name)))
+        yield
+    finally:
+        for obj, name, value in removed:
+            vars(obj)[name] = value
 
 
 def load_model(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -399,8 +470,8 @@ def _check_graph(root: Any) -> None:
 
     Every scikit-learn, scipy and pykrige object and function must be in
     :data:`TRUSTED_TYPES` (a second line of defence behind the check of the file's types);
-    trees, neighbour trees, support vector machines, kriging objects and sparse matrices
-    must be well formed.
+    trees, gradient boosting trees, neighbour trees, support vector machines, kriging
+    objects and sparse matrices must be well formed.
 
     Raises
     ------
@@ -408,27 +479,16 @@ def _check_graph(root: Any) -> None:
         A malformed structure or a type geohm does not load (corrupt or crafted file).
     """
     from pykrige.ok import OrdinaryKriging
+    from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
+        BaseHistGradientBoosting,
+    )
     from sklearn.neighbors import BallTree, KDTree
     from sklearn.svm._base import BaseLibSVM
     from sklearn.tree import BaseDecisionTree
     from sklearn.tree._tree import Tree
 
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or obj is None or isinstance(obj, str | bytes | int | float):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, np.ndarray):
-            if obj.dtype == object:
-                stack.extend(obj.ravel().tolist())
-            continue
-        if isinstance(obj, dict):
-            stack.extend(obj.values())
-            continue
-        if isinstance(obj, list | tuple | set | frozenset):
-            stack.extend(obj)
+    for obj in _graph(root):  # _graph walks into containers and instance attributes
+        if isinstance(obj, np.ndarray | dict | list | tuple | set | frozenset):
             continue
         if isinstance(obj, types.FunctionType):
             # imported from its module by name (its attributes are the library's, not
@@ -442,6 +502,8 @@ def _check_graph(root: Any) -> None:
             _check_tree(obj, int(obj.n_features))
         elif isinstance(obj, BaseDecisionTree) and hasattr(obj, "tree_"):
             _check_tree(obj.tree_, int(obj.n_features_in_))
+        elif isinstance(obj, BaseHistGradientBoosting) and "_predictors" in vars(obj):
+            _check_hist_gbm(obj)
         elif isinstance(obj, KDTree | BallTree):
             _check_neighbour_tree(obj)
         elif isinstance(obj, BaseLibSVM) and hasattr(obj, "support_vectors_"):
@@ -450,9 +512,6 @@ def _check_graph(root: Any) -> None:
             _check_kriging(obj)
         elif sp.issparse(obj):
             obj.check_format(full_check=True)
-        attrs = getattr(obj, "__dict__", None)
-        if isinstance(attrs, dict):
-            stack.extend(attrs.values())
 
 
 #: Libraries whose objects :func:`_check_graph` checks against :data:`TRUSTED_TYPES`.
@@ -554,6 +613,102 @@ def _check_tree(tree: Any, n_features: int) -> None:
         or np.any(feat >= int(tree.n_features))
     ):
         raise ValueError("tree whose child or feature indices are out of order or range")
+
+
+def _check_hist_gbm(gbm: Any) -> None:
+    """A fitted ``HistGradientBoostingRegressor`` must hold trees its Cython predict can walk.
+
+    ``predict`` checks that ``X`` has ``n_features_in_`` columns, then, for every tree
+    (``TreePredictor``) of every iteration, walks ``nodes`` from node 0 until a leaf
+    (``sklearn/ensemble/_hist_gradient_boosting/_predictor.pyx``, compiled without bounds
+    checks): it reads ``X[row, feature_idx]`` and goes to ``nodes[left]`` or
+    ``nodes[right]``; at a categorical split it reads row ``bitset_idx`` of the tree's
+    ``raw_left_cat_bitsets`` and row ``f_idx_map[feature_idx]`` of the binner's known
+    categories (``f_idx_map`` has one entry per ``_bin_mapper.is_categorical_``), the
+    binned walk the same with ``binned_left_cat_bitsets``. scikit-learn checks none of
+    these indices, and a cycle would loop for ever. The invariant (scikit-learn numbers
+    the nodes depth first: a split's children come after it): ``nodes`` is a non-empty
+    array of ``PREDICTOR_RECORD_DTYPE``; a split node's ``left`` and ``right`` are larger
+    than its own index and below ``len(nodes)``, and every node but the root is the child
+    of exactly one split; split features are in ``[0, n_features_in_)``; a categorical
+    split is on a feature the binner lists as categorical, and its ``bitset_idx`` is a
+    row of both bitset arrays (``uint32``, 8 words a row). And the model: no
+    column preprocessor (categorical inputs need scikit-learn's ordinal encoder, which
+    geohm does not load; the preprocessor would decide the column count the walk
+    trusts), not in the middle of ``fit`` (that switches ``predict`` to the binned walk),
+    one tree per iteration and a ``(1, 1)`` float64 baseline.
+    """
+    from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    attrs = vars(gbm)
+    n_features = attrs.get("n_features_in_")
+    binner = attrs.get("_bin_mapper")
+    baseline = attrs.get("_baseline_prediction")
+    iterations = attrs.get("_predictors")
+    categorical = getattr(binner, "is_categorical_", None)
+    if (
+        not isinstance(n_features, int | np.integer)
+        or isinstance(n_features, bool)
+        or n_features < 1
+        or attrs.get("_n_features", n_features) != n_features
+        or "_in_fit" in attrs
+        or attrs.get("_preprocessor") is not None
+        or attrs.get("n_trees_per_iteration_") != 1
+        or not isinstance(baseline, np.ndarray)
+        or baseline.dtype != np.float64
+        or baseline.shape != (1, 1)
+        or type(binner) is not _BinMapper
+        or not isinstance(categorical, np.ndarray)
+        or categorical.shape != (n_features,)
+        or not isinstance(iterations, list)
+        or not iterations
+        or not all(
+            isinstance(trees, list) and len(trees) == 1 and type(trees[0]) is TreePredictor
+            for trees in iterations
+        )
+    ):
+        raise ValueError("gradient boosting model of an unexpected kind or shape")
+    is_categorical = categorical.astype(bool)
+    for (tree,) in iterations:
+        nodes = getattr(tree, "nodes", None)
+        bitsets: list[Any] = [
+            getattr(tree, k, None) for k in ("raw_left_cat_bitsets", "binned_left_cat_bitsets")
+        ]
+        if (
+            not isinstance(nodes, np.ndarray)
+            or nodes.dtype != PREDICTOR_RECORD_DTYPE
+            or nodes.ndim != 1
+            or nodes.size < 1
+            or not all(
+                isinstance(b, np.ndarray)
+                and b.dtype == np.uint32
+                and b.ndim == 2
+                and b.shape[1] == 8
+                for b in bitsets
+            )
+        ):
+            raise ValueError("gradient boosting tree whose node or bitset arrays are malformed")
+        n = nodes.size
+        ids = np.flatnonzero(nodes["is_leaf"] == 0)
+        left = nodes["left"][ids].astype(np.int64)
+        right = nodes["right"][ids].astype(np.int64)
+        feat = nodes["feature_idx"][ids].astype(np.int64)
+        split_cat = nodes["is_categorical"][ids] != 0
+        if (
+            np.any(left <= ids)
+            or np.any(right <= ids)
+            or not np.array_equal(np.sort(np.concatenate([left, right])), np.arange(1, n))
+            or np.any(feat < 0)
+            or np.any(feat >= n_features)
+            or not np.all(is_categorical[feat[split_cat]])
+            or np.any(nodes["bitset_idx"][ids][split_cat] >= min(len(b) for b in bitsets))
+        ):
+            raise ValueError(
+                "gradient boosting tree whose child, feature or bitset indices are out of "
+                "order or range"
+            )
 
 
 def _qualname(obj: Any) -> str:

@@ -61,7 +61,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from pydantic import BaseModel
 
-from geohm import __version__
+from geohm._version import __version__
 from geohm.errors import OutputError
 from geohm.io import rasters
 from geohm.io.reports import write_json

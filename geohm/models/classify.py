@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -245,34 +245,49 @@ def _canonical(name: str) -> str:
         ) from None
 
 
-def _model_and_grid(
-    name: str, random_state: int, inner: _CappedStratifiedKFold
+def _rf_and_grid(
+    random_state: int, inner: _CappedStratifiedKFold
 ) -> tuple[BaseEstimator, dict[str, list[Any]]]:
-    if name == "rf":
-        rf = RandomForestClassifier(class_weight="balanced", random_state=random_state)
-        return rf, {
-            # more trees only lower the variance (never the bias) of a forest: one size keeps
-            # the search to 4 candidates, which costs ~1000 tree fits on 5 inner folds
-            "model__n_estimators": [50],
-            "model__max_depth": [None, 5],
-            "model__min_samples_leaf": [1, 3],
-        }
-    if name == "svm":
-        # SVC(probability=True) is deprecated since scikit-learn 1.9: Platt scaling on
-        # out-of-fold decision values, then one SVC refitted on all the data.
-        svc = SVC(kernel="rbf", class_weight="balanced", random_state=random_state)
-        svm = CalibratedClassifierCV(svc, method="sigmoid", cv=inner, ensemble=False)
-        return svm, {
-            "model__estimator__C": [0.1, 1.0, 10.0, 100.0],
-            # "scale" is 1 / n_features on standardised features (a smooth boundary);
-            # 1.0 lets the boundary bend round small islands of the other class
-            "model__estimator__gamma": ["scale", 1.0],
-        }
+    rf = RandomForestClassifier(class_weight="balanced", random_state=random_state)
+    return rf, {
+        # more trees only lower the variance (never the bias) of a forest: one size keeps
+        # the search to 4 candidates, which costs ~1000 tree fits on 5 inner folds
+        "model__n_estimators": [50],
+        "model__max_depth": [None, 5],
+        "model__min_samples_leaf": [1, 3],
+    }
+
+
+def _svm_and_grid(
+    random_state: int, inner: _CappedStratifiedKFold
+) -> tuple[BaseEstimator, dict[str, list[Any]]]:
+    # SVC(probability=True) is deprecated since scikit-learn 1.9: Platt scaling on
+    # out-of-fold decision values, then one SVC refitted on all the data.
+    svc = SVC(kernel="rbf", class_weight="balanced", random_state=random_state)
+    svm = CalibratedClassifierCV(svc, method="sigmoid", cv=inner, ensemble=False)
+    return svm, {
+        "model__estimator__C": [0.1, 1.0, 10.0, 100.0],
+        # "scale" is 1 / n_features on standardised features (a smooth boundary);
+        # 1.0 lets the boundary bend round small islands of the other class
+        "model__estimator__gamma": ["scale", 1.0],
+    }
+
+
+def _knn_and_grid(
+    random_state: int, inner: _CappedStratifiedKFold
+) -> tuple[BaseEstimator, dict[str, list[Any]]]:
     knn = KNeighborsClassifier()
     return knn, {
         "model__n_neighbors": [3, 5, 7, 9],
         "model__weights": ["uniform", "distance"],
     }
+
+
+#: Each classifier kind: its unfitted model and its search grid.
+_MODEL_AND_GRID: dict[
+    str,
+    Callable[[int, _CappedStratifiedKFold], tuple[BaseEstimator, dict[str, list[Any]]]],
+] = {"rf": _rf_and_grid, "svm": _svm_and_grid, "knn": _knn_and_grid}
 
 
 def make_classifier(
@@ -343,7 +358,7 @@ def make_classifier(
     if isinstance(cv, bool) or not isinstance(cv, int | np.integer) or cv < 2:
         raise ConfigError(f"inner cross-validation needs cv >= 2 folds, got {cv!r}")
     inner = _CappedStratifiedKFold(int(cv), shuffle=True, random_state=random_state)
-    model, grid = _model_and_grid(key, random_state, inner)
+    model, grid = _MODEL_AND_GRID[key](random_state, inner)
     pipeline = Pipeline(
         [("features", _FeatureGuard()), ("scale", StandardScaler()), ("model", model)]
     )

@@ -73,6 +73,8 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from geohm._system import usable_cpus
+
 __all__ = [
     "CompiledForest",
     "accelerate",
@@ -401,7 +403,7 @@ def _effective_jobs(n_jobs: int | None) -> int:
     if n_jobs is None or n_jobs == 0:
         return 1
     if n_jobs < 0:
-        return max(len(os.sched_getaffinity(0)) + 1 + n_jobs, 1)
+        return max(usable_cpus() + 1 + n_jobs, 1)
     return int(n_jobs)
 
 

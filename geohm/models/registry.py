@@ -1,0 +1,571 @@
+"""The model registry: one entry per ``model.name``, and nothing else knows the names.
+
+An entry says how to build the estimator from ``model.params`` (with the estimator's own
+parameter validation) and what the rest of geohm needs to know about it: which inputs it
+takes, whether it needs a ``source:`` year, keeps coordinates unscaled, is a classifier,
+takes factor screening, which predictive distribution its uncertainty map comes from.
+Training, prediction, reporting and the config ask the entry (:func:`model_entry`),
+never compare names. Adding a model is one entry here plus its estimator file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import (
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
+
+from geohm.errors import ConfigError
+
+__all__ = [
+    "COORDS",
+    "MODELS",
+    "ModelEntry",
+    "check_model_params",
+    "make_regressor",
+    "model_entry",
+    "model_names",
+]
+
+#: Coordinate columns (map units) of the kriging models: the cube's ``x`` and ``y``.
+COORDS: tuple[str, str] = ("x", "y")
+
+#: A map pixel is an area, not the sample's point: at a sample's pixel the kriged value
+#: keeps the nugget (measurement error and micro-scale variation) instead of copying the
+#: sample, and its kriging variance is not zero. With a zero nugget both are the same.
+_KRIGING_DEFAULTS: dict[str, Any] = {"exact_values": False}
+
+Inputs = Literal["features", "coordinates", "spectra"]
+Distribution = Literal["quantiles", "std", "residuals", "classes"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What geohm knows about one ``model.name``.
+
+    Attributes
+    ----------
+    name : str
+        The config name (``model.name``).
+    summary : str
+        One line for messages and docs.
+    build : callable
+        ``build(params, random_state)`` -> unfitted estimator; ``params`` is the
+        config's ``model.params`` (checked by ``check`` first).
+    check : callable
+        ``check(params, where)`` raises :class:`~geohm.errors.ConfigError` naming
+        ``<where>.<key>`` for a parameter the estimator does not take or accept.
+    inputs : {"features", "coordinates", "spectra"}
+        The sample-table columns it takes: all features, only ``x``/``y`` (kriging),
+        or only the hyperspectral bands (``wl_*``, spectral preprocessing, no scaling).
+    raw_coordinates : bool
+        Keeps ``x``/``y`` unscaled (metres) among its inputs, and needs them in the cube.
+    needs_source : bool
+        Transfers from the ``source:`` year: screening, preprocessing and a source net
+        are fitted on that year's samples (``source_model`` names that net's entry).
+    source_model : str or None
+        With ``needs_source``: the entry of the net fitted on the source year.
+    classifier : bool
+        Labels samples contaminated (probability maps) instead of regressing mg/kg.
+    screening : bool
+        Factor screening (correlation + VIF) applies to its inputs.
+    distribution : {"quantiles", "std", "residuals", "classes"}
+        Where its uncertainty map comes from: a quantile forest, the kriging standard
+        deviation, conformal out-of-fold residuals, or class probabilities.
+    calibrate_interval : bool or None
+        Passed to :func:`geohm.models.uncertainty.interval_model` (``True``: rescale
+        its own interval on out-of-fold residuals; ``None``: the method's default).
+    rk_base : bool
+        May be the trend model of regression kriging (``rk``'s ``params.base``).
+    """
+
+    name: str
+    summary: str
+    build: Callable[[dict[str, Any], int], Any]
+    check: Callable[[dict[str, Any], str], None]
+    inputs: Inputs = "features"
+    raw_coordinates: bool = False
+    needs_source: bool = False
+    source_model: str | None = None
+    classifier: bool = False
+    screening: bool = True
+    distribution: Distribution = "residuals"
+    calibrate_interval: bool | None = None
+    rk_base: bool = False
+
+
+def _checked(
+    cls: type[BaseEstimator], name: str, params: dict[str, Any], *, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    allowed = set(cls._get_param_names()) | set(extra)
+    bad = sorted(set(params) - allowed)
+    if bad:
+        raise ConfigError(
+            f"key 'model.params': model '{name}' has no parameter {', '.join(map(repr, bad))} "
+            f"(it takes: {', '.join(sorted(allowed - {'random_state'}))})"
+        )
+    return params
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _build_rf(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.forest import forest_regressor
+
+    return forest_regressor(params, random_state=random_state)
+
+
+def _build_gbm(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.gbm import gbm_regressor
+
+    return gbm_regressor(params, random_state=random_state)
+
+
+def _build_gabp(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.gabp import GABPRegressor
+
+    return GABPRegressor(**_checked(GABPRegressor, "ga-bp", params), random_state=random_state)
+
+
+def _build_trgabp(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.transfer import TransferGABPRegressor
+
+    params = dict(params)
+    params.pop("source", None)
+    return TransferGABPRegressor(
+        **_checked(TransferGABPRegressor, "tr-ga-bp", params), random_state=random_state
+    )
+
+
+def _build_ok(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.kriging import OrdinaryKrigingRegressor
+
+    params = {**_KRIGING_DEFAULTS, **_checked(OrdinaryKrigingRegressor, "ok", dict(params))}
+    params.pop("coords", None)
+    return OrdinaryKrigingRegressor(**params, coords=COORDS, random_state=random_state)
+
+
+def _build_rk(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.kriging import OrdinaryKrigingRegressor, RegressionKriging
+
+    params = dict(params)
+    _checked(RegressionKriging, "rk", params, extra=("base_params", "kriging"))
+    base_name = str(params.pop("base", "rf"))
+    if not model_entry(base_name).rk_base:
+        raise ConfigError(
+            f"key 'model.params.base': '{base_name}' cannot be the base of regression "
+            f"kriging; use {' or '.join(n for n, e in MODELS.items() if e.rk_base)}"
+        )
+    base = make_regressor(base_name, params.pop("base_params", None), random_state=random_state)
+    kriging = {
+        **_KRIGING_DEFAULTS,
+        **_checked(OrdinaryKrigingRegressor, "ok", dict(params.pop("kriging", None) or {})),
+    }
+    kriging.pop("coords", None)
+    rk = _checked(RegressionKriging, "rk", params, extra=("base_params", "kriging"))
+    for key in ("coords", "base", "kriging_params", "random_state"):
+        rk.pop(key, None)
+    return RegressionKriging(
+        base, **rk, kriging_params=kriging, coords=COORDS, random_state=random_state
+    )
+
+
+def _build_spectral(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.spectral import SpectralResNetRegressor
+
+    params = dict(params)
+    params.pop("preprocess", None)  # steps before the net: geohm.spectra.spectral_preprocessors
+    _checked(SpectralResNetRegressor, "spectral-resnet", params)
+    params.pop("random_state", None)
+    if "freeze" in params and isinstance(params["freeze"], list):
+        params["freeze"] = tuple(params["freeze"])
+    return SpectralResNetRegressor(**params, random_state=random_state)
+
+
+def _classifier_builder(name: str) -> Callable[[dict[str, Any], int], Any]:
+    def build(params: dict[str, Any], random_state: int) -> Any:
+        from geohm.models.classify import make_classifier
+
+        return make_classifier(name, random_state=random_state)
+
+    return build
+
+
+# --------------------------------------------------------------------------- checks
+
+#: Keys of ``model.params`` that no model takes from the config, and why.
+_RESERVED: dict[str, str] = {
+    "random_state": "the seed of every model is 'validation.seed'; set that instead",
+}
+
+
+def _must(exc: Exception) -> str:
+    """``must be ...`` from scikit-learn's InvalidParameterError message."""
+    found = re.search(r"\bmust be (.*?)\. Got .* instead\.?$", str(exc), flags=re.S)
+    return f"must be {found.group(1)}" if found else str(exc)
+
+
+def _check(
+    cls: type[BaseEstimator],
+    model: str,
+    params: dict[str, Any],
+    where: str,
+    *,
+    extra: tuple[str, ...] = (),
+    reserved: dict[str, str] | None = None,
+    cross: Callable[[Any], Any] | None = None,
+) -> None:
+    """Check ``params`` (the config's ``where`` mapping) against ``cls``.
+
+    Keys must be parameters of ``cls`` (or ``extra``, checked by the caller) and not
+    ``reserved``; values must meet ``cls._parameter_constraints`` (scikit-learn's
+    parameter validation, one key at a time so that the message names it); then
+    ``cross(estimator)`` runs the estimator's own checks of parameters that depend on
+    each other (a ``ValueError`` names the first key its message mentions).
+    """
+    reserved = {**_RESERVED, **(reserved or {})}
+    allowed = (set(cls._get_param_names()) - set(reserved)) | set(extra)
+    for key in params:
+        if key in reserved:
+            raise ConfigError(f"{where}.{key}: {reserved[key]}")
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(
+                f"{where}.{key}: model '{model}' has no parameter '{key}'{tip} "
+                f"(it takes: {', '.join(sorted(allowed))})"
+            )
+    own = {k: v for k, v in params.items() if k not in extra}
+    constraints: dict[str, Any] = getattr(cls, "_parameter_constraints", {})
+    for key, value in own.items():
+        if key not in constraints:
+            continue
+        try:
+            validate_parameter_constraints(
+                {key: constraints[key]}, {key: value}, caller_name=cls.__name__
+            )
+        except InvalidParameterError as exc:
+            raise ConfigError(
+                f"{where}.{key}: {value!r} is invalid for model '{model}' ({_must(exc)}); "
+                "fix the scene config"
+            ) from None
+    if cross is None:
+        return
+    try:
+        cross(cls(**own))
+    except (ValueError, TypeError) as exc:  # a list of strings where numbers go, ...
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        named = [k for k in own if re.search(rf"\b{re.escape(k)}\b", msg)]
+        key = f"{where}.{named[0]}" if named else where
+        raise ConfigError(f"{key}: {msg} (model '{model}'); fix the scene config") from None
+
+
+def _mapping(value: Any, where: str, model: str, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: {value!r} is invalid for model '{model}' (must be a mapping of "
+            f"{what}); fix the scene config"
+        )
+    return value
+
+
+def _check_kriging(model: str, params: dict[str, Any], where: str) -> None:
+    from geohm.models.kriging import OrdinaryKrigingRegressor
+
+    _check(
+        OrdinaryKrigingRegressor,
+        model,
+        {**params},
+        where,
+        reserved={
+            "coords": f"kriging uses the pixel-centre coordinates x and y; remove {where}.coords"
+        },
+        cross=lambda m: m._check_params(),
+    )
+
+
+def _check_rf(params: dict[str, Any], where: str) -> None:
+    from sklearn.ensemble import RandomForestRegressor
+
+    _check(RandomForestRegressor, "rf", params, where)
+
+
+def _check_gbm(params: dict[str, Any], where: str) -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    _check(HistGradientBoostingRegressor, "gbm", params, where)
+    # model.geohm loads only what geohm's allowlist knows: the squared-error loss and
+    # early stopping on that loss (geohm.io.models).
+    for key, allowed in (("loss", "squared_error"), ("scoring", "loss")):
+        if key in params and params[key] not in (allowed, None):
+            raise ConfigError(
+                f"{where}.{key}: {params[key]!r} is not supported for model 'gbm' (geohm "
+                f"saves and reloads gbm with {key} {allowed!r}); remove {where}.{key}"
+            )
+
+
+def _check_gabp(params: dict[str, Any], where: str) -> None:
+    from geohm.models.gabp import GABPRegressor
+
+    _check(GABPRegressor, "ga-bp", params, where, cross=lambda m: m._check_params())
+
+
+def _check_trgabp(params: dict[str, Any], where: str) -> None:
+    from geohm.models.transfer import TransferGABPRegressor
+
+    _check(
+        TransferGABPRegressor,
+        "tr-ga-bp",
+        params,
+        where,
+        reserved={
+            "source": "the source year is the scene's 'source:' block (its imagery and "
+            "samples); the source net's parameters are 'source_params'"
+        },
+        cross=lambda m: m._check_params(),
+    )
+    source = MODELS["tr-ga-bp"].source_model
+    assert source is not None
+    check_model_params(
+        source,
+        _mapping(
+            params.get("source_params"),
+            f"{where}.source_params",
+            "tr-ga-bp",
+            f"{source} parameters",
+        ),
+        where=f"{where}.source_params",
+    )
+
+
+def _check_ok(params: dict[str, Any], where: str) -> None:
+    _check_kriging("ok", params, where)
+
+
+def _check_rk(params: dict[str, Any], where: str) -> None:
+    from geohm.models.kriging import RegressionKriging
+
+    base = params.get("base", "rf")
+    if base not in MODELS or not MODELS[base].rk_base:
+        raise ConfigError(
+            f"{where}.base: {base!r} cannot be the base of regression kriging; use "
+            f"{' or '.join(n for n, e in MODELS.items() if e.rk_base)}"
+        )
+    _check(
+        RegressionKriging,
+        "rk",
+        params,
+        where,
+        extra=("base", "base_params", "kriging"),
+        reserved={
+            "coords": "regression kriging uses the pixel-centre coordinates x and y; "
+            f"remove {where}.coords",
+            "kriging_params": f"the kriging parameters are '{where}.kriging'",
+        },
+    )
+    check_model_params(
+        base,
+        _mapping(params.get("base_params"), f"{where}.base_params", "rk", f"{base} parameters"),
+        where=f"{where}.base_params",
+    )
+    _check_kriging(
+        "ok",
+        _mapping(params.get("kriging"), f"{where}.kriging", "rk", "ok parameters"),
+        f"{where}.kriging",
+    )
+
+
+def _check_spectral(params: dict[str, Any], where: str) -> None:
+    from geohm.models.spectral import SpectralResNetRegressor
+
+    # 'preprocess' builds steps before the net (geohm.spectra, arrays of spectra, not
+    # a model): geohm.training.check_model_config checks it.
+    _check(
+        SpectralResNetRegressor,
+        "spectral-resnet",
+        {k: v for k, v in params.items() if k != "preprocess"},
+        where,
+        cross=lambda m: m._check_params(tuple(m.freeze)),
+    )
+
+
+def _classifier_check(name: str) -> Callable[[dict[str, Any], str], None]:
+    def check(params: dict[str, Any], where: str) -> None:
+        if params:
+            raise ConfigError(
+                f"{where}.{next(iter(params))}: model '{name}' takes no parameters (it tunes "
+                f"its own by grid search); remove '{where}'"
+            )
+
+    return check
+
+
+# --------------------------------------------------------------------------- the table
+
+_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        "rf",
+        "random forest (scikit-learn)",
+        _build_rf,
+        _check_rf,
+        distribution="quantiles",
+        rk_base=True,
+    ),
+    ModelEntry(
+        "gbm",
+        "gradient boosting (scikit-learn HistGradientBoostingRegressor)",
+        _build_gbm,
+        _check_gbm,
+        rk_base=True,
+    ),
+    ModelEntry(
+        "ga-bp",
+        "back-propagation net with GA initial weights, trained by Levenberg-Marquardt",
+        _build_gabp,
+        _check_gabp,
+        rk_base=True,
+    ),
+    ModelEntry(
+        "tr-ga-bp",
+        "GA-BP net transferred from the source year (W_T = beta * W_S)",
+        _build_trgabp,
+        _check_trgabp,
+        needs_source=True,
+        source_model="ga-bp",
+    ),
+    ModelEntry(
+        "ok",
+        "ordinary kriging on the pixel-centre coordinates",
+        _build_ok,
+        _check_ok,
+        inputs="coordinates",
+        raw_coordinates=True,
+        screening=False,
+        distribution="std",
+    ),
+    ModelEntry(
+        "rk",
+        "regression kriging: a base model plus kriging of its out-of-fold residuals",
+        _build_rk,
+        _check_rk,
+        raw_coordinates=True,
+        distribution="std",
+        calibrate_interval=True,
+    ),
+    ModelEntry(
+        "spectral-resnet",
+        "1D ResNet on hyperspectral bands (seed 004)",
+        _build_spectral,
+        _check_spectral,
+        inputs="spectra",
+        screening=False,
+    ),
+    *(
+        ModelEntry(
+            f"{kind}-classifier",
+            f"{label} contamination classifier (grid-searched, seed 001)",
+            _classifier_builder(f"{kind}-classifier"),
+            _classifier_check(f"{kind}-classifier"),
+            classifier=True,
+            distribution="classes",
+        )
+        for kind, label in (("rf", "random forest"), ("svm", "RBF SVM"), ("knn", "k-NN"))
+    ),
+)
+
+#: Every model geohm knows, by ``model.name``.
+MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+
+def model_names() -> tuple[str, ...]:
+    """The ``model.name`` values geohm knows, in table order."""
+    return tuple(MODELS)
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``model.name``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name (the message lists the known ones).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"key 'model.name': unknown model '{name}'; choose one of {', '.join(MODELS)}"
+        ) from None
+
+
+def make_regressor(
+    name: str, params: Mapping[str, Any] | None = None, *, random_state: int = 0
+) -> Any:
+    """Build the unfitted estimator of ``model.name`` from its ``model.params``.
+
+    Parameters
+    ----------
+    name : str
+        A name of :data:`MODELS` (``rf``, ``ga-bp``, ...).
+    params : mapping, optional
+        Keyword arguments of the estimator (``n_estimators``, ``hidden`` ...).
+    random_state : int
+        Seed for every random step of the estimator.
+
+    Raises
+    ------
+    ConfigError
+        Unknown model name or parameter.
+    """
+    return model_entry(name).build(dict(params or {}), random_state)
+
+
+def check_model_params(
+    name: str, params: Mapping[str, Any] | None, *, where: str = "model.params"
+) -> None:
+    """Check the ``model.params`` of model ``name`` without building or fitting anything.
+
+    Every key must be a parameter of the model's estimator, and every value must meet
+    the estimator's own parameter constraints (``_parameter_constraints``, checked by
+    scikit-learn's parameter validation) and the checks its ``fit`` makes of parameters
+    that depend on each other. Nested parameters are checked the same way: ``rk``'s
+    ``base_params`` (against its ``base``) and ``kriging`` (against ``ok``),
+    ``tr-ga-bp``'s ``source_params`` (against ``ga-bp``). ``spectral-resnet``'s
+    ``preprocess`` steps are not a model's: :func:`geohm.training.check_model_config`
+    checks them, and runs this, before any input is read.
+
+    Parameters
+    ----------
+    name : str
+        A model name of the config (``rf``, ``ga-bp``, ..., ``knn-classifier``).
+    params : mapping or None
+        Its ``model.params``.
+    where : str
+        The key path of ``params`` in messages.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the key (``model.params.<key>``, or
+        ``model.params.base_params.<key>`` ...), the value and what it must be.
+
+    Examples
+    --------
+    >>> check_model_params("rf", {"n_estimators": 100})
+    >>> check_model_params("rf", {"n_estimators": -5})
+    Traceback (most recent call last):
+    ...
+    geohm.errors.ConfigError: model.params.n_estimators: -5 is invalid for model 'rf' (must be an int in the range [1, inf)); fix the scene config
+    """  # noqa: E501
+    entry = model_entry(name)
+    entry.check(_mapping(params, where, name, "parameters"), where)
