@@ -34,7 +34,7 @@ from geohm.cube import (
     wavelength_feature,
 )
 from geohm.errors import ConfigError, GridError, InputError, NoDataError, SampleError
-from geohm.evaluate import metrics
+from geohm.evaluate import metrics, with_null
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
 from geohm.io.models import MODEL_FILE, load_model, save_model
@@ -650,8 +650,13 @@ def _write_samples_and_model(
     samples: pd.DataFrame,
     features: list[str],
     targets: dict[str, TargetModel],
+    train_means: dict[str, float] | None = None,
 ) -> list[Path]:
-    """samples.csv and the model bundle (model.geohm) for ``geohm predict``."""
+    """samples.csv and the model bundle (model.geohm) for ``geohm predict``.
+
+    ``train_means`` (mg/kg per target) is the flat map a later validation's skill is
+    measured against.
+    """
     out_dir = Path(cfg.output.dir)
     bundle = {
         "geohm_version": __version__,
@@ -664,6 +669,7 @@ def _write_samples_and_model(
                 "features": list(tm.features),
                 "required": None if tm.required is None else list(tm.required),
                 "interval": tm.interval,
+                "train_mean": (train_means or {}).get(k),
             }
             for k, tm in targets.items()
         },
@@ -843,7 +849,9 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
         k: TargetModel(f.estimator, f.features, required=f.required, interval=f.interval)
         for k, f in fitted.items()
     }
-    outputs += _write_samples_and_model(cfg, samples, features, saved)
+    outputs += _write_samples_and_model(
+        cfg, samples, features, saved, {k: f.report["train_mean"] for k, f in fitted.items()}
+    )
     timings["total"] = time.perf_counter() - t0
     report = _scene_report(cfg, inputs, features, table, n_points, timings)
     report["targets"] = {k: {**f.report, **maps[k]} for k, f in fitted.items()}
@@ -975,6 +983,18 @@ def _predict_scene(
     """:func:`predict_scene` in its held output folder."""
     t0 = time.perf_counter()
     bundle = load_model(model_path)
+    try:
+        model_entry(str(bundle["model"]))
+    except ConfigError:
+        raise InputError(
+            f"model file '{model_path}' holds model '{bundle['model']}', which this geohm "
+            f"({__version__}) does not know; re-run geohm run with this version"
+        ) from None
+    train_means = {
+        k: float(v["train_mean"])
+        for k, v in bundle["targets"].items()
+        if isinstance(v.get("train_mean"), int | float)
+    }
     needed: list[str] = list(bundle["cube_features"])
     targets = bundle["targets"]
     with gdal_env():
@@ -1010,7 +1030,10 @@ def _predict_scene(
                     has = np.isfinite(table.y[k].to_numpy(dtype=float))  # left out: listed
                     X = table.X.loc[has, list(tm.features)]
                     pred = np.maximum(tm.estimator.predict(X), 0.0)
-                    per_target[k]["validation"] = metrics(table.y[k].to_numpy()[has], pred)
+                    y_obs = table.y[k].to_numpy()[has]
+                    m = metrics(y_obs, pred)
+                    mean = train_means.get(k)
+                    per_target[k]["validation"] = m if mean is None else with_null(m, y_obs, mean)
         extra: dict[str, Any] = {}
         if model_entry(str(bundle["model"])).classifier:
             extra = _classifier_maps(cfg)

@@ -412,6 +412,7 @@ def fit_target(
     else:
         rep["cv"] = None
     rep["n_train"] = int(len(train))
+    rep["train_mean"] = float(ytr.mean())  # the flat map (mg/kg) that skill is measured against
     if skipped:
         rep["skipped"] = skipped
         for note in skipped:
@@ -457,7 +458,7 @@ def _trust_warning(target: str, rep: dict[str, Any]) -> str | None:
         parts.append(
             f"the map is not better than a flat map: {s['set']} skill {s['skill']:.2f} "
             f"(RMSE {s['rmse']:.3g} vs {s['rmse_null']:.3g} mg/kg for the training mean "
-            "everywhere); try more samples, other covariates or another model (rf, rk)"
+            "everywhere); try more samples, other covariates or another model"
         )
     test_cov = (rep.get("uncertainty") or {}).get("test") or {}
     cov, nominal = test_cov.get("coverage"), test_cov.get("nominal")

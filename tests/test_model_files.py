@@ -640,3 +640,23 @@ def test_loading_needs_no_c_compiler(tmp_path, monkeypatch, caplog) -> None:
         assert isinstance(est[-1], CompiledForest)
         np.testing.assert_array_equal(est.predict(table), expected)
     assert "compiled forest unavailable (no C compiler found)" in caplog.text
+
+
+def test_gbm_nodes_as_a_masked_array_are_refused(tmp_path) -> None:
+    """numpy reductions skip masked entries, compiled predict reads them: only plain
+    arrays pass (a masked feature_idx of 10**8 crashed predict before this check)."""
+    fit = fit_target(_cfg(*FAMILIES["gbm"][:2]), _table(30, 5), "Cu")
+    gbm = fit.estimator[-1]
+    tree = gbm._predictors[5][0]
+    good = tree.nodes
+    crafted = np.ma.MaskedArray(good.copy())
+    split = int(np.flatnonzero(good["is_leaf"] == 0)[0])
+    crafted.data["feature_idx"][split] = 10**8
+    crafted["feature_idx"][split] = np.ma.masked  # hidden from np.any(feat >= n)
+    tree.nodes = crafted
+    try:
+        path = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
+    finally:
+        tree.nodes = good
+    with pytest.raises(InputError, match="cannot be loaded .gradient boosting tree whose node"):
+        load_model(path)

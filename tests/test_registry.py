@@ -76,6 +76,13 @@ def test_gbm_is_built_and_checked_through_its_entry() -> None:
         check_model_params("gbm", {"loss": "poisson"})
     with pytest.raises(ConfigError, match="model.params.scoring"):
         check_model_params("gbm", {"scoring": "r2"})
+    with pytest.raises(ConfigError, match="model.params.scoring: None is not supported"):
+        check_model_params("gbm", {"early_stopping": True, "scoring": None})
+    for key in ("categorical_features", "monotonic_cst", "interaction_cst"):
+        with pytest.raises(ConfigError, match=f"model.params.{key}: gbm's columns"):
+            check_model_params("gbm", {key: [0]})
+    with pytest.raises(ConfigError, match="model.params.base: .* cannot be the base"):
+        check_model_params("rk", {"base": ["rf"]})
     check_model_params("gbm", {"loss": "squared_error", "early_stopping": True})
     rk = make_regressor("rk", {"base": "gbm", "base_params": {"max_iter": 20}})
     assert isinstance(rk.base, HistGradientBoostingRegressor) and rk.base.max_iter == 20

@@ -502,6 +502,30 @@ def test_predict_scores_each_target_on_its_own_samples(small) -> None:
     assert rep["targets"]["Cu"]["validation"]["n"] == used - 1
     assert rep["targets"]["Pb"]["validation"]["n"] == used
     assert math.isfinite(rep["targets"]["Cu"]["validation"]["rmse"])
+    # the flat map of a validation is the saved model's training mean
+    train = json.loads((out / "report.json").read_text())["targets"]
+    for target in ("Cu", "Pb"):
+        v = rep["targets"][target]["validation"]
+        assert v["skill"] == pytest.approx(1 - v["rmse"] / v["rmse_null"])
+        assert train[target]["train_mean"] > 0
+    # a model file naming a model this geohm does not know: one line naming the file
+    import zipfile
+
+    odd = root / "odd.geohm"
+    with zipfile.ZipFile(model) as src, zipfile.ZipFile(odd, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "manifest.json":
+                manifest = json.loads(data)
+                manifest["model"] = "xgb"
+                data = json.dumps(manifest).encode()
+            dst.writestr(item, data)
+    res = CliRunner().invoke(
+        app, ["predict", str(root / "predict.yaml"), "-m", str(odd), "-o", str(root / "pr2")]
+    )
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert "odd.geohm" in text and "model 'xgb'" in text and "does not know" in text
 
 
 def test_worker_warnings_go_to_the_scene_log(small, monkeypatch, capfd) -> None:

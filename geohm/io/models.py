@@ -41,7 +41,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import scipy.sparse as sp
@@ -212,6 +212,7 @@ def save_model(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
                 "features": list(v["features"]),
                 "required": None if v.get("required") is None else list(v["required"]),
                 "interval": v.get("interval") is not None,
+                "train_mean": _finite_or_none(v.get("train_mean")),
             }
             for k, v in targets.items()
         },
@@ -447,6 +448,7 @@ def _bundle(p: Path, manifest: dict[str, Any], objects: Any) -> dict[str, Any]:
             "features": [str(f) for f in info["features"]],
             "required": None if info.get("required") is None else list(info["required"]),
             "interval": obj.get("interval"),
+            "train_mean": _finite_or_none(info.get("train_mean")),
         }
     return {
         "kind": FORMAT,
@@ -518,6 +520,18 @@ def _check_graph(root: Any) -> None:
 _CHECKED_LIBRARIES = ("sklearn", "scipy", "pykrige")
 
 
+def _finite_or_none(value: Any) -> float | None:
+    """A finite number from the manifest, else None (never an error: it is optional)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok and np.isfinite(value) else None
+
+
+def _plain(a: Any) -> TypeGuard[np.ndarray]:
+    """Whether ``a`` is exactly a numpy array: not a subclass such as ``MaskedArray``,
+    whose masked entries numpy's reductions skip while compiled code reads them."""
+    return type(a) is np.ndarray
+
+
 def _check_name(name: str) -> None:
     if name.partition(".")[0] in _CHECKED_LIBRARIES and name not in TRUSTED_TYPES:
         raise ValueError(f"a {name}, which geohm does not load")
@@ -551,7 +565,7 @@ def _check_svc(svc: Any) -> None:
         or getattr(svc, "kernel", None) != "rbf"
         or getattr(svc, "_sparse", None) is not False
         or k < 2
-        or not all(isinstance(a, np.ndarray) for a in arrays)
+        or not all(_plain(a) for a in arrays)
         or not isinstance(shape_fit, tuple)
         or len(shape_fit) != 2
     ):
@@ -656,11 +670,11 @@ def _check_hist_gbm(gbm: Any) -> None:
         or "_in_fit" in attrs
         or attrs.get("_preprocessor") is not None
         or attrs.get("n_trees_per_iteration_") != 1
-        or not isinstance(baseline, np.ndarray)
+        or not _plain(baseline)
         or baseline.dtype != np.float64
         or baseline.shape != (1, 1)
         or type(binner) is not _BinMapper
-        or not isinstance(categorical, np.ndarray)
+        or not _plain(categorical)
         or categorical.shape != (n_features,)
         or not isinstance(iterations, list)
         or not iterations
@@ -677,12 +691,12 @@ def _check_hist_gbm(gbm: Any) -> None:
             getattr(tree, k, None) for k in ("raw_left_cat_bitsets", "binned_left_cat_bitsets")
         ]
         if (
-            not isinstance(nodes, np.ndarray)
+            not _plain(nodes)
             or nodes.dtype != PREDICTOR_RECORD_DTYPE
             or nodes.ndim != 1
             or nodes.size < 1
             or not all(
-                isinstance(b, np.ndarray)
+                _plain(b)
                 and b.dtype == np.uint32
                 and b.ndim == 2
                 and b.shape[1] == 8
@@ -761,11 +775,11 @@ def _check_kriging(ok: Any) -> None:
         getattr(ok, "coordinates_type", None) != "euclidean"
         or not isinstance(model, str)
         or functions.get(model) is not getattr(ok, "variogram_function", None)
-        or not all(isinstance(a, np.ndarray) and a.dtype == np.float64 for a in arrays)
+        or not all(_plain(a) and a.dtype == np.float64 for a in arrays)
         or len({a.shape for a in arrays}) != 1
         or arrays[0].ndim != 1
         or arrays[0].size < 1
-        or not isinstance(params, np.ndarray)
+        or not _plain(params)
         or params.dtype != np.float64
         or params.shape != (3,)
     ):

@@ -17,7 +17,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 __all__ = ["GBM_DEFAULTS", "gbm_regressor"]
 
 #: geohm's defaults: small learning rate, small trees, leaves of >= 5 samples, an L2
-#: penalty on leaf values, and no early stopping (it would hold out samples we lack).
+#: penalty on leaf values, no early stopping (it would hold out samples we lack), and no
+#: column treated as categorical.
 GBM_DEFAULTS: dict[str, Any] = {
     "max_iter": 200,
     "learning_rate": 0.05,
@@ -25,6 +26,7 @@ GBM_DEFAULTS: dict[str, Any] = {
     "min_samples_leaf": 5,
     "l2_regularization": 1.0,
     "early_stopping": False,
+    "categorical_features": None,  # categorical covariates arrive one-hot encoded
 }
 
 

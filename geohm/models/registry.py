@@ -303,11 +303,23 @@ def _check_rf(params: dict[str, Any], where: str) -> None:
 def _check_gbm(params: dict[str, Any], where: str) -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    _check(HistGradientBoostingRegressor, "gbm", params, where)
-    # model.geohm loads only what geohm's allowlist knows: the squared-error loss and
-    # early stopping on that loss (geohm.io.models).
+    _check(
+        HistGradientBoostingRegressor,
+        "gbm",
+        params,
+        where,
+        reserved={
+            # They name columns by position, and the columns are known only after factor
+            # screening; categorical covariates are one-hot encoded before any model.
+            key: f"gbm's columns are chosen by factor screening; remove {where}.{key}"
+            for key in ("categorical_features", "monotonic_cst", "interaction_cst")
+        },
+    )
+    # model.geohm loads only what geohm's allowlist knows: the squared-error loss, and
+    # early stopping scored on that loss (scoring None would mean R2 through a scorer
+    # object that cannot be saved).
     for key, allowed in (("loss", "squared_error"), ("scoring", "loss")):
-        if key in params and params[key] not in (allowed, None):
+        if key in params and params[key] != allowed:
             raise ConfigError(
                 f"{where}.{key}: {params[key]!r} is not supported for model 'gbm' (geohm "
                 f"saves and reloads gbm with {key} {allowed!r}); remove {where}.{key}"
@@ -356,7 +368,7 @@ def _check_rk(params: dict[str, Any], where: str) -> None:
     from geohm.models.kriging import RegressionKriging
 
     base = params.get("base", "rf")
-    if base not in MODELS or not MODELS[base].rk_base:
+    if not isinstance(base, str) or base not in MODELS or not MODELS[base].rk_base:
         raise ConfigError(
             f"{where}.base: {base!r} cannot be the base of regression kriging; use "
             f"{' or '.join(n for n, e in MODELS.items() if e.rk_base)}"
