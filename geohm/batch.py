@@ -46,6 +46,7 @@ from geohm.io.outdir import (
     outputs_complete,
 )
 from geohm.io.reports import write_json
+from geohm.io.text import read_text
 
 __all__ = [
     "LOG_NAME",
@@ -375,8 +376,8 @@ def _prepare(
 def _guess_name(path: Path) -> str:
     """The ``name:`` of a config that failed validation, else the file's stem."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError):
+        data = yaml.safe_load(read_text(path, what="scene config"))
+    except (GeohmError, ValueError, yaml.YAMLError):
         return path.stem
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) and name.strip() else path.stem
@@ -456,8 +457,8 @@ def _scheduler_address(scheduler: str) -> str:
     if not path.is_file():
         return scheduler
     try:
-        address = json.loads(path.read_text(encoding="utf-8"))["address"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        address = json.loads(read_text(path, what="scheduler file"))["address"]
+    except (GeohmError, ValueError, KeyError, TypeError) as exc:
         address = exc
     if not isinstance(address, str):
         raise ConfigError(

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from geohm.errors import ConfigError, InputError
+from geohm.errors import ConfigError
+from geohm.io.text import read_text
 from geohm.models.registry import model_entry, model_names
 
 __all__ = [
@@ -489,12 +490,7 @@ def load_config(
         Invalid YAML or schema; the message names the key.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"scene config '{p}' does not exist") from None
-    except OSError as exc:
-        raise InputError(f"scene config '{p}' cannot be read: {exc}") from None
+    text = read_text(p, what="scene config")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

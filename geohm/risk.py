@@ -35,7 +35,6 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from geohm.errors import ConfigError, InputError
+from geohm.io.text import packaged_text, read_text
 
 __all__ = [
     "BUILTIN_STANDARDS",
@@ -552,23 +552,16 @@ def hakanson_ri(er: Sequence[ArrayLike] | FloatArray) -> FloatArray:
 
 
 # --------------------------------------------------------------------------------------------
-# reading the tables (the one file access in this module)
+# reading the tables (through geohm.io.text: only geohm/io touches files)
 # --------------------------------------------------------------------------------------------
 
 
 def _read_text(source: str | os.PathLike[str]) -> str:
-    path = Path(source)
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as exc:
-        raise InputError(f"standards file not found: {path}") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read standards file {path}: {exc}") from exc
+    return read_text(source, what="standards file")
 
 
-@functools.lru_cache(maxsize=16)
 def _package_text(filename: str) -> str:
-    return resources.files(_STANDARDS_PACKAGE).joinpath(filename).read_text(encoding="utf-8")
+    return packaged_text(_STANDARDS_PACKAGE, filename)
 
 
 def _read_rows(text: str, where: str, required: Iterable[str]) -> list[dict[str, str]]:

@@ -72,7 +72,8 @@ from scipy.spatial import cKDTree
 
 from geohm.io.landsat import REFLECTIVE_BANDS, write_landsat_c2l2
 from geohm.io.points import points_from_xy, write_points
-from geohm.io.rasters import atomic_path, write_geotiff
+from geohm.io.rasters import write_geotiff
+from geohm.io.reports import write_text
 
 __all__ = [
     "CRS",
@@ -324,8 +325,7 @@ def make_demo(
         root / "scene.yaml": demo_config_text("", "out"),
     }
     for path, text in texts.items():
-        with atomic_path(path) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_text(path, text)
     return DemoPaths(
         root=root,
         dem=dem,

@@ -108,3 +108,45 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
                 assert rank[other] < rank[own] or own == "cli", (
                     f"geohm/{mod} (layer {own}) imports {i} (a higher layer)"
                 )
+
+
+#: Calls that touch files or run programs. Only geohm/io may make them.
+FILE_CALLS = {
+    "open",
+    "read_text",
+    "write_text",
+    "read_bytes",
+    "write_bytes",
+    "unlink",
+    "rmtree",
+    "replace",
+    "rename",
+}
+#: Modules outside io allowed, for now, to compile and load code at run time: the forest
+#: kernel (issue 13 item 6 turns it into a build product; then this list is empty).
+RUN_TIME_BUILD = {"models/compiled.py"}
+
+
+def test_only_io_touches_files_or_runs_programs() -> None:
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        mod = str(path.relative_to(PKG))
+        if mod.startswith("io/") or mod in RUN_TIME_BUILD:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                if any(n.split(".")[0] in {"subprocess", "ctypes", "shutil"} for n in names):
+                    offenders.append(f"{mod}:{node.lineno} imports {names}")
+            if isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id == "open":
+                    offenders.append(f"{mod}:{node.lineno} calls open()")
+                elif isinstance(f, ast.Attribute) and f.attr in FILE_CALLS - {"open"}:
+                    # Path(...).read_text(), os.unlink(...), shutil.rmtree(...); but not
+                    # str.replace / DataFrame.replace (only os.replace moves files)
+                    on_os = isinstance(f.value, ast.Name) and f.value.id == "os"
+                    if f.attr != "replace" or on_os:
+                        offenders.append(f"{mod}:{node.lineno} calls .{f.attr}()")
+    assert not offenders, "\n".join(offenders)

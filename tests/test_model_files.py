@@ -270,6 +270,7 @@ def test_manifest_and_members(tmp_path) -> None:
         "features": fit.features,
         "required": None,
         "interval": True,
+        "train_mean": None,  # the bundle gives none here; geohm run writes the training mean
     }
     assert manifest["members"] == ["manifest.json", "model.skops"]
     bundle = load_model(path)
@@ -660,3 +661,13 @@ def test_gbm_nodes_as_a_masked_array_are_refused(tmp_path) -> None:
         tree.nodes = good
     with pytest.raises(InputError, match="cannot be loaded .gradient boosting tree whose node"):
         load_model(path)
+
+
+@pytest.mark.parametrize(("saved", "loaded"), [(12.5, 12.5), (None, None), ("x", None)])
+def test_training_mean_travels_in_the_manifest(tmp_path, saved, loaded) -> None:
+    """geohm predict measures skill against the training mean saved with the model."""
+    fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(30, 3), "Cu")
+    bundle = _bundle(fit.estimator, fit.features)
+    bundle["targets"]["Cu"]["train_mean"] = saved
+    path = save_model(tmp_path / MODEL_FILE, bundle)
+    assert load_model(path)["targets"]["Cu"]["train_mean"] == loaded
