@@ -7,6 +7,7 @@ first use of a name, not on ``import geohm``.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from geohm._version import __version__
 from geohm.errors import (
@@ -19,6 +20,20 @@ from geohm.errors import (
     SampleError,
 )
 
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from geohm.batch import run_batch
+    from geohm.config import SceneConfig, load_config
+    from geohm.models.gabp import GABPRegressor
+    from geohm.models.gbm import gbm_regressor
+    from geohm.models.kriging import OrdinaryKrigingRegressor, RegressionKriging
+    from geohm.models.registry import MODELS, make_regressor
+    from geohm.models.spatial import BufferDistances
+    from geohm.models.spectral import SpectralResNetRegressor
+    from geohm.models.transfer import TransferGABPRegressor
+    from geohm.models.uncertainty import IntervalModel
+    from geohm.pipeline import build_cube, job_status, load_job, predict_scene, run_scene
+    from geohm.synth import make_demo
+
 #: Public name -> the module that defines it (imported on first use).
 _LAZY: dict[str, str] = {
     "load_config": "geohm.config",
@@ -27,6 +42,7 @@ _LAZY: dict[str, str] = {
     "predict_scene": "geohm.pipeline",
     "build_cube": "geohm.pipeline",
     "load_job": "geohm.pipeline",
+    "job_status": "geohm.pipeline",
     "run_batch": "geohm.batch",
     "make_demo": "geohm.synth",
     "MODELS": "geohm.models.registry",
@@ -50,7 +66,25 @@ __all__ = [
     "OutputError",
     "SampleError",
     "__version__",
-    *_LAZY,
+    "BufferDistances",
+    "GABPRegressor",
+    "IntervalModel",
+    "MODELS",
+    "OrdinaryKrigingRegressor",
+    "RegressionKriging",
+    "SceneConfig",
+    "SpectralResNetRegressor",
+    "TransferGABPRegressor",
+    "build_cube",
+    "gbm_regressor",
+    "job_status",
+    "load_config",
+    "load_job",
+    "make_demo",
+    "make_regressor",
+    "predict_scene",
+    "run_batch",
+    "run_scene",
 ]
 
 

@@ -19,8 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from geohm._version import __version__
-from geohm.errors import GeohmError
+from geohm import GeohmError, __version__
 
 app = typer.Typer(
     name="geohm",
@@ -177,26 +176,19 @@ ForceOption = Annotated[
 ]
 
 
-def _why_run(cfg: Any, force: bool, command: str, inputs: tuple[Path, ...] = ()) -> str | None:
-    """Why the job runs; None (and says so) when its folder's manifest matches: skipped.
+def _why_run(cfg: Any, force: bool, command: str, model: Path | None = None) -> str | None:
+    """Why the job runs; None (and says so) when its outputs are up to date: skipped."""
+    from geohm import job_status
 
-    A match is checked again under the folder's lock: a run writing there makes this
-    one fail naming it (OutputError), never report "skipped".
-    """
-    from geohm.io.outdir import compare_locked, job_fingerprint
-
-    if force:
-        return "forced (--force)"
-    job = job_fingerprint(cfg, command=command, inputs=inputs)
-    verdict = compare_locked(cfg.output.dir, job)
-    if verdict.match:
+    run, why = job_status(cfg, command=command, model=model, force=force)
+    if not run:
         out.print(
-            f"skipped: outputs in [bold]{cfg.output.dir}[/] match manifest (same config, "
-            "inputs and geohm version); --force reruns",
+            f"skipped: outputs in [bold]{escape(str(cfg.output.dir))}[/] match manifest (same "
+            "config, inputs and versions); --force reruns",
             highlight=False,
         )
         return None
-    return verdict.reason
+    return why
 
 
 def _print_why(result: Any, why: str) -> None:
@@ -229,7 +221,7 @@ def run(
     Skipped when the output folder's manifest matches (same config, inputs and geohm
     version); --force reruns.
     """
-    from geohm.pipeline import load_job, run_scene
+    from geohm import load_job, run_scene
 
     with _errors():
         cfg = load_job(scene, output_dir=out_dir)
@@ -256,12 +248,11 @@ def predict(
     Skipped when the output folder's manifest matches (same config, model file, inputs
     and geohm version); --force reruns.
     """
-    from geohm.config import load_config
-    from geohm.pipeline import predict_scene
+    from geohm import load_config, predict_scene
 
     with _errors():
         cfg = load_config(scene, output_dir=out_dir)
-        why = _why_run(cfg, force, "predict", (model,))
+        why = _why_run(cfg, force, "predict", model)
         if why is None:
             return
         with _progress_bar() as progress:
@@ -277,7 +268,7 @@ def synth(
     size: Annotated[int, typer.Option(help="Scene size in pixels (square, 30 m).", min=64)] = 400,
 ) -> None:
     """Write the built-in synthetic two-year mining-area case (inputs and truth)."""
-    from geohm.synth import make_demo
+    from geohm import make_demo
 
     with _errors():
         make_demo(out_dir, seed=seed, size=size)
@@ -294,8 +285,7 @@ def demo(
     size: Annotated[int, typer.Option(help="Scene size in pixels.", min=64)] = 400,
 ) -> None:
     """Make the built-in demo data in OUT/data and map it into OUT."""
-    from geohm.pipeline import load_job, run_scene
-    from geohm.synth import make_demo
+    from geohm import load_job, make_demo, run_scene
 
     with _errors():
         data = out_dir / "data"
@@ -436,8 +426,7 @@ def batch(
     (batch_summary.json and a table) names each scene's status and why it ran or was
     skipped. Exit code 2 when any scene failed.
     """
-    from geohm.batch import run_batch
-    from geohm.errors import ConfigError
+    from geohm import ConfigError, run_batch
 
     with _errors():
         if scheduler is not None and scheduler_file is not None:

@@ -38,7 +38,7 @@ from geohm.evaluate import metrics, with_null
 from geohm.grid import Grid
 from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
 from geohm.io.models import MODEL_FILE, load_model, save_model
-from geohm.io.outdir import held_folder, job_fingerprint, output_folder
+from geohm.io.outdir import compare_locked, held_folder, job_fingerprint, output_folder
 from geohm.io.points import read_points
 from geohm.io.rasters import (
     AlignedWindows,
@@ -772,6 +772,45 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
         result = _run_scene(cfg, progress)
         folder.seal(result.outputs, job)
     return result
+
+
+def job_status(
+    cfg: SceneConfig,
+    *,
+    command: str = "run",
+    model: str | os.PathLike[str] | None = None,
+    force: bool = False,
+) -> tuple[bool, str]:
+    """Whether a job must run, and why: its output folder's manifest against the job.
+
+    Parameters
+    ----------
+    cfg : SceneConfig
+        The job's config.
+    command : {"run", "predict"}
+        Which job.
+    model : path-like, optional
+        The model file of a ``predict`` job (one of its inputs).
+    force : bool
+        Run whatever the manifest says.
+
+    Returns
+    -------
+    (bool, str)
+        ``(False, "outputs match manifest")`` when the outputs are up to date (same
+        config, inputs, geohm and library versions); else ``(True, why)``.
+
+    Raises
+    ------
+    OutputError
+        Another run holds the folder (checked under its lock: a held folder is never
+        reported up to date).
+    """
+    if force:
+        return True, "forced (--force)"
+    inputs = (Path(model),) if model is not None else ()
+    verdict = compare_locked(cfg.output.dir, job_fingerprint(cfg, command=command, inputs=inputs))
+    return (not verdict.match), verdict.reason
 
 
 def load_job(

@@ -138,3 +138,19 @@ def test_public_api_names_resolve() -> None:
         assert getattr(geohm, name) is not None, name
     with pytest.raises(AttributeError):
         geohm.no_such_name  # noqa: B018
+
+
+def test_the_cli_uses_only_the_public_api() -> None:
+    import geohm
+
+    eager = {"__version__", *(n for n in geohm.__all__ if n.endswith("Error"))}
+    assert set(geohm.__all__) - eager == set(geohm._LAZY)
+    tree = ast.parse((PKG / "cli.py").read_text())
+    imported = {
+        (node.module, a.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("geohm")
+        for a in node.names
+    }
+    assert {m for m, _ in imported} == {"geohm"}, imported
+    assert {n for _, n in imported} <= set(geohm.__all__)
