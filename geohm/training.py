@@ -23,6 +23,7 @@ from geohm.cube import spectral_columns
 from geohm.errors import ConfigError, SampleError
 from geohm.evaluate import (
     cross_validate,
+    group_kfold,
     holdout_split,
     interval_metrics,
     metrics,
@@ -30,7 +31,7 @@ from geohm.evaluate import (
 )
 from geohm.models import COORDS, check_model_params, make_regressor, model_entry
 from geohm.models.spatial import BufferDistances
-from geohm.models.uncertainty import IntervalModel, interval_model
+from geohm.models.uncertainty import IntervalModel, Method, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
 from geohm.sampling import SampleTable
 from geohm.selection import CorrelationVIFSelector
@@ -419,7 +420,9 @@ def fit_target(
             log.warning("%s: %s", target, note)
     interval = None
     if cfg.output.uncertainty:
-        interval, rep["uncertainty"] = _interval(cfg, estimator, Xtr, ytr, oof, X, y, test)
+        interval, rep["uncertainty"] = _interval(
+            cfg, estimator, Xtr, ytr, oof, X, y, test, groups=gtr
+        )
     rep["skill"] = _skill_summary(rep)
     warning = _trust_warning(target, rep)
     if warning:
@@ -471,6 +474,14 @@ def _trust_warning(target: str, rep: dict[str, Any]) -> str | None:
     return f"{target}: " + "; ".join(parts) if parts else None
 
 
+#: The interval method of each predictive distribution of the model registry.
+_INTERVAL_METHOD: dict[str, Method] = {
+    "quantiles": "quantile-forest",
+    "std": "kriging",
+    "residuals": "residual",
+}
+
+
 def _interval(
     cfg: SceneConfig,
     estimator: Any,
@@ -480,15 +491,28 @@ def _interval(
     X: pd.DataFrame,
     y: pd.Series,
     test: np.ndarray,
+    *,
+    groups: np.ndarray,
 ) -> tuple[IntervalModel, dict[str, Any]]:
     """Prediction intervals of the fitted model, and their calibration on the test split.
 
     The interval model sees the training samples only (its conformal calibration uses the
-    same seeded folds as the reported CV, reusing their out-of-fold predictions), so the
-    hold-out coverage is an honest check of the nominal coverage.
+    same seeded, location-grouped folds as the reported CV, reusing their out-of-fold
+    predictions), so the hold-out coverage is an honest check of the nominal coverage.
+    The method comes from the model's registry entry (quantile forest, kriging standard
+    deviation or conformal residuals).
     """
     val = cfg.validation
-    folds = val.cv_folds if val.cv_folds >= 2 else 5
+    entry = model_entry(cfg.model.name)
+    n_groups = int(np.unique(groups).size)
+    folds = min(val.cv_folds if val.cv_folds >= 2 else 5, n_groups)
+    # Replicates at one location stay in one fold here too; a single location leaves
+    # nothing to group, and the interval model's own folds (as many as samples) are used.
+    cv: Any = (
+        group_kfold(len(ytr), folds=folds, seed=val.seed, groups=groups)
+        if folds >= 2
+        else min(5, len(ytr))
+    )
     interval = interval_model(
         estimator,
         Xtr,
@@ -497,8 +521,9 @@ def _interval(
         coverage=val.interval_coverage,
         # Regression kriging's std leaves out the trend model's error: calibrate it on the
         # out-of-fold residuals (normalised conformal). Ordinary kriging keeps its own.
-        calibrate=model_entry(cfg.model.name).calibrate_interval,
-        cv=min(folds, len(ytr)),
+        method=_INTERVAL_METHOD[entry.distribution],
+        calibrate=entry.calibrate_interval,
+        cv=cv,
         random_state=val.seed,
     )
     rep: dict[str, Any] = {

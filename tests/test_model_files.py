@@ -440,15 +440,20 @@ def test_gbm_with_out_of_range_indices_is_refused_and_never_predicted(tmp_path, 
     assert str(path) in msg and "re-run geohm run" in msg and "\n" not in msg
 
 
+def _saved_with(tmp_path: Any, fit: Any, obj: Any, name: str, value: Any) -> Any:
+    """Save ``fit`` with ``obj.name`` set to ``value`` (as a crafted file would hold it)."""
+    good = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        return save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
+    finally:
+        setattr(obj, name, good)
+
+
 def test_gbm_of_an_unexpected_shape_is_refused(tmp_path) -> None:
     fit = fit_target(_cfg(*FAMILIES["gbm"][:2]), _table(30, 5), "Cu")
-    gbm = fit.estimator[-1]
-    baseline = gbm._baseline_prediction
-    gbm._baseline_prediction = np.zeros((1, 2))  # two outputs where one is predicted
-    try:
-        path = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
-    finally:
-        gbm._baseline_prediction = baseline
+    # two outputs where one is predicted
+    path = _saved_with(tmp_path, fit, fit.estimator[-1], "_baseline_prediction", np.zeros((1, 2)))
     with pytest.raises(InputError, match="cannot be loaded .gradient boosting model of an"):
         load_model(path)
 
@@ -654,11 +659,7 @@ def test_gbm_nodes_as_a_masked_array_are_refused(tmp_path) -> None:
     split = int(np.flatnonzero(good["is_leaf"] == 0)[0])
     crafted.data["feature_idx"][split] = 10**8
     crafted["feature_idx"][split] = np.ma.masked  # hidden from np.any(feat >= n)
-    tree.nodes = crafted
-    try:
-        path = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features))
-    finally:
-        tree.nodes = good
+    path = _saved_with(tmp_path, fit, tree, "nodes", crafted)
     with pytest.raises(InputError, match="cannot be loaded .gradient boosting tree whose node"):
         load_model(path)
 

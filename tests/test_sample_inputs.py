@@ -340,8 +340,10 @@ def test_replicates_stay_on_one_side(small) -> None:
     copies = pd.concat([table.iloc[[8]]] * 9, ignore_index=True)
     copies["id"] = [f"rep{i}" for i in range(9)]
     t = pd.concat([table, copies], ignore_index=True)
-    res, rep, out = _run(small, "reps", t)
+    # with the uncertainty maps: their conformal folds are grouped by location too
+    res, rep, out = _run(small, "reps", t, output={"uncertainty": True})
     assert res.exit_code == 0, res.output
+    assert rep["targets"]["Cu"]["uncertainty"]["method"] == "quantile-forest"
     s = rep["samples"]
     assert s["location_groups"] == s["used"] - 9
     (group,) = [g for g in s["replicate_groups"] if "rep0" in g]
