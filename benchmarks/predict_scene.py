@@ -185,7 +185,7 @@ def _geohm_setup(demo: Path, stack: Path | None = None) -> tuple[Any, Any, Any, 
     cfg = _scene_config(demo)
     if stack is None:
         inputs, cube, feats = build_cube(cfg, cfg.features)
-        source = window_source(cfg, inputs, feats)
+        source = window_source(inputs, feats)
     else:  # the precomputed features, opened lazily as geohm opens rasters
         import rioxarray
         import xarray as xr

@@ -1,24 +1,27 @@
 """The feature cube: reflectance, indices, terrain and covariates on one grid.
 
 ``cube.py`` decides *what* goes on the reference (Landsat) grid and how each layer
-is resampled; the warping itself is a lazy GDAL warped VRT opened by
-:mod:`geohm.io.rasters`, so a whole scene is never loaded here. The result is a lazy
-(feature, y, x) float32 DataArray.
+is resampled; the warping itself is done in fixed tiles by
+:class:`geohm.io.reading.AlignedRaster`, so a whole scene is never loaded here.
+:class:`WindowSource` computes the features of any window; the lazy (feature, y, x)
+float32 cube of :func:`stack_features` is that source read chunk by chunk.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
+import dask.array
 import numpy as np
 import xarray as xr
 
 from geohm.errors import ConfigError, GridError, InputError
-from geohm.indices import INDEX_BANDS, INDEX_NAMES, index_array, stack_indices
-from geohm.io.rasters import read_block
-from geohm.terrain import TerrainWindows, stack_terrain
+from geohm.indices import INDEX_BANDS, INDEX_NAMES, index_array
+from geohm.io.reading import TILE, read_block
+from geohm.terrain import TerrainWindows
 
 __all__ = [
     "COORDINATE_FEATURES",
@@ -262,54 +265,9 @@ def stack_features(
     ConfigError
         A feature has no source.
     """
-    covariates = dict(covariates or {})
-    bands, template, georef = _grid_of(reflectance, covariates)
-    layers: list[xr.DataArray] = []
-    index_names = [f for f in features if f in INDEX_NAMES]
-    terrain_names = [f for f in features if f in TERRAIN_FEATURES]
-    built: dict[str, xr.DataArray] = {}
-    if index_names:
-        if reflectance is None:
-            raise ConfigError(
-                f"key 'features': {', '.join(index_names)} need imagery ('landsat' or 'bands')"
-            )
-        idx = stack_indices(reflectance, index_names)
-        built.update({n: idx.sel(feature=n, drop=True) for n in index_names})
-    if terrain_names:
-        if dem is None:
-            raise ConfigError(
-                f"key 'features': {', '.join(terrain_names)} need a DEM; add 'dem:' to the config"
-            )
-        _same_grid(template, dem, "the DEM")
-        crs = georef.rio.crs
-        ter = stack_terrain(dem, terrain_names, crs=crs, transform=georef.rio.transform())
-        built.update({n: ter.sel(feature=n, drop=True) for n in terrain_names})
-    for name in COORDINATE_FEATURES:
-        if name in features:
-            # Lazy: chunked like the template, each chunk filled from the 1-D coordinate.
-            built[name] = xr.zeros_like(template, dtype="float64") + template[name]
-    for name, cov in covariates.items():
-        _same_grid(template, cov, f"covariate '{name}'")
-    for f in features:
-        if f in built:
-            layer = built[f]
-        elif reflectance is not None and f in bands:
-            layer = reflectance.sel(band=f, drop=True)
-        elif f in covariates:
-            layer = covariates[f]
-        else:
-            raise ConfigError(f"key 'features': no input provides '{f}'")
-        layer = layer.astype("float32")
-        # All layers share the reflectance coordinates exactly (float noise from the
-        # warped VRT coordinates would otherwise break alignment in concat).
-        layer = layer.assign_coords(x=template["x"], y=template["y"])
-        layers.append(layer.drop_vars([c for c in layer.coords if c not in ("x", "y")]))
-    cube = xr.concat(layers, dim="feature", join="override").assign_coords(feature=list(features))
-    cube = cube.transpose("feature", "y", "x")
-    if "spatial_ref" in georef.coords:
-        cube = cube.assign_coords(spatial_ref=georef["spatial_ref"])
-    cube.attrs = {"long_name": "geohm feature cube"}
-    return cube
+    # One feature path: the lazy cube is the window-by-window source read chunk by chunk,
+    # so the cube, the sample points and the map windows hold the same numbers.
+    return WindowSource(reflectance, features, dem=dem, covariates=covariates).lazy()
 
 
 class WindowReader(Protocol):
@@ -326,20 +284,20 @@ class WindowReader(Protocol):
 
 
 class WindowSource:
-    """The feature cube of :func:`stack_features`, built window by window in NumPy.
+    """The feature cube, window by window: the one place features are computed.
 
     :meth:`read` reads only the raw layers under a window (the DEM with a one-pixel
-    halo when slope or aspect is asked), computes the indices and terrain of that
-    window and returns exactly the numbers the whole-scene lazy cube has there, without
-    a whole-scene task graph. Safe to call from several threads at once (raster reads
-    go through :mod:`geohm.io`: rioxarray locks its file handles, and
-    :class:`~geohm.io.rasters.AlignedWindows` opens one per thread).
+    halo when slope or aspect is asked) and computes the indices and terrain of that
+    window. The lazy cube of :func:`stack_features` is this source read chunk by chunk
+    (:meth:`lazy`), the sample points are read through it
+    (:func:`geohm.sampling.sample_cube`) and so is every map window: the features a
+    model is trained on are, bit for bit, those it maps with. Safe to call from several
+    threads at once (raster reads go through :mod:`geohm.io`).
 
-    Layers are read as windows of their (lazy) DataArrays, which reads every dask
-    chunk the window touches (nine for a chunk-sized window with a halo). A reader
-    given in ``dem_reader`` / ``layer_readers`` (an
-    :class:`~geohm.io.rasters.AlignedWindows` of the same file) reads just the window
-    instead, with the same values.
+    Layers are read as windows of their (lazy) DataArrays, which computes every dask
+    chunk the window touches. A reader given in ``dem_reader`` / ``layer_readers`` (the
+    :class:`~geohm.io.reading.AlignedRaster` behind the layer) reads just the window
+    from its cached tiles instead, with the same values.
 
     Parameters
     ----------
@@ -387,6 +345,8 @@ class WindowSource:
             raise ConfigError(f"extra layer(s) {clash} repeat a feature name")
         self.features: list[str] = [*features, *extra]
         self.shape: tuple[int, int] = (int(template.sizes["y"]), int(template.sizes["x"]))
+        self._template = template
+        self._georef = georef
         self._index_names = [f for f in features if f in INDEX_NAMES]
         terrain_names = [f for f in features if f in TERRAIN_FEATURES]
         refl_bands: list[str] = []
@@ -529,6 +489,61 @@ class WindowSource:
                 out[k] = layers[name]
         return out
 
+    @property
+    def crs(self) -> Any:
+        """The grid's CRS (rasterio ``CRS``)."""
+        return self._georef.rio.crs
+
+    @property
+    def transform(self) -> Any:
+        """The grid's affine transform (pixel to map coordinates)."""
+        return self._georef.rio.transform()
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        """``source[features, rows, cols]`` with slices of step 1 (what dask asks for)."""
+        fs, ys, xs = key
+        r0, r1, _ = ys.indices(self.shape[0])
+        c0, c1, _ = xs.indices(self.shape[1])
+        if r1 <= r0 or c1 <= c0:
+            return np.empty((len(self.features), 0, 0), dtype=np.float32)[fs]
+        return self.read(r0, c0, r1 - r0, c1 - c0)[fs]
+
+    @property
+    def dtype(self) -> np.dtype:
+        """float32, as :meth:`read` returns."""
+        return np.dtype("float32")
+
+    @property
+    def ndim(self) -> int:
+        """3: (feature, y, x)."""
+        return 3
+
+    def lazy(self, chunks: int = TILE) -> xr.DataArray:
+        """This source as a lazy (feature, y, x) float32 cube with the grid's coordinates.
+
+        Each dask chunk (every feature, ``chunks`` x ``chunks`` pixels) is one
+        :meth:`read`: the lazy cube, the sample points and the map windows come from the
+        same code.
+        """
+        ny, nx = self.shape
+        data = dask.array.from_array(
+            _Shaped(self, (len(self.features), ny, nx)),
+            chunks=(len(self.features), chunks, chunks),
+            name=f"cube-{uuid.uuid4().hex}",
+            asarray=False,
+            lock=False,
+            meta=np.empty((0, 0, 0), dtype=np.float32),
+        )
+        cube = xr.DataArray(
+            data,
+            dims=("feature", "y", "x"),
+            coords={"feature": self.features, "y": self._template["y"], "x": self._template["x"]},
+        )
+        if "spatial_ref" in self._georef.coords:
+            cube = cube.assign_coords(spatial_ref=self._georef["spatial_ref"])
+        cube.attrs = {"long_name": "geohm feature cube"}
+        return cube
+
     def _check_reader(self, reader: WindowReader, what: str) -> None:
         if tuple(reader.shape) != self.shape:
             raise GridError(
@@ -551,6 +566,19 @@ class WindowSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Shaped:
+    """A :class:`WindowSource` with the ``shape`` of its cube, for ``dask.array.from_array``."""
+
+    def __init__(self, source: WindowSource, shape: tuple[int, int, int]) -> None:
+        self.source = source
+        self.shape = shape
+        self.dtype = source.dtype
+        self.ndim = 3
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+        return self.source[key]
 
 
 def valid_mask(block: np.ndarray) -> np.ndarray:

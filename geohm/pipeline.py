@@ -41,16 +41,15 @@ from geohm.io.models import MODEL_FILE, load_model, save_model
 from geohm.io.outdir import compare_locked, held_folder, job_fingerprint, output_folder
 from geohm.io.points import read_points
 from geohm.io.rasters import (
-    AlignedWindows,
     TileWriter,
     band_metadata,
     gdal_env,
     io_versions,
-    open_aligned,
     open_aligned_bands,
     raster_grid,
     read_overview,
 )
+from geohm.io.reading import AlignedRaster
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
 from geohm.models import model_entry
@@ -98,6 +97,9 @@ class SceneInputs:
     covariates: dict[str, xr.DataArray]
     qa_reason: Callable[[np.ndarray, np.ndarray], list[str | None]] | None
     description: dict[str, str] = field(default_factory=dict)
+    #: The tile readers behind ``dem`` (key None) and the single-band covariates: the
+    #: window source reads them directly, with the numbers of the lazy layers.
+    readers: dict[str | None, AlignedRaster] = field(default_factory=dict)
 
 
 @dataclass
@@ -148,10 +150,12 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
         )
     dem = None
     covariates = {}
+    readers: dict[str | None, AlignedRaster] = {}
     for name, path, resampling, what in _static_layers(spec):
-        layer = open_aligned(
-            path, grid, resampling=resampling, chunks=chunks, what=what, assume_crs=assume_crs
+        readers[name] = AlignedRaster(
+            path, grid, resampling=resampling, tile=chunks, what=what, assume_crs=assume_crs
         )
+        layer = readers[name].lazy()
         if name is None:
             dem = layer
             description["dem"] = str(path)
@@ -191,25 +195,31 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
             c = xr.DataArray(cols, dims="point")
             return qa_reasons(qa.isel(y=r, x=c).values, mask_names)
 
-    return SceneInputs(refl, grid, dem, covariates, reason, description)
+    return SceneInputs(refl, grid, dem, covariates, reason, description, readers)
 
 
 def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[SampleTable, int]:
-    """Read the sample points of ``spec.samples`` and take the cube's features there."""
+    """Read the sample points of ``spec.samples`` and take the cube's features there.
+
+    The features come from the window source of the prediction pass
+    (:func:`window_source`), so a sample's feature vector is the one its pixel has in
+    the map, bit for bit.
+    """
     s = spec.samples
     points = read_points(s.path, x=s.x, y=s.y, crs=s.crs, layer=s.layer)
     id_col = s.id if s.id is not None else ("id" if "id" in points.columns else None)
     try:
-        table = sample_cube(
-            cube,
+        with window_source(inputs, [str(f) for f in cube["feature"].values]) as source:
+            table = sample_cube(
+                source,
             points,
-            targets=spec.samples.targets,
-            id_column=id_col,
-            window=spec.samples.window,
-            mask_reason=inputs.qa_reason,
-            censored=s.censored,
-            detection_limits=s.detection_limits,
-        )
+                targets=spec.samples.targets,
+                id_column=id_col,
+                window=spec.samples.window,
+                mask_reason=inputs.qa_reason,
+                censored=s.censored,
+                detection_limits=s.detection_limits,
+            )
     except SampleError as exc:  # say which file the points came from
         if "none of the" in str(exc):
             check_inputs_have_data(spec, inputs)  # blame an empty scene before the points
@@ -404,26 +414,29 @@ def _risk_rasters(risk: Any) -> list[tuple[str, Any, str, str]]:
 
 
 def window_source(
-    cfg: SceneConfig, inputs: SceneInputs, features: list[str], risk: Any | None = None
+    inputs: SceneInputs,
+    features: list[str],
+    risk: Any | None = None,
+    *,
+    assume_crs: str | None = None,
 ) -> WindowSource:
-    """The prediction cube, built window by window: ``features`` from the opened inputs,
-    then the pH and land-use rasters of ``risk`` (see :func:`_risk_rasters`).
+    """The feature cube of a scene, built window by window: ``features`` from the opened
+    inputs, then the pH and land-use rasters of ``risk`` (see :func:`_risk_rasters`).
 
-    Each window is computed from the raw layers under it, with the numbers of the lazy
-    cube. The DEM, the covariates and the risk rasters are read straight from their
-    files, warped as :func:`open_inputs` warps them (``AlignedWindows`` equals
-    ``open_aligned`` with the same arguments).
+    The one feature path: the sample points (:func:`sample_points`), every map window
+    and the lazy cube of :func:`build_cube` are read through it. The DEM and the
+    single-band covariates are read by the tile readers :func:`open_inputs` opened.
 
     Parameters
     ----------
-    cfg : SceneConfig
-        The scene job (DEM, covariates, ``assume_crs``).
     inputs : SceneInputs
-        Its opened inputs (:func:`open_inputs`, :func:`build_cube`).
+        The opened inputs (:func:`open_inputs`, :func:`build_cube`).
     features : list of str
         Feature names in cube order, e.g. ``build_cube``'s resolved features.
     risk : RiskConfig, optional
         Adds its pH and land-use rasters as extra layers (not features).
+    assume_crs : str, optional
+        CRS of risk rasters that carry none.
 
     Returns
     -------
@@ -432,33 +445,25 @@ def window_source(
         manager) when done.
     """
     grid = inputs.grid
-    assume_crs = getattr(cfg, "assume_crs", None)
-    dem_reader = None
-    readers = {}
-    # The same files, resampling and CRS as open_inputs (one list for both), read directly.
-    for name, path, resampling, what in _static_layers(cfg):
-        reader = AlignedWindows(
-            path, grid, resampling=resampling, chunks=CHUNK, what=what, assume_crs=assume_crs
-        )
-        if name is None:
-            dem_reader = reader if inputs.dem is not None else None
-        elif name in inputs.covariates:
-            readers[name] = reader
+    readers: dict[str, Any] = {
+        name: reader
+        for name, reader in inputs.readers.items()
+        if name is not None and name in inputs.covariates
+    }
     extra = {}
     for name, path, resampling, what in _risk_rasters(risk) if risk is not None else []:
-        extra[name] = open_aligned(
-            path, grid, resampling=resampling, chunks=CHUNK, what=what, assume_crs=assume_crs
+        reader = AlignedRaster(
+            path, grid, resampling=resampling, tile=CHUNK, what=what, assume_crs=assume_crs
         )
-        readers[name] = AlignedWindows(
-            path, grid, resampling=resampling, chunks=CHUNK, what=what, assume_crs=assume_crs
-        )
+        extra[name] = reader.lazy()
+        readers[name] = reader
     return WindowSource(
         inputs.reflectance,
         features,
         dem=inputs.dem,
         covariates=inputs.covariates,
         extra=extra,
-        dem_reader=dem_reader,
+        dem_reader=inputs.readers.get(None) if inputs.dem is not None else None,
         layer_readers=readers,
     )
 
@@ -573,10 +578,10 @@ def _write_maps(
                 )
             )
     source = window_source(
-        cfg,
         inputs,
         [str(f) for f in cube["feature"].values],
         cfg.risk if isinstance(plan, RiskPlan) else None,
+        assume_crs=getattr(cfg, "assume_crs", None),
     )
     workers = cfg.output.workers or usable_cpus()
     # Windows are multiples of the dask chunk (the input block): a window that straddles

@@ -20,8 +20,9 @@ from affine import Affine
 from pyproj import CRS
 from pyproj.transformer import AreaOfInterest, TransformerGroup
 
+from geohm.cube import WindowSource
 from geohm.errors import SampleError
-from geohm.io.rasters import read_block
+from geohm.io.reading import TILE, read_block
 from geohm.labvalues import parse_target
 
 log = logging.getLogger(__name__)
@@ -83,9 +84,7 @@ class SampleTable:
 
     def dropped_records(self) -> list[dict[str, str]]:
         """The left-out points as plain dicts (for report.json); target "all" or one."""
-        return [
-            {"id": d.id, "target": d.target or "all", "reason": d.reason} for d in self.dropped
-        ]
+        return [{"id": d.id, "target": d.target or "all", "reason": d.reason} for d in self.dropped]
 
     def summary(self) -> dict[str, Any]:
         """Counts for report.json: used per target, censored, zeros, location groups."""
@@ -145,9 +144,7 @@ def datum_warnings(src: Any, dst: Any, lonlat: np.ndarray) -> list[str]:
     lon, lat = lonlat[finite, 0], lonlat[finite, 1]
     if (np.abs(lat) > 90).any() or (np.abs(lon) > 360).any():
         return []  # not geographic positions: the caller's range checks report it
-    aoi = AreaOfInterest(
-        float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
-    )
+    aoi = AreaOfInterest(float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pyproj warns about missing grids: we say it below
         group = TransformerGroup(src, dst, always_xy=True, area_of_interest=aoi)
@@ -216,7 +213,7 @@ def _point_xy(points: Any, crs: Any) -> np.ndarray:
 
 
 def sample_cube(
-    cube: xr.DataArray,
+    cube: xr.DataArray | WindowSource,
     points: Any,
     *,
     targets: Sequence[str],
@@ -236,8 +233,10 @@ def sample_cube(
 
     Parameters
     ----------
-    cube : xarray.DataArray
-        (feature, y, x) cube with a CRS (``cube.rio.crs``), lazy or in memory.
+    cube : xarray.DataArray or WindowSource
+        (feature, y, x) cube with a CRS (``cube.rio.crs``), lazy or in memory, or the
+        window source the prediction pass reads (the pipeline's choice: the features at
+        the points come from the code that computes every map window).
     points : geopandas.GeoDataFrame
         Sample points in any CRS, with the ``targets`` columns (mg/kg).
     targets : sequence of str
@@ -290,10 +289,15 @@ def sample_cube(
             f"{'...' if len(dup) > 5 else ''}); fix the id column or set 'samples.id' to a "
             "column with one id per point"
         )
-    crs = cube.rio.crs
+    if isinstance(cube, WindowSource):
+        crs, transform = cube.crs, cube.transform
+        height, width = cube.shape
+        features = list(cube.features)
+    else:
+        crs, transform = cube.rio.crs, cube.rio.transform()
+        height, width = cube.sizes["y"], cube.sizes["x"]
+        features = [str(f) for f in cube["feature"].values]
     xy = _point_xy(points, crs)
-    transform: Affine = cube.rio.transform()
-    height, width = cube.sizes["y"], cube.sizes["x"]
     rows, cols, inside = _pixels(xy, transform, height, width)
     notes: list[str] = []
     if not inside.any():
@@ -321,17 +325,15 @@ def sample_cube(
         dropped.append((int(i), Dropped(ids[i], "outside the scene")))
 
     idx = np.flatnonzero(inside)
-    features = [str(f) for f in cube["feature"].values]
     values = np.full((len(points), len(features)), np.nan)
     if idx.size:
         half = window // 2
         offsets = np.arange(-half, half + 1)
         r = np.clip(rows[idx, None] + offsets[None, :], 0, height - 1)  # (n, w)
         c = np.clip(cols[idx, None] + offsets[None, :], 0, width - 1)
-        # Vectorised point-wise selection: only the chunks under the points are read.
-        rr = xr.DataArray(np.repeat(r, window, axis=1), dims=("point", "k"))
-        cc = xr.DataArray(np.tile(c, (1, window)), dims=("point", "k"))
-        win = read_block(cube.isel(y=rr, x=cc).transpose("point", "feature", "k"))
+        rr = np.repeat(r, window, axis=1)  # (n, window * window)
+        cc = np.tile(c, (1, window))
+        win = _window_values(cube, rr, cc)  # (n, feature, window * window)
         # Window cells beyond the scene edge were clipped onto edge pixels: drop them
         # from the mean rather than counting edge pixels twice.
         rr_raw = np.repeat(rows[idx, None] + offsets[None, :], window, axis=1)
@@ -401,6 +403,32 @@ def sample_cube(
     )
 
 
+def _window_values(cube: xr.DataArray | WindowSource, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
+    """(point, feature, k) values of the cube at rows ``rr`` and columns ``cc`` (point, k).
+
+    From a window source: one read per tile of :data:`~geohm.io.reading.TILE` pixels that
+    holds points (the box around its points), so scattered points cost one small read
+    each and clustered ones share it. From a DataArray: vectorised point-wise selection
+    (only the chunks under the points are read).
+    """
+    if not isinstance(cube, WindowSource):
+        sel = cube.isel(
+            y=xr.DataArray(rr, dims=("point", "k")), x=xr.DataArray(cc, dims=("point", "k"))
+        )
+        return read_block(sel.transpose("point", "feature", "k"))
+    out = np.empty((rr.shape[0], len(cube.features), rr.shape[1]), dtype=np.float32)
+    tile = (rr[:, rr.shape[1] // 2] // TILE) * (cube.shape[1] // TILE + 1) + cc[
+        :, cc.shape[1] // 2
+    ] // TILE
+    for t in np.unique(tile):
+        pts = np.flatnonzero(tile == t)
+        r0, r1 = int(rr[pts].min()), int(rr[pts].max()) + 1
+        c0, c1 = int(cc[pts].min()), int(cc[pts].max()) + 1
+        block = cube.read(r0, c0, r1 - r0, c1 - c0)
+        out[pts] = np.moveaxis(block[:, rr[pts] - r0, cc[pts] - c0], 0, 1)
+    return out
+
+
 def _pixels(
     xy: np.ndarray, transform: Affine, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -416,9 +444,7 @@ def _pixels(
     return rows, cols, inside
 
 
-def _raise_if_swapped(
-    points: Any, crs: Any, transform: Affine, height: int, width: int
-) -> None:
+def _raise_if_swapped(points: Any, crs: Any, transform: Affine, height: int, width: int) -> None:
     """No point is inside the scene: say so plainly when swapping x and y would fix it."""
     geom = points.geometry
     swapped = points.set_geometry(
@@ -437,5 +463,3 @@ def _raise_if_swapped(
             f"{int(inside.sum())} of {len(points)} are: x and y look swapped (for a CSV, "
             "exchange samples.x and samples.y; x is the easting or longitude)"
         )
-
-

@@ -151,7 +151,7 @@ def test_cube_has_one_feature_per_band_in_wavelength_order(case: dict[str, Any])
     expected = np.where(case["refl"][k] == NODATA, np.nan, case["refl"][k])
     np.testing.assert_array_equal(band, expected.astype("float32"))
     # The window path (prediction) reads the same numbers, bit for bit.
-    with window_source(cfg, inputs, feats, None) as source:
+    with window_source(inputs, feats) as source:
         for r, c, h, w in [(0, 0, H, W), (0, 0, 7, 9), (25, 20, 17, 30), (H - 1, W - 1, 1, 1)]:
             got = source.read(r, c, h, w)
             want = read_block(cube.isel(y=slice(r, r + h), x=slice(c, c + w)))

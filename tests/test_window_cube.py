@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -12,16 +13,83 @@ import pytest
 import xarray as xr
 from affine import Affine
 
-from geohm.cube import WindowSource, available_features, stack_features
+from geohm.cube import (
+    COORDINATE_FEATURES,
+    TERRAIN_FEATURES,
+    WindowSource,
+    _grid_of,
+    _same_grid,
+    available_features,
+    stack_features,
+)
 from geohm.errors import ConfigError, GridError, InputError
 from geohm.grid import Grid
 from geohm.indices import INDEX_NAMES, index_array, stack_indices
 from geohm.io.landsat import open_band_files, open_landsat, write_landsat_c2l2
-from geohm.io.rasters import AlignedWindows, open_aligned, read_block, write_geotiff
+from geohm.io.rasters import open_aligned, read_block, write_geotiff
+from geohm.io.reading import AlignedRaster
 from geohm.predict import iter_windows
 from geohm.terrain import Edges, TerrainWindows, stack_terrain
 
 from .conftest import BANDS, make_da
+
+
+def _whole_grid_cube(
+    reflectance: xr.DataArray | None,
+    features: Sequence[str],
+    *,
+    dem: xr.DataArray | None = None,
+    covariates: Mapping[str, xr.DataArray] | None = None,
+) -> xr.DataArray:
+    """The cube as the whole-grid xarray functions build it (the reference)."""
+    covariates = dict(covariates or {})
+    bands, template, georef = _grid_of(reflectance, covariates)
+    layers: list[xr.DataArray] = []
+    index_names = [f for f in features if f in INDEX_NAMES]
+    terrain_names = [f for f in features if f in TERRAIN_FEATURES]
+    built: dict[str, xr.DataArray] = {}
+    if index_names:
+        if reflectance is None:
+            raise ConfigError(
+                f"key 'features': {', '.join(index_names)} need imagery ('landsat' or 'bands')"
+            )
+        idx = stack_indices(reflectance, index_names)
+        built.update({n: idx.sel(feature=n, drop=True) for n in index_names})
+    if terrain_names:
+        if dem is None:
+            raise ConfigError(
+                f"key 'features': {', '.join(terrain_names)} need a DEM; add 'dem:' to the config"
+            )
+        _same_grid(template, dem, "the DEM")
+        crs = georef.rio.crs
+        ter = stack_terrain(dem, terrain_names, crs=crs, transform=georef.rio.transform())
+        built.update({n: ter.sel(feature=n, drop=True) for n in terrain_names})
+    for name in COORDINATE_FEATURES:
+        if name in features:
+            # Lazy: chunked like the template, each chunk filled from the 1-D coordinate.
+            built[name] = xr.zeros_like(template, dtype="float64") + template[name]
+    for name, cov in covariates.items():
+        _same_grid(template, cov, f"covariate '{name}'")
+    for f in features:
+        if f in built:
+            layer = built[f]
+        elif reflectance is not None and f in bands:
+            layer = reflectance.sel(band=f, drop=True)
+        elif f in covariates:
+            layer = covariates[f]
+        else:
+            raise ConfigError(f"key 'features': no input provides '{f}'")
+        layer = layer.astype("float32")
+        # All layers share the reflectance coordinates exactly (float noise from the
+        # warped VRT coordinates would otherwise break alignment in concat).
+        layer = layer.assign_coords(x=template["x"], y=template["y"])
+        layers.append(layer.drop_vars([c for c in layer.coords if c not in ("x", "y")]))
+    cube = xr.concat(layers, dim="feature", join="override").assign_coords(feature=list(features))
+    cube = cube.transpose("feature", "y", "x")
+    if "spatial_ref" in georef.coords:
+        cube = cube.assign_coords(spatial_ref=georef["spatial_ref"])
+    cube.attrs = {"long_name": "geohm feature cube"}
+    return cube
 
 PID = "LC08_L2SP_127036_20191115_20200825_02_T1"
 UTM = "EPSG:32649"
@@ -142,7 +210,7 @@ def test_landsat_scene_windows_equal_the_lazy_cube(landsat_case) -> None:
     bands = [str(b) for b in refl["band"].values]
     feats = [*available_features(bands, has_dem=True, covariates=["c"]), "x", "y"]
     kw = {"dem": landsat_case["dem"], "covariates": {"c": landsat_case["cov"]}}
-    cube = stack_features(refl, feats, **kw)
+    cube = _whole_grid_cube(refl, feats, **kw)
     source = WindowSource(refl, feats, **kw)
     _check_all_windows(cube, source)
     # QA-masked (cloud) and fill pixels are NaN in every band and index.
@@ -160,10 +228,10 @@ def test_a_subset_of_features_in_any_order(landsat_case) -> None:
     refl = landsat_case["refl"]
     feats = ["aspect", "CMR", "nir", "elevation", "c", "wetness"]
     kw = {"dem": landsat_case["dem"], "covariates": {"c": landsat_case["cov"]}}
-    _check_all_windows(stack_features(refl, feats, **kw), WindowSource(refl, feats, **kw))
+    _check_all_windows(_whole_grid_cube(refl, feats, **kw), WindowSource(refl, feats, **kw))
     only_elev = ["elevation", "red"]
     _check_all_windows(
-        stack_features(refl, only_elev, dem=landsat_case["dem"]),
+        _whole_grid_cube(refl, only_elev, dem=landsat_case["dem"]),
         WindowSource(refl, only_elev, dem=landsat_case["dem"]),
     )
 
@@ -172,7 +240,7 @@ def test_extra_layers_are_appended_like_the_risk_layers(landsat_case) -> None:
     refl, ph = landsat_case["refl"], landsat_case["ph"]
     feats = ["NDVI", "slope", "c"]
     kw = {"dem": landsat_case["dem"], "covariates": {"c": landsat_case["cov"]}}
-    cube = stack_features(refl, feats, **kw)
+    cube = _whole_grid_cube(refl, feats, **kw)
     # What pipeline.window_source does to the cube.
     extra = ph.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=["ph"])
     extra = extra.drop_vars([c for c in extra.coords if c not in ("x", "y", "feature")])
@@ -187,10 +255,10 @@ def test_extra_layers_are_appended_like_the_risk_layers(landsat_case) -> None:
 def _readers(case: dict[str, Any]) -> dict[str, Any]:
     grid, paths = case["grid"], case["paths"]
     return {
-        "dem_reader": AlignedWindows(paths["dem"], grid, chunks=CHUNK, what="DEM"),
+        "dem_reader": AlignedRaster(paths["dem"], grid, tile=CHUNK, what="DEM"),
         "layer_readers": {
-            "c": AlignedWindows(paths["cov"], grid, chunks=CHUNK),
-            "ph": AlignedWindows(paths["ph"], grid, resampling="nearest", chunks=CHUNK),
+            "c": AlignedRaster(paths["cov"], grid, tile=CHUNK),
+            "ph": AlignedRaster(paths["ph"], grid, resampling="nearest", tile=CHUNK),
         },
     }
 
@@ -200,7 +268,7 @@ def test_direct_window_readers_give_the_same_numbers(landsat_case) -> None:
     bands = [str(b) for b in refl["band"].values]
     feats = available_features(bands, has_dem=True, covariates=["c"])
     kw = {"dem": landsat_case["dem"], "covariates": {"c": landsat_case["cov"]}}
-    cube = stack_features(refl, feats, **kw)
+    cube = _whole_grid_cube(refl, feats, **kw)
     extra = ph.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=["ph"])
     extra = extra.drop_vars([c for c in extra.coords if c not in ("x", "y", "feature")])
     full = xr.concat([cube, extra], dim="feature", join="override")
@@ -216,7 +284,7 @@ def test_direct_window_readers_give_the_same_numbers(landsat_case) -> None:
     small = Grid(landsat_case["grid"].crs, landsat_case["grid"].transform, 10, 10)
     with pytest.raises(GridError, match="window reader of the DEM"):
         WindowSource(
-            refl, feats, **kw, dem_reader=AlignedWindows(landsat_case["paths"]["dem"], small)
+            refl, feats, **kw, dem_reader=AlignedRaster(landsat_case["paths"]["dem"], small)
         )
 
 
@@ -245,7 +313,7 @@ def test_reads_from_many_threads_at_once(landsat_case) -> None:
     mosaic = np.full((len(feats), H, W), np.nan, dtype="float32")
     for (r, c, h, w), block in zip(windows, parallel, strict=True):
         mosaic[:, r : r + h, c : c + w] = block
-    assert _same(mosaic, read_block(stack_features(refl, feats, **kw)))
+    assert _same(mosaic, read_block(_whole_grid_cube(refl, feats, **kw)))
 
 
 @pytest.mark.parametrize("geographic", [False, True], ids=["projected", "geographic"])
@@ -278,7 +346,7 @@ def test_band_files_and_terrain_in_projected_and_geographic_crs(
         what="DEM",
     )
     feats = ["elevation", "slope", "aspect", "red", "EVI", "greenness"]
-    _check_all_windows(stack_features(refl, feats, dem=dem), WindowSource(refl, feats, dem=dem))
+    _check_all_windows(_whole_grid_cube(refl, feats, dem=dem), WindowSource(refl, feats, dem=dem))
 
 
 def test_eager_inputs_and_a_covariate_only_scene() -> None:
@@ -289,10 +357,10 @@ def test_eager_inputs_and_a_covariate_only_scene() -> None:
     dem = make_da((1000 + rng.normal(0, 20, size=(H, W))).astype("float32"))
     feats = ["a", "x", "slope", "y", "b"]
     kw: dict[str, Any] = {"dem": dem, "covariates": {"a": cov, "b": cov2}}
-    _check_all_windows(stack_features(None, feats, **kw), WindowSource(None, feats, **kw))
+    _check_all_windows(_whole_grid_cube(None, feats, **kw), WindowSource(None, feats, **kw))
     refl = make_da(rng.uniform(0.01, 0.5, size=(8, H, W)).astype("float32"), band=BANDS)
     feats2 = [*INDEX_NAMES, "elevation", "aspect", "thermal"]
-    _check_all_windows(stack_features(refl, feats2, dem=dem), WindowSource(refl, feats2, dem=dem))
+    _check_all_windows(_whole_grid_cube(refl, feats2, dem=dem), WindowSource(refl, feats2, dem=dem))
 
 
 def test_errors_name_the_problem() -> None:
@@ -396,7 +464,7 @@ def test_aligned_windows_equal_open_aligned(
         (h // 2, w // 2, h - h // 2, w - w // 2),
     ]
     windows += [(0, c, h, 3) for c in (126, 127, 510, 511) if c + 3 <= w]
-    with AlignedWindows(reprojected_dem, grid, resampling=resampling, chunks=chunks) as reader:
+    with AlignedRaster(reprojected_dem, grid, resampling=resampling, tile=chunks) as reader:
         assert reader.shape == shape
         for r, c, hh, ww in windows:
             assert _same(reader.read(r, c, hh, ww), whole[r : r + hh, c : c + ww]), (r, c, hh, ww)
@@ -414,13 +482,13 @@ def test_aligned_windows_thin_grids_and_errors(tmp_path: Path, reprojected_dem: 
         grid = Grid("EPSG:32649", Affine(30.0, 0.0, 503000.0, 0.0, -30.0, 3755000.0), *shape[::-1])
         whole = read_block(open_aligned(reprojected_dem, grid, chunks=chunks))
         assert np.isfinite(whole).all()
-        with AlignedWindows(reprojected_dem, grid, chunks=chunks) as reader:
+        with AlignedRaster(reprojected_dem, grid, tile=chunks) as reader:
             assert _same(reader.read(0, 0, *shape), whole)
     grid = Grid("EPSG:32649", Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 3760000.0), 20, 20)
     with pytest.raises(InputError, match="does not exist"):
-        AlignedWindows(tmp_path / "nope.tif", grid, what="DEM").read(0, 0, 2, 2)
+        AlignedRaster(tmp_path / "nope.tif", grid, what="DEM").read(0, 0, 2, 2)
     with pytest.raises(ValueError, match="resampling"):
-        AlignedWindows(reprojected_dem, grid, resampling="fancy")
+        AlignedRaster(reprojected_dem, grid, resampling="fancy")
 
 
 @pytest.mark.slow
@@ -479,9 +547,11 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
     real_layers, real_predict = pipeline.window_source, pipeline.predict_map
     used: dict[str, Any] = {}
 
-    def lazy_cube(c: Any, inputs: Any, features: list[str], risk: Any) -> Any:
+    def lazy_cube(inputs: Any, features: list[str], risk: Any = None, **kw: Any) -> Any:
         # The whole-scene lazy cube and the risk rasters appended, as before.
-        cube = stack_features(
+        if risk is None:  # the sample points: the window source itself
+            return real_layers(inputs, features, risk, **kw)
+        cube = _whole_grid_cube(
             inputs.reflectance, features, dem=inputs.dem, covariates=inputs.covariates
         )
         layers = [cube]
@@ -490,7 +560,7 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
             da = da.assign_coords(x=cube["x"], y=cube["y"]).expand_dims(feature=[name])
             layers.append(da.drop_vars([c for c in da.coords if c not in ("x", "y", "feature")]))
         used["cube"] = xr.concat(layers, dim="feature", join="override")
-        used["source"] = real_layers(c, inputs, features, risk)
+        used["source"] = real_layers(inputs, features, risk, **kw)
         return used["source"]
 
     def predict(source: Any, *args: Any, **kw: Any) -> Any:
@@ -520,3 +590,18 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
     assert set(maps["windows"]) == set(maps["lazy"]) and "Cu_risk.tif" in maps["lazy"]
     for name, arr in maps["lazy"].items():
         assert arr.tobytes() == maps["windows"][name].tobytes(), name
+
+
+def test_the_lazy_cube_is_the_window_source_chunk_by_chunk(landsat_case) -> None:
+    # build_cube's lazy cube, the sample points and the map windows share one code path;
+    # its numbers equal the whole-grid xarray functions'.
+    refl = landsat_case["refl"]
+    bands = [str(b) for b in refl["band"].values]
+    feats = available_features(bands, has_dem=True, covariates=["c"])
+    kw = {"dem": landsat_case["dem"], "covariates": {"c": landsat_case["cov"]}}
+    lazy = stack_features(refl, feats, **kw)
+    assert lazy.chunks is not None and lazy.dtype == np.float32
+    assert list(lazy["feature"].values) == feats
+    assert lazy.rio.crs == refl.rio.crs
+    assert _same(read_block(lazy), read_block(_whole_grid_cube(refl, feats, **kw)))
+    assert _same(read_block(lazy[:, 5:17, 3:40]), read_block(lazy)[:, 5:17, 3:40])
