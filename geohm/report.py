@@ -71,21 +71,61 @@ def _samples_section(samples: Mapping[str, Any]) -> list[str]:
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
-    """report.md: inputs, dropped samples, accuracy tables, map statistics, outputs."""
+    """report.md: inputs, dropped samples, accuracy tables, map statistics, outputs.
+
+    Parameters
+    ----------
+    report : mapping
+        The content of ``report.json`` (see :mod:`geohm.pipeline`).
+
+    Returns
+    -------
+    str
+        Markdown text, one section after the other: warnings, inputs, samples, accuracy,
+        maps, uncertainty, features, classifier, risk, outputs and timings (a section
+        whose content is absent from ``report`` is left out).
+    """
+    targets: Mapping[str, Any] = report.get("targets", {})
     lines = [f"# geohm report: {report['name']}", ""]
-    for t in report.get("targets", {}).values():
-        for w in t.get("warnings", []):
-            lines += [f"> **Warning.** {w}", ""]
-    inputs = report.get("inputs", {})
-    if inputs:
-        lines += ["## Inputs", ""]
-        for k, v in inputs.items():
-            lines.append(f"- **{k}**: {v}")
-        lines.append("")
+    lines += _warnings_section(targets)
+    lines += _inputs_section(report.get("inputs", {}))
     samples = report.get("samples", {})
     if samples:
         lines += _samples_section(samples)
-    lines += [
+    lines += _accuracy_section(targets)
+    lines += _maps_section(targets)
+    lines += _uncertainty_section(targets)
+    lines += _features_section(targets)
+    lines += _classifier_section(report.get("classification"))
+    lines += _risk_section(report.get("risk"))
+    lines += _list_section("Outputs", [f"`{o}`" for o in report.get("outputs") or ()])
+    timings = report.get("timings") or {}
+    lines += _list_section("Timings (s)", [f"{k}: {v:.2f}" for k, v in timings.items()])
+    return "\n".join(lines)
+
+
+def _warnings_section(targets: Mapping[str, Any]) -> list[str]:
+    """Every target's warnings, as quoted paragraphs at the top."""
+    lines: list[str] = []
+    for t in targets.values():
+        for w in t.get("warnings", []):
+            lines += [f"> **Warning.** {w}", ""]
+    return lines
+
+
+def _inputs_section(inputs: Mapping[str, Any]) -> list[str]:
+    """The input files and settings, one bullet each."""
+    if not inputs:
+        return []
+    lines = ["## Inputs", ""]
+    lines += [f"- **{k}**: {v}" for k, v in inputs.items()]
+    lines.append("")
+    return lines
+
+
+def _accuracy_section(targets: Mapping[str, Any]) -> list[str]:
+    """One row per target and validation set (test, cv, cv_spatial) present."""
+    lines = [
         "## Accuracy",
         "",
         "Test: held-out samples never seen in training. CV: k-fold cross-validation on the "
@@ -98,7 +138,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "| target | model | set | n | RMSE | MAE | R2 | MRE | flat-map RMSE | skill |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for target, t in report.get("targets", {}).items():
+    for target, t in targets.items():
         for set_name in ("test", "cv", "cv_spatial"):
             m = t.get(set_name)
             if not m:
@@ -108,21 +148,26 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"{_fmt(m.get('rmse'))} | {_fmt(m.get('mae'))} | {_fmt(m.get('r2'))} | "
                 f"{_fmt(m.get('mre'))} | {_fmt(m.get('rmse_null'))} | {_fmt(m.get('skill'))} |"
             )
-    lines += [
-        "",
+    lines.append("")
+    return lines
+
+
+def _maps_section(targets: Mapping[str, Any]) -> list[str]:
+    """Map statistics per target, then each target's area by concentration class."""
+    lines = [
         "## Maps",
         "",
         "| target | min | max | mean | std | pixels |",
         "|---|---|---|---|---|---|",
     ]
-    for target, t in report.get("targets", {}).items():
+    for target, t in targets.items():
         s = t.get("map_stats", {})
         lines.append(
             f"| {target} | {_fmt(s.get('min'))} | {_fmt(s.get('max'))} | {_fmt(s.get('mean'))} | "
             f"{_fmt(s.get('std'))} | {_fmt(s.get('pixels'))} |"
         )
     lines.append("")
-    for target, t in report.get("targets", {}).items():
+    for target, t in targets.items():
         bins = t.get("area_by_concentration")
         if bins:
             lines += [
@@ -133,33 +178,45 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             ]
             lines += [f"| {b['from']:g}-{b['to']:g} | {b['fraction']:.1%} |" for b in bins]
             lines.append("")
-    uncertain = {k: t for k, t in report.get("targets", {}).items() if t.get("uncertainty")}
-    if uncertain:
-        lines += [
-            "## Uncertainty",
-            "",
-            "`<target>_uncertainty.tif`: width (mg/kg) of the central prediction interval. "
-            "Coverage: share of the hold-out test samples inside their interval (the "
-            "interval model never saw them).",
-            "",
-            "| target | method | nominal | test coverage | mean width (test) | mean width (map) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for target, t in uncertain.items():
-            u = t["uncertainty"]
-            test = u.get("test") or {}
-            m = (t.get("uncertainty_map") or {}).get("map_stats", {})
-            lines.append(
-                f"| {target} | {u['method']}{' (conformal)' if u.get('calibrated') else ''} | "
-                f"{u['nominal']:.0%} | {_fmt(test.get('coverage'))} (n={test.get('n', 0)}) | "
-                f"{_fmt(test.get('mean_width'))} | {_fmt(m.get('mean'))} |"
-            )
-        lines.append("")
-        for target, t in uncertain.items():
-            ql = (t.get("uncertainty_map") or {}).get("quicklook")
-            if ql:
-                lines += [f"![{target} uncertainty]({ql})", ""]
-    for target, t in report.get("targets", {}).items():
+    return lines
+
+
+def _uncertainty_section(targets: Mapping[str, Any]) -> list[str]:
+    """Interval method, nominal level, test coverage and widths of the targets that have one."""
+    uncertain = {k: t for k, t in targets.items() if t.get("uncertainty")}
+    if not uncertain:
+        return []
+    lines = [
+        "## Uncertainty",
+        "",
+        "`<target>_uncertainty.tif`: width (mg/kg) of the central prediction interval. "
+        "Coverage: share of the hold-out test samples inside their interval (the "
+        "interval model never saw them).",
+        "",
+        "| target | method | nominal | test coverage | mean width (test) | mean width (map) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for target, t in uncertain.items():
+        u = t["uncertainty"]
+        test = u.get("test") or {}
+        m = (t.get("uncertainty_map") or {}).get("map_stats", {})
+        lines.append(
+            f"| {target} | {u['method']}{' (conformal)' if u.get('calibrated') else ''} | "
+            f"{u['nominal']:.0%} | {_fmt(test.get('coverage'))} (n={test.get('n', 0)}) | "
+            f"{_fmt(test.get('mean_width'))} | {_fmt(m.get('mean'))} |"
+        )
+    lines.append("")
+    for target, t in uncertain.items():
+        ql = (t.get("uncertainty_map") or {}).get("quicklook")
+        if ql:
+            lines += [f"![{target} uncertainty]({ql})", ""]
+    return lines
+
+
+def _features_section(targets: Mapping[str, Any]) -> list[str]:
+    """Each target's features and its map quicklook."""
+    lines: list[str] = []
+    for target, t in targets.items():
         lines.append(
             f"**{target}** features ({len(t.get('features', []))}): "
             f"{', '.join(t.get('features', []))}"
@@ -167,67 +224,75 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append("")
         if t.get("quicklook"):
             lines += [f"![{target}]({t['quicklook']})", ""]
-    cls = report.get("classification")
-    if cls:
-        cv = cls["cv"]
-        lines += [
-            "## Contamination classifier",
-            "",
-            f"Model **{cls['model']}**; a sample is contaminated (1) when any of "
-            + ", ".join(f"{k} > {v:g}" for k, v in cls["limits_mg_kg"].items())
-            + f" mg/kg. Samples: {cls['labels']}.",
-            "",
-            f"Stratified {cv['folds_used']}-fold CV repeated {cv['repeats']} times "
-            "(mean ± sd over the splits; macro averages):",
-            "",
-            "| accuracy | precision | recall | F1 |",
-            "|---|---|---|---|",
-            "| "
-            + " | ".join(
-                f"{cv[m]['mean']:.3f} ± {cv[m]['sd']:.3f}"
-                for m in ("accuracy", "precision", "recall", "f1")
-            )
-            + " |",
-            "",
-            "Confusion matrix summed over the splits (rows: true 0/1, columns: predicted 0/1): "
-            f"{cv['confusion_matrix']}",
-            "",
-        ]
-        if cls.get("quicklook"):
-            lines += [f"![contamination]({cls['quicklook']})", ""]
-    risk = report.get("risk")
-    if risk:
-        values = ", ".join(
-            f"{k} {v:g} mg/kg" for k, v in risk["screening_values_mg_kg"].items() if v is not None
+    return lines
+
+
+def _classifier_section(cls: Mapping[str, Any] | None) -> list[str]:
+    """The contamination classifier: its labels, repeated stratified CV and confusion matrix."""
+    if not cls:
+        return []
+    cv = cls["cv"]
+    lines = [
+        "## Contamination classifier",
+        "",
+        f"Model **{cls['model']}**; a sample is contaminated (1) when any of "
+        + ", ".join(f"{k} > {v:g}" for k, v in cls["limits_mg_kg"].items())
+        + f" mg/kg. Samples: {cls['labels']}.",
+        "",
+        f"Stratified {cv['folds_used']}-fold CV repeated {cv['repeats']} times "
+        "(mean ± sd over the splits; macro averages):",
+        "",
+        "| accuracy | precision | recall | F1 |",
+        "|---|---|---|---|",
+        "| "
+        + " | ".join(
+            f"{cv[m]['mean']:.3f} ± {cv[m]['sd']:.3f}"
+            for m in ("accuracy", "precision", "recall", "f1")
         )
-        lines += [
-            "## Risk",
-            "",
-            f"Standard **{risk['standard']}**, land use {risk['land_use']}, pH {risk['ph']}"
-            + (f"; screening values: {values}." if values else "."),
-            "",
-        ]
-        for name, layer in risk["layers"].items():
-            if "class_area_fraction" in layer:
-                lines += [f"**{name}** (share of mapped area)", "", "| class | area |", "|---|---|"]
-                lines += [
-                    f"| {label} | {frac:.1%} |"
-                    for label, frac in layer["class_area_fraction"].items()
-                ]
-                lines.append("")
-            if layer.get("quicklook"):
-                lines += [f"![{name}]({layer['quicklook']})", ""]
-        lines += [f"- {n}" for n in risk.get("notes", [])]
-        lines.append("")
-    if report.get("outputs"):
-        lines += ["## Outputs", ""]
-        lines += [f"- `{o}`" for o in report["outputs"]]
-        lines.append("")
-    if report.get("timings"):
-        lines += ["## Timings (s)", ""]
-        lines += [f"- {k}: {v:.2f}" for k, v in report["timings"].items()]
-        lines.append("")
-    return "\n".join(lines)
+        + " |",
+        "",
+        "Confusion matrix summed over the splits (rows: true 0/1, columns: predicted 0/1): "
+        f"{cv['confusion_matrix']}",
+        "",
+    ]
+    if cls.get("quicklook"):
+        lines += [f"![contamination]({cls['quicklook']})", ""]
+    return lines
+
+
+def _risk_section(risk: Mapping[str, Any] | None) -> list[str]:
+    """The standard and screening values, each risk layer's class areas, and the notes."""
+    if not risk:
+        return []
+    values = ", ".join(
+        f"{k} {v:g} mg/kg" for k, v in risk["screening_values_mg_kg"].items() if v is not None
+    )
+    lines = [
+        "## Risk",
+        "",
+        f"Standard **{risk['standard']}**, land use {risk['land_use']}, pH {risk['ph']}"
+        + (f"; screening values: {values}." if values else "."),
+        "",
+    ]
+    for name, layer in risk["layers"].items():
+        if "class_area_fraction" in layer:
+            lines += [f"**{name}** (share of mapped area)", "", "| class | area |", "|---|---|"]
+            lines += [
+                f"| {label} | {frac:.1%} |" for label, frac in layer["class_area_fraction"].items()
+            ]
+            lines.append("")
+        if layer.get("quicklook"):
+            lines += [f"![{name}]({layer['quicklook']})", ""]
+    lines += [f"- {n}" for n in risk.get("notes", [])]
+    lines.append("")
+    return lines
+
+
+def _list_section(title: str, items: list[str]) -> list[str]:
+    """A titled bullet list; nothing when there are no items."""
+    if not items:
+        return []
+    return [f"## {title}", "", *(f"- {item}" for item in items), ""]
 
 
 def quicklook_figure(
