@@ -47,6 +47,9 @@ TERRAIN_FEATURES: tuple[str, ...] = ("elevation", "slope", "aspect")
 #: asked for by name, by the kriging models or by ``spatial_features.coordinates``.
 COORDINATE_FEATURES: tuple[str, ...] = ("x", "y")
 
+#: ``features:`` value asking for every available feature (not a model name).
+ALL_FEATURES = "auto"
+
 #: Name prefix of the hyperspectral band features: ``wl_450.0`` is the band at 450 (in
 #: the unit of ``hyperspectral.unit``).
 WAVELENGTH_PREFIX = "wl_"
@@ -193,7 +196,7 @@ def resolve_features(requested: str | Sequence[str], available: Sequence[str]) -
         available ones.
     """
     if isinstance(requested, str):
-        if requested != "auto":
+        if requested != ALL_FEATURES:
             raise ConfigError(f"key 'features': expected 'auto' or a list, got '{requested}'")
         return list(available)
     missing = [f for f in requested if f not in available and f not in COORDINATE_FEATURES]

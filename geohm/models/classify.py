@@ -9,14 +9,14 @@ by repeated stratified k-fold cross-validation reported as mean ± standard devi
 (the paper's Tables 5-6).
 
 Models see only ``X, y`` tables (NumPy arrays or pandas DataFrames): never xarray, paths or
-config objects.
+config objects. The labels come from :mod:`geohm.models.contamination` (its names are
+importable from here too).
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from geohm.errors import ConfigError, SampleError
+from geohm.models.base import GeohmEstimator
+from geohm.models.contamination import UNKNOWN_LABEL, contamination_labels
 
 __all__ = [
     "CLASSIFIER_NAMES",
@@ -57,9 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Label of a sample whose limited parameters are all missing (see :func:`contamination_labels`).
-UNKNOWN_LABEL = -1
 
 #: Canonical classifier names; each also answers to ``<name>-classifier``.
 CLASSIFIER_NAMES: tuple[str, ...] = ("rf", "svm", "knn")
@@ -75,83 +74,6 @@ _METRICS = ("accuracy", "precision", "recall", "f1")
 # Same score as scoring="f1_macro", but a validation fold where the model predicts a single
 # class scores 0 for the missing class instead of raising UndefinedMetricWarning.
 _F1_MACRO = make_scorer(f1_score, average="macro", zero_division=0)
-
-
-# --------------------------------------------------------------------------------------
-# labels
-
-
-def contamination_labels(values: pd.DataFrame, limits: Mapping[str, float]) -> np.ndarray:
-    """Label samples contaminated (1) when any parameter exceeds its permissible limit.
-
-    A sample is contaminated when **at least one** parameter named in ``limits`` is
-    **strictly greater** than its limit (a value equal to the limit is within it), and
-    uncontaminated (0) otherwise: the strict safety criterion of seed 001.
-
-    Missing values: a NaN parameter never counts as exceeding, so a row with some NaN
-    parameters is labelled from the others. A row where **every** limited parameter is NaN
-    gets :data:`UNKNOWN_LABEL` (-1): nothing can be said about it. Callers drop those rows
-    before training (``keep = labels != UNKNOWN_LABEL``); :func:`evaluate_classifier`
-    rejects them.
-
-    Parameters
-    ----------
-    values : pandas.DataFrame
-        One row per sample, one column per measured parameter, in the units of ``limits``
-        (e.g. Pb and Cu in mg/kg). Columns not named in ``limits`` are ignored.
-    limits : mapping of str to float
-        Maximum permissible limit of each parameter, e.g. ``{"pb": 63.0, "cu": 4.0}``.
-        Only upper limits: a two-sided range such as the pH 6-8 of seed 001 must be turned
-        into an exceedance column by the caller first.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (n_samples,)
-        1 contaminated, 0 uncontaminated, -1 unknown (all limited parameters missing).
-
-    Raises
-    ------
-    ConfigError
-        ``limits`` is empty, or a limit is not a finite number.
-    SampleError
-        A parameter named in ``limits`` is not a column of ``values``, or is not numeric.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> table = pd.DataFrame({"pb": [10.0, 63.0, 63.5, None], "cu": [5.0, 1.0, 1.0, None]})
-    >>> contamination_labels(table, {"pb": 63.0, "cu": 4.0})
-    array([ 1,  0,  1, -1])
-    """
-    if not limits:
-        raise ConfigError("contamination limits are empty: give at least one parameter")
-    columns = list(limits)
-    missing = [c for c in columns if c not in values.columns]
-    if missing:
-        raise SampleError(
-            f"parameter(s) {', '.join(map(repr, missing))} named in the limits are not "
-            f"columns of the sample table (it has: {', '.join(map(str, values.columns))})"
-        )
-    thresholds = np.empty(len(columns))
-    for i, name in enumerate(columns):
-        limit = limits[name]
-        try:
-            thresholds[i] = float(limit)
-        except (TypeError, ValueError):
-            raise ConfigError(f"limit of {name!r} is not a number: {limit!r}") from None
-        if not math.isfinite(thresholds[i]):
-            raise ConfigError(f"limit of {name!r} is not finite: {limit!r}")
-    table = np.empty((len(values), len(columns)))
-    for i, name in enumerate(columns):
-        try:
-            table[:, i] = pd.to_numeric(values[name], errors="raise").to_numpy(dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise SampleError(f"parameter {name!r} holds non-numeric values ({exc})") from None
-
-    exceeds = np.any(table > thresholds, axis=1)  # NaN > limit is False
-    labels = np.asarray(exceeds, dtype=np.int64)
-    labels[np.isnan(table).all(axis=1)] = UNKNOWN_LABEL
-    return labels
 
 
 # --------------------------------------------------------------------------------------
@@ -192,15 +114,18 @@ class _CappedStratifiedKFold(BaseCrossValidator):
         yield from folds.split(X, y, groups)
 
 
-class _FeatureGuard(TransformerMixin, BaseEstimator):
+class _FeatureGuard(TransformerMixin, GeohmEstimator):
     """First pipeline step: pass the feature table on as a float array, checking its columns.
 
     Fitted on a DataFrame, it remembers the column names; a DataFrame given later is put
     in that column order (missing columns raise :class:`~geohm.errors.SampleError`), and
     a NumPy array is taken to hold the same columns in the same order. Downstream steps
     therefore always see plain arrays, so predicting a tile from a NumPy array does not
-    warn about missing feature names.
+    warn about missing feature names. It takes no parameters, and validates nothing but
+    the columns: the classifiers after it check the values.
     """
+
+    _fitted_attribute = "n_features_in_"
 
     def fit(self, X: Any, y: Any = None) -> _FeatureGuard:
         names = getattr(X, "columns", None)

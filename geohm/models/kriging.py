@@ -4,6 +4,9 @@ Both estimators wrap :class:`pykrige.ok.OrdinaryKriging` without changing its ma
 variogram is fitted by pykrige (least squares on the experimental variogram, weighted when
 ``weight=True``) and predictions come from pykrige's ``execute`` with a moving neighbourhood.
 
+pykrige's side (coordinate columns, variogram fit and parameters, kriging at points) is
+in :mod:`geohm.models.variogram`.
+
 Coordinates are **columns of X** (projected metres, e.g. UTM or RD New), picked by
 ``coords=(i, j)``; the other columns are ignored by :class:`OrdinaryKrigingRegressor` and
 fed to the base model by :class:`RegressionKriging`. Models see only arrays: never xarray,
@@ -25,22 +28,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.base import RegressorMixin, clone
 from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 
-try:
-    from pykrige.ok import OrdinaryKriging
-except ImportError as err:  # pragma: no cover - pykrige is a declared dependency
-    raise ImportError("geohm's kriging models need pykrige: pip install 'pykrige>=1.7'") from err
-
-try:  # pykrige's compiled moving-window loop; same algorithm as backend="loop"
-    from pykrige.lib import cok as _cok  # noqa: F401
-
-    _HAS_C_BACKEND = True
-except ImportError:  # pragma: no cover - depends on the pykrige wheel
-    _HAS_C_BACKEND = False
+from geohm.models.base import GeohmEstimator
+from geohm.models.variogram import (
+    check_coords,
+    check_variogram_parameters,
+    coords_of,
+    fit_pykrige,
+    merge_duplicates,
+    variogram_dict,
+)
+from geohm.models.variogram import krige_at as _execute  # one call per chunk (tests count)
 
 __all__ = ["VARIOGRAM_MODELS", "OrdinaryKrigingRegressor", "RegressionKriging"]
 
@@ -52,139 +53,7 @@ VARIOGRAM_MODELS: tuple[str, ...] = ("spherical", "exponential", "gaussian")
 _BACKENDS = ("C", "loop")
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _check_coords(coords: Any, names: Any = None) -> tuple[int, int]:
-    """Validate ``coords`` and return it as a tuple of two distinct column indices.
-
-    ``coords`` holds two column indices, or two column names looked up in ``names`` (the
-    ``feature_names_in_`` of an estimator fitted on a DataFrame; a geohm pipeline feeds its
-    model DataFrames whose columns may have been selected or reordered).
-    """
-    try:
-        i, j = coords
-    except (TypeError, ValueError):
-        raise ValueError(f"coords must be two column indices (x, y), got {coords!r}") from None
-    if isinstance(i, str) and isinstance(j, str):
-        if names is None:
-            return -1, -1  # resolved once X (a DataFrame) is seen
-        listed = [str(n) for n in names]
-        missing = [c for c in (i, j) if c not in listed]
-        if missing:
-            raise ValueError(f"coordinate columns {missing} are not in X (columns: {listed})")
-        i, j = listed.index(i), listed.index(j)
-    for c in (i, j):
-        if isinstance(c, bool) or not isinstance(c, numbers.Integral) or c < 0:
-            raise ValueError(f"coords must be non-negative column indices, got {coords!r}")
-    if i == j:
-        raise ValueError(f"coords must name two different columns, got {coords!r}")
-    return int(i), int(j)
-
-
-def _coords_of(est: Any) -> tuple[int, int]:
-    """Column indices of an estimator's ``coords`` once it has seen X."""
-    ix, iy = _check_coords(est.coords, getattr(est, "feature_names_in_", None))
-    if ix < 0:
-        raise ValueError("coords given by name need X as a pandas DataFrame with those columns")
-    return ix, iy
-
-
-def _merge_duplicates(xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average the values of samples that share a location (the kriging system is singular
-    with repeated locations); data without repeated locations come back unchanged."""
-    uniq, inverse, counts = np.unique(xy, axis=0, return_inverse=True, return_counts=True)
-    if uniq.shape[0] == xy.shape[0]:
-        return xy, z
-    log.info("kriging: merged %d samples at repeated locations", xy.shape[0] - uniq.shape[0])
-    sums = np.bincount(inverse.ravel(), weights=z, minlength=uniq.shape[0])
-    return uniq, sums / counts
-
-
-def _fit_pykrige(
-    xy: np.ndarray,
-    z: np.ndarray,
-    *,
-    model: str,
-    parameters: Any,
-    nlags: int,
-    weight: bool,
-    exact_values: bool,
-) -> Any:
-    """Build (and so fit the variogram of) a pykrige :class:`OrdinaryKriging`."""
-    return OrdinaryKriging(
-        xy[:, 0],
-        xy[:, 1],
-        z,
-        variogram_model=model,
-        variogram_parameters=parameters,
-        nlags=nlags,
-        weight=weight,
-        exact_values=exact_values,
-    )
-
-
-def _execute(
-    ok: Any, xy: np.ndarray, *, n_closest_points: int | None, backend: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Krige at the points ``xy`` (one chunk): pykrige's ``execute("points", ...)``.
-
-    The neighbourhood is clipped to the number of data (pykrige fails when it asks for
-    more neighbours than there are points); ``None`` kriges with all the data.
-    """
-    n_data = ok.X_ORIG.shape[0]
-    k = None if n_closest_points is None else min(int(n_closest_points), n_data)
-    if backend == "C" and not _HAS_C_BACKEND:  # pragma: no cover - depends on the wheel
-        backend = "loop"
-    if backend == "C":
-        # pykrige's Cython loop takes writable buffers only; a model loaded from a
-        # read-only memory map (joblib) holds read-only arrays: give it private copies.
-        for name in ("Z", "variogram_model_parameters"):
-            arr = getattr(ok, name)
-            if isinstance(arr, np.ndarray) and not arr.flags.writeable:
-                setattr(ok, name, arr.copy())
-    z, var = ok.execute("points", xy[:, 0], xy[:, 1], backend=backend, n_closest_points=k)
-    return np.asarray(z, dtype=np.float64), np.asarray(var, dtype=np.float64)
-
-
-def _variogram_dict(params: Any) -> dict[str, float]:
-    """pykrige's ``[psill, range, nugget]`` as ``{"sill", "range", "nugget"}`` (total sill)."""
-    psill, range_, nugget = (float(v) for v in params)
-    return {"sill": psill + nugget, "range": range_, "nugget": nugget}
-
-
-# --------------------------------------------------------------------------- OK
-
-
-def _check_variogram_parameters(value: Any) -> None:
-    """``[sill, range, nugget]`` or ``{sill|psill, range, nugget}``: finite, >= 0, range > 0.
-
-    pykrige only finds out at fit (KeyError, TypeError or a singular system); this says
-    what is wrong before any input is read.
-    """
-    expect = "[sill, range, nugget] or {sill (or psill), range, nugget}"
-    if isinstance(value, dict):
-        keys = set(value)
-        if not ({"range", "nugget"} <= keys and keys & {"sill", "psill"}) or len(keys) != 3:
-            raise ValueError(f"variogram_parameters must be {expect}, got {value!r}")
-        numbers_ = dict(value)
-    elif isinstance(value, list | tuple):
-        if len(value) != 3:
-            raise ValueError(f"variogram_parameters must be {expect}, got {value!r}")
-        numbers_ = dict(zip(("sill", "range", "nugget"), value, strict=True))
-    else:
-        raise ValueError(f"variogram_parameters must be {expect}, got {value!r}")
-    for key, v in numbers_.items():
-        x = float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else np.nan
-        if not (np.isfinite(x) and x >= 0) or (key == "range" and x == 0):
-            low = "> 0" if key == "range" else ">= 0"
-            raise ValueError(
-                f"variogram_parameters: {key} must be a number {low} (map units; variance "
-                f"(mg/kg)^2 for sill and nugget), got {v!r}"
-            )
-
-
-class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
+class OrdinaryKrigingRegressor(RegressorMixin, GeohmEstimator):
     """Ordinary kriging (pykrige) as a scikit-learn regressor on coordinate columns.
 
     ``X`` holds the sample coordinates in projected metres: either an ``(n, 2)`` array of
@@ -293,6 +162,7 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
         "chunk_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
+    _fitted_attribute = "variogram_parameters_"
 
     def __init__(
         self,
@@ -337,7 +207,7 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
         if self.variogram_model == "auto" and self.variogram_parameters is not None:
             raise ValueError("variogram_parameters need a named variogram_model, not 'auto'")
         if self.variogram_parameters is not None:
-            _check_variogram_parameters(self.variogram_parameters)
+            check_variogram_parameters(self.variogram_parameters)
         check_int("nlags", 1)
         check_int("cv", 2)
         check_int("chunk_size", 1)
@@ -349,12 +219,12 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"weight must be True or False, got {self.weight!r}")
         if not isinstance(self.exact_values, bool | np.bool_):
             raise ValueError(f"exact_values must be True or False, got {self.exact_values!r}")
-        return _check_coords(self.coords)
+        return check_coords(self.coords)
 
     # ----------------------------------------------------------------- fit
 
     def _build(self, xy: np.ndarray, z: np.ndarray, model: str, parameters: Any) -> Any:
-        return _fit_pykrige(
+        return fit_pykrige(
             xy,
             z,
             model=model,
@@ -398,17 +268,9 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
             Bad parameters, non-finite input, or fewer than three distinct locations.
         """
         ix, iy = self._check_params()
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=np.float64,
-            y_numeric=True,
-            ensure_min_samples=3,
-            ensure_min_features=max(ix, iy, 1) + 1,
-        )
-        ix, iy = _coords_of(self)
-        xy, z = _merge_duplicates(X[:, [ix, iy]], np.asarray(y, dtype=np.float64))
+        X, y = self._fit_data(X, y, ensure_min_samples=3, ensure_min_features=max(ix, iy, 1) + 1)
+        ix, iy = coords_of(self)
+        xy, z = merge_duplicates(X[:, [ix, iy]], np.asarray(y, dtype=np.float64))
         if z.size < 3:
             raise ValueError(
                 f"ordinary kriging needs at least 3 distinct sample locations, got {z.size}"
@@ -446,7 +308,7 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
         ok = self._build(xy, z, model, self.variogram_parameters)
         self.ok_ = ok
         self.variogram_model_ = model
-        self.variogram_parameters_ = _variogram_dict(ok.variogram_model_parameters)
+        self.variogram_parameters_ = variogram_dict(ok.variogram_model_parameters)
         self.lags_ = np.asarray(ok.lags, dtype=np.float64)
         self.semivariance_ = np.asarray(ok.semivariance, dtype=np.float64)
         return self
@@ -481,9 +343,8 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
             kriging variance, clipped at 0), in the units of ``y``. It depends on the data
             layout and the variogram only, not on the local values.
         """
-        check_is_fitted(self, "variogram_parameters_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        ix, iy = _coords_of(self)
+        X = self._predict_data(X)
+        ix, iy = coords_of(self)
         xy = X[:, [ix, iy]]
         n = xy.shape[0]
         if self.ok_ is None:
@@ -501,7 +362,7 @@ class OrdinaryKrigingRegressor(RegressorMixin, BaseEstimator):
 # --------------------------------------------------------------------------- RK
 
 
-class RegressionKriging(RegressorMixin, BaseEstimator):
+class RegressionKriging(RegressorMixin, GeohmEstimator):
     """Regression kriging: a base regressor plus ordinary kriging of its residuals.
 
     1. Out-of-fold predictions of ``base`` on the training data (``cross_val_predict``)
@@ -579,6 +440,7 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
         "coords": [tuple, list],
         "base_uses_coords": ["boolean"],
     }
+    _fitted_attribute = "kriging_"
 
     def __init__(
         self,
@@ -640,17 +502,9 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
         ValueError
             Bad parameters, or no feature left for the base model.
         """
-        ix, iy = _check_coords(self.coords)
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            dtype=np.float64,
-            y_numeric=True,
-            ensure_min_samples=3,
-            ensure_min_features=max(ix, iy, 1) + 1,
-        )
-        ix, iy = _coords_of(self)
+        ix, iy = check_coords(self.coords)
+        X, y = self._fit_data(X, y, ensure_min_samples=3, ensure_min_features=max(ix, iy, 1) + 1)
+        ix, iy = coords_of(self)
         y = np.asarray(y, dtype=np.float64)
         Xb = self._base_columns(X, ix, iy)
         if Xb.shape[1] == 0:
@@ -685,9 +539,8 @@ class RegressionKriging(RegressorMixin, BaseEstimator):
             the units of ``y``. It ignores the base model's own uncertainty (the error of
             its fitted trend), so it understates the total prediction uncertainty.
         """
-        check_is_fitted(self, "kriging_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        ix, iy = _coords_of(self)
+        X = self._predict_data(X)
+        ix, iy = coords_of(self)
         trend = np.asarray(self.base_.predict(self._base_columns(X, ix, iy)), dtype=np.float64)
         trend = trend.reshape(-1)
         if return_std:

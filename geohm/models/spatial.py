@@ -26,14 +26,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+from geohm.models.base import GeohmEstimator
 
 __all__ = ["BufferDistances"]
 
 
-class BufferDistances(TransformerMixin, BaseEstimator):
+class BufferDistances(TransformerMixin, GeohmEstimator):
     """Append the distance from each row to every training point (RFsp buffer distances).
 
     Parameters
@@ -82,6 +84,7 @@ class BufferDistances(TransformerMixin, BaseEstimator):
         "prefix": [str],
         "chunk_size": [Interval(numbers.Integral, 1, None, closed="left")],
     }
+    _fitted_attribute = "points_"
 
     def __init__(
         self,
@@ -145,13 +148,7 @@ class BufferDistances(TransformerMixin, BaseEstimator):
             raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
         names = X.columns if isinstance(X, pd.DataFrame) else None
         ix, iy = self._coord_indices(names)
-        X = validate_data(
-            self,
-            X,
-            dtype=np.float64,
-            ensure_all_finite="allow-nan",
-            ensure_min_features=max(ix, iy) + 1,
-        )
+        X = self._fit_table(X, ensure_all_finite="allow-nan", ensure_min_features=max(ix, iy) + 1)
         points = X[:, [ix, iy]]
         if not np.isfinite(points).all():
             raise ValueError(
@@ -175,10 +172,7 @@ class BufferDistances(TransformerMixin, BaseEstimator):
             The input columns (without the coordinates unless ``keep_coords``), then one
             distance column per training point. float32 for float32 input, else float64.
         """
-        check_is_fitted(self, "points_")
-        X = validate_data(
-            self, X, dtype=(np.float64, np.float32), ensure_all_finite="allow-nan", reset=False
-        )
+        X = self._predict_data(X, dtype=(np.float64, np.float32), ensure_all_finite="allow-nan")
         ix, iy = self.coord_indices_
         base = X if self.keep_coords else np.delete(X, [ix, iy], axis=1)
         n_base = base.shape[1]
@@ -205,7 +199,7 @@ class BufferDistances(TransformerMixin, BaseEstimator):
         numpy.ndarray of str
             Names of the transformed columns.
         """
-        check_is_fitted(self, "points_")
+        check_is_fitted(self, self._fitted_attribute)
         if input_features is None:
             names = getattr(self, "feature_names_in_", None)
             if names is None:

@@ -1,50 +1,10 @@
-"""A 1D residual network for soil spectra, with parameter transfer (seed 004).
+"""Seed 004's 1D residual network for soil spectra as a regressor, with parameter transfer.
 
-He et al. (2025, *Sensors* 25:4209) predict soil Pb from vis-NIR spectra with a
-small 1D ResNet, pre-trained on a large library for another property (LUCAS pH,
-14,277 spectra) and fine-tuned on 98 local Pb samples with the convolutional and
-residual layers frozen and the pooling and dense layers trained. Their layer table,
-for a 2,100-point spectrum:
-
-====  ==============  =======  ======  =====  ==========  ==================
- #    layer           filters  kernel  width  parameters  activation
-====  ==============  =======  ======  =====  ==========  ==================
- 2    average pool    -        10      210    0           -
- 3    convolution     48       3       210    192         LeakyReLU(0.01)
- 4    max pool        -        2       105    0           -
- 5    residual block  48, 48   3, 3    105    6960 x 2    ReLU, -
- 6    residual block  48, 48   3, 3    105    6960 x 2    ReLU, -
- 7    convolution     32       3       105    4640        LeakyReLU(0.01)
- 8    max pool        -        2       52     0           -
- 9    flatten         -        -       1664   0           -
- 10   dense           -        -       16     16,640 (*)  LeakyReLU(0.01)
- 11   dense           -        -       10     170         LeakyReLU(0.01)
- 12   output          -        -       1      11          ReLU
-====  ==============  =======  ======  =====  ==========  ==================
-
-How this module reads the table
--------------------------------
-- The average pool has a window of 10 *and a stride of 10* (the table prints stride
-  1, but only stride 10 gives width 210). For other spectra the window is
-  ``round(n_wavelengths / pooled_width)`` (at least 1), so that about 210 points
-  remain; the 1,701-point KSSL MIR spectra are pooled by 8 to 212 points.
-- Convolutions keep the width ("same" zero padding); max pools halve it, rounding
-  down (105 -> 52).
-- A residual block is ``ReLU(x + conv2(ReLU(conv1(x))))`` (He et al. 2016's basic
-  block without batch normalisation: the table's counts, 48 x 48 x 3 + 48 = 6960
-  per convolution, leave no room for it).
-- (*) The first dense layer has 1664 x 16 + 16 = 26,640 parameters; the table's
-  16,640 does not match its own widths (a typo, it seems). The test suite checks
-  the counts derived from the widths.
-- The output unit is ``ReLU`` in the units of the property (non-negative
-  concentrations). Training works on a standardised target ``z = (y - mean) / sd``
-  for stability: the last dense unit gives ``z`` and the output is
-  ``max(0, mean + sd * z)``, the same function class as a ReLU output unit on
-  ``y`` (the affine map folds into the unit's 11 parameters).
-- The paper's training settings are not in the text we have. Here: Adam, mean
-  squared error on ``z``, mini-batches, early stopping on a random validation
-  split with the best epoch's weights restored. Spectra are standardised per
-  wavelength (centred and scaled by the training spectra) before the net.
+He et al. (2025, *Sensors* 25:4209) predict soil Pb from vis-NIR spectra with a small 1D
+ResNet, pre-trained on a large library for another property and fine-tuned on a few
+local samples with the convolutional and residual layers frozen.
+:class:`SpectralResNetRegressor` is that net as a scikit-learn regressor; the net itself,
+its layer table and how this package reads it are in :mod:`geohm.models.resnet1d`.
 
 Transfer
 --------
@@ -57,7 +17,8 @@ layers are retrained for the new property. Without :meth:`fit_source`, :meth:`fi
 trains every block from a random start.
 
 :func:`compare_transfer` runs seed 004's three models (source, target only,
-transferred) in one call and returns their test scores (RMSE, R2, RPD, RPIQ).
+transferred) in one call and returns their test scores (RMSE, R2, RPD, RPIQ)
+(:mod:`geohm.models.spectral_compare`).
 """
 
 from __future__ import annotations
@@ -65,21 +26,29 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Integral, Real
-from typing import Any, Literal, overload
+from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.linear_model import LinearRegression
-from sklearn.utils import check_random_state
+from sklearn.base import RegressorMixin
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import nn
 from torch.nn import functional as F
+
+from geohm.models.base import GeohmEstimator
+from geohm.models.resnet1d import (
+    BLOCKS,
+    DTYPE,
+    SpectralResNet,
+    as_tensor,
+    net_from_state,
+    net_state,
+    pool_of,
+    seeded,
+    threads,
+    torch_device,
+)
+from geohm.models.spectral_compare import compare_transfer, spectral_scores
 
 __all__ = [
     "BLOCKS",
@@ -90,170 +59,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Blocks that ``freeze`` can name: the two plain convolutions (layers 3 and 7), the
-#: two residual blocks (5 and 6), the dense layers with the output unit (10-12).
-BLOCKS = ("conv", "residual", "dense")
-
-_LEAK = 0.01  # LeakyReLU slope of the layer table
-_FILTERS = 48
-_OUT_FILTERS = 32
-_KERNEL = 3
-_DENSE = (16, 10)
-_DTYPE = torch.float32
 _PREDICT_CHUNK = 64  # rows per forward pass at prediction, zero-padded to this size
+#: Attributes of :class:`SpectralResNetRegressor` that hold a :class:`SpectralResNet`.
+_NETS = ("net_", "source_net_")
 
 
-class _ResidualBlock(nn.Module):
-    """``ReLU(x + conv2(ReLU(conv1(x))))`` with width-preserving convolutions."""
-
-    def __init__(self, channels: int, kernel: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
-        self.conv2 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.conv2(F.relu(self.conv1(x))))
-
-
-class SpectralResNet(nn.Module):
-    """Seed 004's 1D ResNet as a torch module, from raw spectra to the property.
-
-    The module holds its own input standardisation (``x_shift``, ``x_scale``, per
-    wavelength) and target scaling (``y_shift``, ``y_scale``) as buffers, so that
-    ``forward`` maps spectra as given to the estimator to predictions in property
-    units (what integrated gradients should explain).
-
-    Parameters
-    ----------
-    n_wavelengths : int
-        Points per input spectrum.
-    pool_size : int
-        Window and stride of the first (average) pooling layer.
-    non_negative : bool
-        Whether the output unit is a ReLU in property units.
-    """
-
-    x_shift: torch.Tensor
-    x_scale: torch.Tensor
-    y_shift: torch.Tensor
-    y_scale: torch.Tensor
-
-    def __init__(self, n_wavelengths: int, pool_size: int, *, non_negative: bool = True) -> None:
-        super().__init__()
-        width = _widths(n_wavelengths, pool_size)
-        self.non_negative = non_negative
-        self.register_buffer("x_shift", torch.zeros(n_wavelengths, dtype=_DTYPE))
-        self.register_buffer("x_scale", torch.ones(n_wavelengths, dtype=_DTYPE))
-        self.register_buffer("y_shift", torch.zeros((), dtype=_DTYPE))
-        self.register_buffer("y_scale", torch.ones((), dtype=_DTYPE))
-        self.avg_pool = nn.AvgPool1d(pool_size, stride=pool_size)
-        self.conv_in = nn.Conv1d(1, _FILTERS, _KERNEL, padding=_KERNEL // 2)
-        # A short input (a few bands, not a spectrum) rounds the max pools up, so that
-        # at least one point survives; real spectra pool with rounding down (105 -> 52).
-        ceil = width["avg_pool"] < 4
-        self.pool1 = nn.MaxPool1d(2, ceil_mode=ceil)
-        self.residual = nn.Sequential(
-            _ResidualBlock(_FILTERS, _KERNEL), _ResidualBlock(_FILTERS, _KERNEL)
-        )
-        self.conv_out = nn.Conv1d(_FILTERS, _OUT_FILTERS, _KERNEL, padding=_KERNEL // 2)
-        self.pool2 = nn.MaxPool1d(2, ceil_mode=ceil)
-        self.dense1 = nn.Linear(_OUT_FILTERS * width["pool2"], _DENSE[0])
-        self.dense2 = nn.Linear(_DENSE[0], _DENSE[1])
-        self.output = nn.Linear(_DENSE[1], 1)
-
-    def blocks(self) -> dict[str, list[nn.Module]]:
-        """The modules of each block that ``freeze`` can name (see :data:`BLOCKS`)."""
-        return {
-            "conv": [self.conv_in, self.conv_out],
-            "residual": [self.residual],
-            "dense": [self.dense1, self.dense2, self.output],
-        }
-
-    def scaled(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardised prediction ``z`` (before the output ReLU), shape ``(n,)``."""
-        h = ((x - self.x_shift) / self.x_scale).unsqueeze(1)
-        h = self.avg_pool(h)
-        h = self.pool1(F.leaky_relu(self.conv_in(h), _LEAK))
-        h = self.residual(h)
-        h = self.pool2(F.leaky_relu(self.conv_out(h), _LEAK))
-        h = F.leaky_relu(self.dense1(h.flatten(1)), _LEAK)
-        h = F.leaky_relu(self.dense2(h), _LEAK)
-        z = self.output(h).squeeze(1)
-        if self.non_negative:  # ReLU in property units: y >= 0 <=> z >= -shift / scale
-            z = torch.maximum(z, -self.y_shift / self.y_scale)
-        return z
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Prediction in property units, shape ``(n,)``, from spectra ``(n, n_wavelengths)``."""
-        return self.y_shift + self.y_scale * self.scaled(x)
-
-
-def _widths(n_wavelengths: int, pool_size: int) -> dict[str, int]:
-    """Width of the feature maps after each pooling layer."""
-    avg = n_wavelengths // pool_size
-    if avg < 4:  # max pools round up (see SpectralResNet)
-        half = -(-avg // 2)
-        return {"avg_pool": avg, "pool1": half, "pool2": -(-half // 2)}
-    return {"avg_pool": avg, "pool1": avg // 2, "pool2": avg // 4}
-
-
-def _as_tensor(X: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A float32 copy of ``X`` on ``device`` (read-only arrays are fine)."""
-    return torch.from_numpy(np.array(X, dtype=np.float32)).to(device)
-
-
-def _torch_device(device: Any) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device {device!r} is not a torch device: {err}") from err
-
-
-@contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """Run torch on ``n`` intra-op threads inside the block (None: leave as is)."""
-    if n is None:
-        yield
-        return
-    saved = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-@contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch's CPU generator inside the block; deterministic kernels off the CPU.
-
-    Weights are initialised and mini-batches drawn on the CPU generator, whose
-    global state is restored on exit (fitting does not disturb other torch users).
-    On CPU the kernels used here are deterministic already; on other devices
-    ``torch.use_deterministic_algorithms(True, warn_only=True)`` is set for the
-    block and then restored (it is not set on CPU because its first call imports
-    torch's compiler stack, several seconds).
-    """
-    flag = torch.are_deterministic_algorithms_enabled()
-    warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if device.type != "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
-        try:
-            yield
-        finally:
-            if device.type != "cpu":
-                torch.use_deterministic_algorithms(flag, warn_only=warn)
-
-
-class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
+class SpectralResNetRegressor(RegressorMixin, GeohmEstimator):
     """Seed 004's 1D ResNet regressor for soil spectra, with optional transfer.
 
     A scikit-learn regressor on an ``(n_samples, n_wavelengths)`` array of spectra
     (absorbance or reflectance, preprocessed or not; equally spaced points in
     increasing order), predicting one soil property in its own units (e.g. mg/kg).
-    The architecture is described in :mod:`geohm.models.spectral`.
+    The architecture is described in :mod:`geohm.models.resnet1d`.
 
     Parameters
     ----------
@@ -345,6 +162,7 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         "device": [str, torch.device],
         "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
+    _fitted_attribute = "net_"
 
     def __init__(
         self,
@@ -442,45 +260,25 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         self, X: Any, y: Any, *, source: SpectralResNet | None, freeze: tuple[str, ...]
     ) -> SpectralResNetRegressor:
         self._check_params(tuple(self.freeze))
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, reset=True)
+        X, y = self._fit_data(X, y)
         n, k = X.shape
         if source is not None and source.x_shift.numel() != k:
             raise ValueError(
                 f"X has {k} feature(s) but the source net was fitted on "
                 f"{source.x_shift.numel()}: source and target spectra need the same points"
             )
-        pool = max(1, round(k / self.pooled_width)) if source is None else _pool_of(source)
-        device = _torch_device(self.device)
-        rng = check_random_state(self.random_state)
+        pool = max(1, round(k / self.pooled_width)) if source is None else pool_of(source)
+        device = torch_device(self.device)
+        rng = self._random_state()
         seed = int(rng.randint(0, 2**31 - 1))
         y = np.asarray(y, dtype=np.float64)
         y_mean = float(y.mean())
         y_sd = float(y.std())
         y_scale = y_sd if y_sd > 0 else 1.0
 
-        with _threads(self.n_threads), _seeded(seed, device):
-            if source is None:
-                net = SpectralResNet(k, pool, non_negative=self.non_negative)
-                x_mean = X.mean(axis=0)
-                x_sd = X.std(axis=0)
-                net.x_shift.copy_(torch.as_tensor(x_mean, dtype=_DTYPE))
-                net.x_scale.copy_(torch.as_tensor(np.where(x_sd > 0, x_sd, 1.0), dtype=_DTYPE))
-            else:
-                net = copy.deepcopy(source)
-                net.non_negative = self.non_negative
-            net.y_shift.fill_(y_mean)
-            net.y_scale.fill_(y_scale)
-            net = net.to(device)
-            blocks = net.blocks()
-            for name, modules in blocks.items():
-                for module in modules:
-                    module.requires_grad_(name not in freeze)
-            n_val = int(round(self.validation_fraction * n))
-            perm = rng.permutation(n)
-            if n_val >= 2 and n - n_val >= 1:
-                val, train = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-            else:
-                val, train = perm[:0], np.arange(n)
+        with threads(self.n_threads), seeded(seed, device):
+            net = self._start_net(X, source, pool, freeze, (y_mean, y_scale), device)
+            train, val = _validation_split(rng, n, self.validation_fraction)
             started = time.perf_counter()
             history, best_epoch = self._train(net, X, (y - y_mean) / y_scale, train, val, device)
         net.eval()
@@ -503,6 +301,39 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         )
         return self
 
+    def _start_net(
+        self,
+        X: np.ndarray,
+        source: SpectralResNet | None,
+        pool: int,
+        freeze: tuple[str, ...],
+        target_scaling: tuple[float, float],
+        device: torch.device,
+    ) -> SpectralResNet:
+        """The net that training starts from, on ``device``, with ``freeze`` blocks fixed.
+
+        A fresh net standardises the spectra by the training spectra's mean and standard
+        deviation per point; a transferred one is a copy of the source, with its input
+        standardisation. Either predicts ``mean + scale * z`` (``target_scaling``).
+        """
+        if source is None:
+            net = SpectralResNet(X.shape[1], pool, non_negative=self.non_negative)
+            x_mean = X.mean(axis=0)
+            x_sd = X.std(axis=0)
+            net.x_shift.copy_(torch.as_tensor(x_mean, dtype=DTYPE))
+            net.x_scale.copy_(torch.as_tensor(np.where(x_sd > 0, x_sd, 1.0), dtype=DTYPE))
+        else:
+            net = copy.deepcopy(source)
+            net.non_negative = self.non_negative
+        y_mean, y_scale = target_scaling
+        net.y_shift.fill_(y_mean)
+        net.y_scale.fill_(y_scale)
+        net = net.to(device)
+        for name, modules in net.blocks().items():
+            for module in modules:
+                module.requires_grad_(name not in freeze)
+        return net
+
     def _train(
         self,
         net: SpectralResNet,
@@ -513,8 +344,8 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         device: torch.device,
     ) -> tuple[dict[str, list[float]], int]:
         """Adam on the mean squared error of ``z``, early stopping on ``val``."""
-        Xt = _as_tensor(X, device)
-        zt = torch.as_tensor(z, dtype=_DTYPE, device=device)
+        Xt = as_tensor(X, device)
+        zt = torch.as_tensor(z, dtype=DTYPE, device=device)
         tr = torch.as_tensor(train, device=device)
         va = torch.as_tensor(val, device=device)
         params = [p for p in net.parameters() if p.requires_grad]
@@ -552,9 +383,8 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
 
     # --------------------------------------------------------------- prediction
     def _tensor(self, X: Any) -> torch.Tensor:
-        check_is_fitted(self, "net_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return _as_tensor(X, _torch_device(self.device))
+        X = self._predict_data(X)
+        return as_tensor(X, torch_device(self.device))
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict the property from spectra.
@@ -579,7 +409,7 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         Xt = self._tensor(X)
         self.net_.eval()
         out = []
-        with torch.no_grad(), _threads(self.n_threads):
+        with torch.no_grad(), threads(self.n_threads):
             for start in range(0, Xt.shape[0], _PREDICT_CHUNK):
                 chunk = Xt[start : start + _PREDICT_CHUNK]
                 n = chunk.shape[0]
@@ -635,11 +465,11 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         base = self.x_mean_ if baseline is None else np.asarray(baseline, dtype=np.float64)
         if base.shape != (self.n_features_in_,):
             raise ValueError(f"baseline must have shape ({self.n_features_in_},), got {base.shape}")
-        bt = torch.as_tensor(base, dtype=_DTYPE, device=Xt.device).unsqueeze(0)
+        bt = torch.as_tensor(base, dtype=DTYPE, device=Xt.device).unsqueeze(0)
         self.net_.eval()
         ig = IntegratedGradients(self.net_)
         out = []
-        with _threads(self.n_threads):
+        with threads(self.n_threads):
             for start in range(0, Xt.shape[0], batch_size):
                 xb = Xt[start : start + batch_size]
                 attr = ig.attribute(xb, baselines=bt.expand_as(xb), n_steps=n_steps)
@@ -658,7 +488,7 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         state = dict(super().__getstate__())
         for key in _NETS:
             if isinstance(state.get(key), SpectralResNet):
-                state[key] = _net_state(state[key])
+                state[key] = net_state(state[key])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -678,10 +508,10 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         nets = {key: state.pop(key) for key in _NETS if isinstance(state.get(key), dict)}
         super().__setstate__(state)
         for key, spec in nets.items():
-            net = _net_from_state(spec)
+            net = net_from_state(spec)
             if key == "net_":
                 try:
-                    net = net.to(_torch_device(self.device))
+                    net = net.to(torch_device(self.device))
                 except (RuntimeError, AssertionError, ValueError) as exc:
                     log.warning(
                         "SpectralResNetRegressor: device %r unavailable (%s); using the CPU",
@@ -699,215 +529,16 @@ class SpectralResNetRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
-def _pool_of(net: SpectralResNet) -> int:
-    kernel = net.avg_pool.kernel_size
-    return int(kernel[0] if isinstance(kernel, tuple) else kernel)
+def _validation_split(
+    rng: np.random.RandomState, n: int, fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation rows for early stopping (sorted), drawn from ``rng``.
 
-
-#: Attributes of :class:`SpectralResNetRegressor` that hold a :class:`SpectralResNet`.
-_NETS = ("net_", "source_net_")
-#: Largest spectrum a stored net may declare (a bound against absurd allocations).
-_MAX_WAVELENGTHS = 1_000_000
-
-
-def _net_state(net: SpectralResNet) -> dict[str, Any]:
-    """A :class:`SpectralResNet` as its sizes and its ``state_dict`` as numpy arrays."""
-    return {
-        "n_wavelengths": int(net.x_shift.numel()),
-        "pool_size": _pool_of(net),
-        "non_negative": bool(net.non_negative),
-        "tensors": {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()},
-    }
-
-
-def _net_from_state(spec: dict[str, Any]) -> SpectralResNet:
-    """Rebuild a :class:`SpectralResNet` (on the CPU) from :func:`_net_state`'s output.
-
-    Raises
-    ------
-    ValueError
-        Sizes out of range, or weights whose names or shapes do not fit the net.
+    With fewer than 2 validation rows, or none left to train on, every row trains and
+    none validates.
     """
-    n, pool = spec.get("n_wavelengths"), spec.get("pool_size")
-    tensors = spec.get("tensors")
-    if (
-        not isinstance(n, int)
-        or not isinstance(pool, int)
-        or not 1 <= pool <= n <= _MAX_WAVELENGTHS
-        or not isinstance(spec.get("non_negative"), bool)
-        or not isinstance(tensors, dict)
-        or not all(isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in tensors.values())
-    ):
-        raise ValueError("stored spectral net with invalid sizes or weights")
-    dense = (_DENSE[0], _OUT_FILTERS * _widths(n, pool)["pool2"])
-    if getattr(tensors.get("dense1.weight"), "shape", None) != dense:  # before allocating
-        raise ValueError("stored spectral net whose weights do not fit its sizes")
-    net = SpectralResNet(n, pool, non_negative=spec["non_negative"])
-    try:
-        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
-    except RuntimeError as exc:  # missing, unexpected or mis-shaped weights
-        raise ValueError(f"stored spectral net does not fit its architecture: {exc}") from None
-    return net
-
-
-# ---------------------------------------------------------------------- scoring
-def spectral_scores(y_true: Any, y_pred: Any) -> dict[str, float]:
-    """Soil-spectroscopy accuracy scores of predictions.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like of shape (n_samples,)
-        Measured and predicted property, same units.
-
-    Returns
-    -------
-    dict
-        ``rmse`` (property units), ``r2`` (1 - SSE/SST), ``rpd`` (sample standard
-        deviation of ``y_true`` / RMSE) and ``rpiq`` (interquartile range of
-        ``y_true`` / RMSE, Bellon-Maurel et al. 2010), ``n``.
-
-    Examples
-    --------
-    >>> s = spectral_scores([1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 2.0, 3.0, 4.0, 6.0])
-    >>> round(s["rmse"], 4), s["r2"], round(s["rpd"], 3), round(s["rpiq"], 3)
-    (0.4472, 0.9, 3.536, 4.472)
-    """
-    t = np.asarray(y_true, dtype=np.float64).ravel()
-    p = np.asarray(y_pred, dtype=np.float64).ravel()
-    if t.shape != p.shape or t.size == 0:
-        raise ValueError(f"y_true and y_pred need the same non-zero length: {t.size}, {p.size}")
-    rmse = float(np.sqrt(np.mean((p - t) ** 2)))
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    q1, q3 = np.percentile(t, [25, 75])
-    sd = float(t.std(ddof=1)) if t.size > 1 else float("nan")
-    inf = float("inf")
-    return {
-        "rmse": rmse,
-        "r2": float(1.0 - np.sum((p - t) ** 2) / ss_tot) if ss_tot > 0 else float("nan"),
-        "rpd": sd / rmse if rmse > 0 else inf,
-        "rpiq": float(q3 - q1) / rmse if rmse > 0 else inf,
-        "n": int(t.size),
-    }
-
-
-@overload
-def compare_transfer(
-    X_src: Any,
-    y_src: Any,
-    X_tgt: Any,
-    y_tgt: Any,
-    X_test: Any,
-    y_test: Any,
-    *,
-    estimator: SpectralResNetRegressor | None = ...,
-    same_property: bool = ...,
-    return_models: Literal[False] = ...,
-) -> pd.DataFrame: ...
-
-
-@overload
-def compare_transfer(
-    X_src: Any,
-    y_src: Any,
-    X_tgt: Any,
-    y_tgt: Any,
-    X_test: Any,
-    y_test: Any,
-    *,
-    estimator: SpectralResNetRegressor | None = ...,
-    same_property: bool = ...,
-    return_models: Literal[True],
-) -> tuple[pd.DataFrame, dict[str, Any]]: ...
-
-
-def compare_transfer(
-    X_src: Any,
-    y_src: Any,
-    X_tgt: Any,
-    y_tgt: Any,
-    X_test: Any,
-    y_test: Any,
-    *,
-    estimator: SpectralResNetRegressor | None = None,
-    same_property: bool = False,
-    return_models: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, Any]]:
-    """Seed 004's three models on one split: source, target only, transferred.
-
-    - ``source``: the net trained on the source set (:meth:`~SpectralResNetRegressor.
-      fit_source`) applied to the target test spectra. When the source and target
-      properties differ (``same_property=False``, e.g. pH and Pb, or clay % and
-      organic carbon %), its output is in the wrong units, so it is **linearly
-      recalibrated** on the target training set (``y ~ a + b * source_prediction``,
-      least squares, clipped at 0 when the estimator is ``non_negative``): this row
-      then measures how much target information the frozen source *output* carries.
-      With ``same_property=True`` the source net is applied as is.
-    - ``target only``: a fresh net trained on the target training set alone.
-    - ``transfer``: the source net fine-tuned on the target training set with the
-      estimator's ``freeze`` blocks fixed.
-
-    Parameters
-    ----------
-    X_src, y_src : array-like
-        Source spectra ``(n_src, n_wavelengths)`` and property ``(n_src,)``.
-    X_tgt, y_tgt : array-like
-        Target training spectra and property (the few samples).
-    X_test, y_test : array-like
-        Target test spectra and property (held out from everything).
-    estimator : SpectralResNetRegressor, optional
-        Template (cloned for each model, with its ``freeze``, training settings and
-        ``random_state``); default ``SpectralResNetRegressor(random_state=0)``.
-    same_property : bool, default False
-        Source and target are the same property in the same units.
-    return_models : bool, default False
-        Also return the fitted models ``{"source", "target only", "transfer"}``
-        (the ``source`` entry is the source-fitted estimator).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by model (``source``, ``target only``, ``transfer``); columns
-        ``rmse`` (target units), ``r2``, ``rpd``, ``rpiq``, ``n_train`` (target
-        training spectra used, 0 for an uncalibrated source net) and ``fit_s``
-        (seconds). With ``return_models``, a ``(table, models)`` tuple.
-    """
-    template = estimator if estimator is not None else SpectralResNetRegressor(random_state=0)
-    y_tgt = np.asarray(y_tgt, dtype=np.float64)
-    rows: dict[str, dict[str, float]] = {}
-
-    t0 = time.perf_counter()
-    source = clone(template).fit_source(X_src, y_src)
-    fit_src = time.perf_counter() - t0
-    pred = source.predict(X_test)
-    n_used = 0
-    if not same_property:
-        cal = LinearRegression().fit(source.predict(X_tgt)[:, None], y_tgt)
-        pred = cal.predict(pred[:, None])
-        if template.non_negative:
-            pred = np.maximum(pred, 0.0)
-        n_used = y_tgt.size
-    rows["source"] = {**spectral_scores(y_test, pred), "n_train": n_used, "fit_s": fit_src}
-
-    t0 = time.perf_counter()
-    target_only = clone(template).fit(X_tgt, y_tgt)
-    rows["target only"] = {
-        **spectral_scores(y_test, target_only.predict(X_test)),
-        "n_train": y_tgt.size,
-        "fit_s": time.perf_counter() - t0,
-    }
-
-    transfer = copy.deepcopy(source)
-    t0 = time.perf_counter()
-    transfer.fit(X_tgt, y_tgt)
-    rows["transfer"] = {
-        **spectral_scores(y_test, transfer.predict(X_test)),
-        "n_train": y_tgt.size,
-        "fit_s": time.perf_counter() - t0,
-    }
-    table = pd.DataFrame.from_dict(rows, orient="index")[
-        ["rmse", "r2", "rpd", "rpiq", "n_train", "fit_s"]
-    ]
-    table.index.name = "model"
-    if return_models:
-        return table, {"source": source, "target only": target_only, "transfer": transfer}
-    return table
+    n_val = int(round(fraction * n))
+    perm = rng.permutation(n)
+    if n_val >= 2 and n - n_val >= 1:
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    return np.arange(n), perm[:0]
