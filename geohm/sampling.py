@@ -265,6 +265,88 @@ def sample_cube(
         Missing target or id columns, no CRS, no points, a unit other than mg/kg, a
         negative concentration, x and y swapped, or not a single usable point.
     """
+    ids = _check_points(points, targets, id_column, window)
+    if isinstance(cube, WindowSource):
+        crs, transform = cube.crs, cube.transform
+        height, width = cube.shape
+        features = list(cube.features)
+    else:
+        crs, transform = cube.rio.crs, cube.rio.transform()
+        height, width = cube.sizes["y"], cube.sizes["x"]
+        features = [str(f) for f in cube["feature"].values]
+    xy, rows, cols, inside, notes = _locate(points, crs, transform, height, width)
+    parsed = {
+        t: parse_target(
+            points[t].tolist(),
+            name=t,
+            ids=[str(i) for i in ids],
+            censored=censored,
+            detection_limit=(detection_limits or {}).get(t),
+        )
+        for t in targets
+    }
+    yvals = np.column_stack([parsed[t].values for t in targets])
+    # (row in the input, why): a point off the scene or on an unusable pixel is left
+    # out of every target; one without a value for a target, of that target only.
+    dropped = [(int(i), Dropped(ids[i], "outside the scene")) for i in np.flatnonzero(~inside)]
+    values = np.full((len(points), len(features)), np.nan)
+    idx = np.flatnonzero(inside)
+    if idx.size:
+        reasons = (
+            mask_reason(rows[idx], cols[idx]) if mask_reason is not None else [None] * idx.size
+        )
+        means, centre = _features_at(cube, rows[idx], cols[idx], window, (height, width))
+        for k, i in enumerate(idx):
+            if np.all(np.isfinite(centre[k])):
+                values[i] = means[k]
+            else:
+                dropped.append(
+                    (int(i), Dropped(ids[i], _unusable(features, centre[k], reasons[k])))
+                )
+    keep = np.isfinite(values).all(axis=1)
+    for t in targets:
+        for i in np.flatnonzero(keep):
+            left = parsed[t].left_out.get(int(i))
+            if left is not None:
+                dropped.append((int(i), Dropped(ids[i], left, target=t)))
+    if not keep.any():
+        reasons_txt = "; ".join(sorted({d.reason for _, d in dropped}))
+        raise SampleError(
+            f"none of the {len(points)} sample points is usable ({reasons_txt}); check that the "
+            "points cover the scene and that their CRS is right"
+        )
+    lab = {
+        t: {
+            "rule": censored,
+            "censored": [str(ids[i]) for i in parsed[t].censored if keep[i]],
+            "zeros": [str(ids[i]) for i in parsed[t].zeros if keep[i]],
+        }
+        for t in targets
+    }
+    keep &= np.isfinite(yvals).any(axis=1)  # no value for any target: listed per target
+    if not keep.any():
+        raise SampleError(
+            f"none of the {len(points)} sample points has a usable value for "
+            f"{', '.join(targets)} at a valid pixel; check the target columns"
+        )
+    index = pd.Index(ids[keep], name="id")
+    # Samples on the same pixel are one location: replicates share a group id.
+    _, groups = np.unique(rows[keep].astype(np.int64) * width + cols[keep], return_inverse=True)
+    return SampleTable(
+        X=pd.DataFrame(values[keep], index=index, columns=features),
+        y=pd.DataFrame(yvals[keep], index=index, columns=list(targets)),
+        xy=xy[keep],
+        dropped=[d for _, d in sorted(dropped, key=lambda t: t[0])],
+        groups=groups.astype(np.int64),
+        lab=lab,
+        warnings=notes,
+    )
+
+
+def _check_points(
+    points: Any, targets: Sequence[str], id_column: str | None, window: int
+) -> np.ndarray:
+    """The sample ids (str), after checking the points, their columns and ``window``."""
     if len(points) == 0:
         raise SampleError("the sample file holds no points; check 'samples.path'")
     if window < 1 or window % 2 == 0:
@@ -289,14 +371,16 @@ def sample_cube(
             f"{'...' if len(dup) > 5 else ''}); fix the id column or set 'samples.id' to a "
             "column with one id per point"
         )
-    if isinstance(cube, WindowSource):
-        crs, transform = cube.crs, cube.transform
-        height, width = cube.shape
-        features = list(cube.features)
-    else:
-        crs, transform = cube.rio.crs, cube.rio.transform()
-        height, width = cube.sizes["y"], cube.sizes["x"]
-        features = [str(f) for f in cube["feature"].values]
+    return ids
+
+
+def _locate(
+    points: Any, crs: Any, transform: Affine, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Map coordinates, rows, columns and inside flags of the points, and datum warnings.
+
+    Raises SampleError (x and y swapped) when no point is inside but swapping would fix it.
+    """
     xy = _point_xy(points, crs)
     rows, cols, inside = _pixels(xy, transform, height, width)
     notes: list[str] = []
@@ -308,99 +392,44 @@ def sample_cube(
         notes += datum_warnings(points.crs, crs, lonlat[inside])
     for note in notes:
         log.warning("samples: %s", note)
+    return xy, rows, cols, inside, notes
 
-    parsed = {
-        t: parse_target(
-            points[t].tolist(),
-            name=t,
-            ids=[str(i) for i in ids],
-            censored=censored,
-            detection_limit=(detection_limits or {}).get(t),
-        )
-        for t in targets
-    }
-    yvals = np.column_stack([parsed[t].values for t in targets])
-    dropped: list[tuple[int, Dropped]] = []  # (row in the input, why)
-    for i in np.flatnonzero(~inside):
-        dropped.append((int(i), Dropped(ids[i], "outside the scene")))
 
-    idx = np.flatnonzero(inside)
-    values = np.full((len(points), len(features)), np.nan)
-    if idx.size:
-        half = window // 2
-        offsets = np.arange(-half, half + 1)
-        r = np.clip(rows[idx, None] + offsets[None, :], 0, height - 1)  # (n, w)
-        c = np.clip(cols[idx, None] + offsets[None, :], 0, width - 1)
-        rr = np.repeat(r, window, axis=1)  # (n, window * window)
-        cc = np.tile(c, (1, window))
-        win = _window_values(cube, rr, cc)  # (n, feature, window * window)
-        # Window cells beyond the scene edge were clipped onto edge pixels: drop them
-        # from the mean rather than counting edge pixels twice.
-        rr_raw = np.repeat(rows[idx, None] + offsets[None, :], window, axis=1)
-        cc_raw = np.tile(cols[idx, None] + offsets[None, :], (1, window))
-        outside = (rr_raw < 0) | (rr_raw >= height) | (cc_raw < 0) | (cc_raw >= width)
-        win = np.where(outside[:, None, :], np.nan, win)
-        centre = win[:, :, (window * window) // 2]
-        centre_ok = np.all(np.isfinite(centre), axis=1)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN
-            means = (
-                np.nanmean(np.where(np.isfinite(win), win, np.nan), axis=2)
-                if window > 1
-                else centre
-            )
-        reasons = (
-            mask_reason(rows[idx], cols[idx]) if mask_reason is not None else [None] * idx.size
-        )
-        for k, i in enumerate(idx):
-            if not centre_ok[k]:
-                bad = [features[j] for j in np.flatnonzero(~np.isfinite(centre[k]))]
-                why = reasons[k] or "nodata"
-                detail = f" ({', '.join(bad[:4])}{'...' if len(bad) > 4 else ''} missing)"
-                text = f"{why} pixel{detail if why == 'nodata' else ''}"
-                dropped.append((int(i), Dropped(ids[i], text)))
-            else:
-                values[i] = means[k]
+def _features_at(
+    cube: xr.DataArray | WindowSource,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    window: int,
+    shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean over the window, centre pixel) features of each point: two (n, feature) arrays.
 
-    keep = np.isfinite(values).all(axis=1)
-    for t in targets:
-        for i in np.flatnonzero(keep):
-            left = parsed[t].left_out.get(int(i))
-            if left is not None:
-                dropped.append((int(i), Dropped(ids[i], left, target=t)))
-    if not keep.any():
-        reasons_txt = "; ".join(sorted({d.reason for _, d in dropped}))
-        raise SampleError(
-            f"none of the {len(points)} sample points is usable ({reasons_txt}); check that the "
-            "points cover the scene and that their CRS is right"
-        )
-    has_value = np.isfinite(yvals).any(axis=1)
-    lab = {
-        t: {
-            "rule": censored,
-            "censored": [str(ids[i]) for i in parsed[t].censored if keep[i]],
-            "zeros": [str(ids[i]) for i in parsed[t].zeros if keep[i]],
-        }
-        for t in targets
-    }
-    keep &= has_value  # a point with no value for any target is listed once per target
-    if not keep.any():
-        raise SampleError(
-            f"none of the {len(points)} sample points has a usable value for "
-            f"{', '.join(targets)} at a valid pixel; check the target columns"
-        )
-    index = pd.Index(ids[keep], name="id")
-    # Samples on the same pixel are one location: replicates share a group id.
-    _, groups = np.unique(rows[keep].astype(np.int64) * width + cols[keep], return_inverse=True)
-    return SampleTable(
-        X=pd.DataFrame(values[keep], index=index, columns=features),
-        y=pd.DataFrame(yvals[keep], index=index, columns=list(targets)),
-        xy=xy[keep],
-        dropped=[d for _, d in sorted(dropped, key=lambda t: t[0])],
-        groups=groups.astype(np.int64),
-        lab=lab,
-        warnings=notes,
-    )
+    NaN pixels in the window are left out of its mean; so are window cells beyond the
+    scene edge (clipped onto edge pixels for the read, not counted twice).
+    """
+    height, width = shape
+    half = window // 2
+    offsets = np.arange(-half, half + 1)
+    r_raw = np.repeat(rows[:, None] + offsets[None, :], window, axis=1)  # (n, window**2)
+    c_raw = np.tile(cols[:, None] + offsets[None, :], (1, window))
+    win = _window_values(cube, np.clip(r_raw, 0, height - 1), np.clip(c_raw, 0, width - 1))
+    outside = (r_raw < 0) | (r_raw >= height) | (c_raw < 0) | (c_raw >= width)
+    win = np.where(outside[:, None, :], np.nan, win)
+    centre = win[:, :, (window * window) // 2]
+    if window == 1:
+        return centre, centre
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows -> NaN
+        return np.nanmean(np.where(np.isfinite(win), win, np.nan), axis=2), centre
+
+
+def _unusable(features: list[str], centre: np.ndarray, reason: str | None) -> str:
+    """Why a point's pixel cannot be used: the mask's reason, or the missing features."""
+    why = reason or "nodata"
+    if why != "nodata":
+        return f"{why} pixel"
+    bad = [features[j] for j in np.flatnonzero(~np.isfinite(centre))]
+    return f"nodata pixel ({', '.join(bad[:4])}{'...' if len(bad) > 4 else ''} missing)"
 
 
 def _window_values(cube: xr.DataArray | WindowSource, rr: np.ndarray, cc: np.ndarray) -> np.ndarray:
