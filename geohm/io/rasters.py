@@ -1,6 +1,8 @@
-"""Raster reading and atomic GeoTIFF / Cloud-Optimised GeoTIFF writing.
+"""GeoTIFF / Cloud-Optimised GeoTIFF writing: whole arrays and tile by tile.
 
-Every file geohm writes goes to a temporary name in the destination folder and is
+Reading lives in :mod:`geohm.io.reading`, atomic renames in :mod:`geohm.io.atomic` and
+the completeness check in :mod:`geohm.io.geotiff_check` (all re-exported here). Every
+file geohm writes goes to a temporary name in the destination folder and is
 renamed when complete (:func:`atomic_path`), so a killed run never leaves a
 half-written file under its final name. A write that fails (a full disk, a quota, an
 I/O error) raises :class:`~geohm.errors.OutputError` naming the device and the file,
@@ -12,13 +14,9 @@ again, its block index checked against the file size and its last blocks decoded
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import errno
-import glob
 import os
 import secrets
-import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +28,16 @@ from rasterio._err import CPLE_BaseError  # raised as is by rasterio.shutil.copy
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from geohm.errors import GeohmError, OutputError
 from geohm.grid import Grid
+from geohm.io.atomic import (  # noqa: F401  (re-exported)
+    IncompleteWrite,
+    _make_folder,
+    _remove_temporaries,
+    atomic_path,
+    before_write,
+    write_error,
+)
+from geohm.io.geotiff_check import verify_geotiff
 from geohm.io.reading import (  # noqa: F401  (re-exported: the reading half of this module)
     band_metadata,
     check_raster,
@@ -74,308 +80,6 @@ COG_OPTIONS: dict[str, str] = {
 }
 
 _OVERVIEW_RESAMPLING = {"average": "AVERAGE", "nearest": "NEAREST", "mode": "MODE"}
-
-
-class IncompleteWrite(OSError):
-    """A written file is not complete (GDAL failed a write without raising)."""
-
-
-#: Errors of the device rather than of the data written (see :func:`write_error`).
-_DEVICE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
-
-#: Called with each final path before :func:`atomic_path` writes it (every writer of
-#: geohm ends there). :mod:`geohm.io.outdir` adds one that records the name in the held
-#: output folder's journal, so that a killed run's outputs are known by name.
-before_write: list[Callable[[Path], None]] = []
-
-#: Bytes asked of the filesystem to tell why a write failed, at least / at most.
-_PROBE_MIN, _PROBE_MAX = 2**20, 64 * 2**20
-
-
-def _existing_folder(path: Path) -> Path:
-    folder = Path(os.path.abspath(path))
-    while not folder.is_dir() and folder != folder.parent:
-        folder = folder.parent
-    return folder
-
-
-def _device(folder: Path) -> str:
-    """``"DEVICE at MOUNT POINT"`` of the filesystem holding ``folder`` (for messages)."""
-    mount = _existing_folder(folder).resolve()
-    while not os.path.ismount(mount) and mount != mount.parent:
-        mount = mount.parent
-    device = ""
-    with contextlib.suppress(Exception):  # only a nicer message: never fail on it
-        import psutil  # comes with dask.distributed; without it the message has the mount
-
-        for part in psutil.disk_partitions(all=True):
-            if part.mountpoint == str(mount):
-                device = part.device  # the last one wins: mounts stack
-    return f"{device} at {mount}" if device and device != str(mount) else str(mount)
-
-
-def _probe_errno(folder: Path, nbytes: int) -> int | None:
-    """The errno the OS gives when asked for ``nbytes`` more in ``folder`` (None: it can).
-
-    GDAL reports a failed ``write(2)`` only on stderr (libtiff's handler), never with its
-    errno, so after a failed raster write the cause is asked of the OS itself: allocating
-    the bytes that file needs fails with the same ENOSPC / EDQUOT / EFBIG the write got.
-    Written by hand: no library answers "why did GDAL's write fail".
-    """
-    folder = _existing_folder(folder)
-    probe = folder / f".geohm-probe-{secrets.token_hex(4)}.space"
-    # Twice the raw size: incompressible data with overviews and block framing takes ~1.4x.
-    nbytes = int(min(max(2 * nbytes, _PROBE_MIN), _PROBE_MAX))
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        return exc.errno
-    try:
-        os.posix_fallocate(fd, 0, nbytes)
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # not on this fs
-            st = os.statvfs(folder)
-            return errno.ENOSPC if st.f_bavail * st.f_frsize < nbytes else None
-        return exc.errno
-    finally:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            probe.unlink()
-    return None
-
-
-def write_error(
-    final: str | os.PathLike[str], exc: BaseException, *, nbytes: int = 0
-) -> OutputError:
-    """The :class:`~geohm.errors.OutputError` for a failed write of ``final``.
-
-    Parameters
-    ----------
-    final : path-like
-        The file being written (its final name: the one the user knows).
-    exc : BaseException
-        What failed: an ``OSError`` with its errno, or a GDAL/rasterio error (then the
-        cause is asked of the filesystem, see :func:`_probe_errno`).
-    nbytes : int
-        About how many bytes the file needs (for that question).
-
-    Returns
-    -------
-    OutputError
-        One line: "no space left on device DEVICE at MOUNT while writing FILE; ...".
-    """
-    final = Path(final)
-    code = exc.errno if isinstance(exc, OSError) and exc.errno else None
-    if code is None and "No space left on device" in str(exc):
-        code = errno.ENOSPC
-    if code is None:
-        code = _probe_errno(final.parent, nbytes)
-    where = _device(final.parent)
-    todo = "free space there or choose another --out folder"
-    if code == errno.ENOSPC:
-        msg = f"no space left on device {where} while writing {final}; {todo}"
-    elif code == errno.EDQUOT:
-        msg = f"disk quota exceeded on device {where} while writing {final}; {todo}"
-    elif code == errno.EFBIG:
-        msg = (
-            f"file too large for device {where} or over this process's file size limit "
-            f"(ulimit -f) while writing {final}; raise the limit or choose another --out folder"
-        )
-    elif code == errno.EROFS:
-        msg = f"device {where} is read-only: cannot write {final}; choose another --out folder"
-    elif code in (errno.EACCES, errno.EPERM):
-        msg = f"permission denied writing {final}; choose a folder you can write to (--out)"
-    else:
-        why = os.strerror(code) if code else (str(exc) or type(exc).__name__)
-        msg = (
-            f"writing {final} failed ({why}); it was not written: check the device {where} "
-            "and run again"
-        )
-    return OutputError(msg)
-
-
-def _make_folder(final: Path, nbytes: int = 0) -> None:
-    """Create the folder of ``final``; OutputError when it cannot be."""
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise OutputError(
-            f"cannot create the folder {final.parent} for {final.name}: a file is in the way; "
-            "choose another --out folder"
-        ) from None
-    except OSError as exc:
-        raise write_error(final, exc, nbytes=nbytes) from None
-
-
-def _remove_temporaries(tmp: Path) -> None:
-    """``tmp`` and what GDAL puts beside it (``.aux.xml``, the COG driver's ``.ovr.tmp``)."""
-    for leftover in (tmp, *tmp.parent.glob(glob.escape(tmp.name) + ".*")):
-        with contextlib.suppress(FileNotFoundError):
-            leftover.unlink()
-
-
-@contextlib.contextmanager
-def atomic_path(
-    final_path: str | os.PathLike[str],
-    *,
-    check: Callable[[Path], None] | None = None,
-    nbytes: int = 0,
-) -> Iterator[Path]:
-    """Yield a temporary path beside ``final_path``; rename it there on success.
-
-    The temporary name keeps the extension (drivers such as GPKG choose by it) and
-    starts with a dot, so a half-written file is never mistaken for an output. On
-    an exception the temporary file (and any GDAL ``.aux.xml`` or ``.ovr.tmp`` beside
-    it) is removed and the exception propagates; an existing file at ``final_path`` is
-    untouched. An ``OSError`` (a full disk, a quota, a read-only device) becomes an
-    :class:`~geohm.errors.OutputError` naming the device and the final name, and so does
-    another library's error (pyogrio's, say) when the filesystem is full.
-
-    Parameters
-    ----------
-    final_path : path-like
-        The final name; its folder is created.
-    check : callable, optional
-        Called with the temporary path once the body is done (the file closed) and
-        before the rename; raises (an ``OSError``) when the file is not complete.
-    nbytes : int
-        About how many bytes the file needs (to tell why a write failed).
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> with atomic_path(d / "a.txt") as tmp:
-    ...     _ = tmp.write_text("hello")
-    >>> (d / "a.txt").read_text()
-    'hello'
-    """
-    final = Path(final_path)
-    _make_folder(final, nbytes)
-    for hook in before_write:
-        hook(final)
-    tmp = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.tmp{final.suffix}")
-    try:
-        try:
-            yield tmp
-            if check is not None:
-                check(tmp)
-            os.replace(tmp, final)
-        except OSError as exc:  # before the clean-up: the OS is asked why with tmp still there
-            raise write_error(final, exc, nbytes=nbytes) from exc
-        except GeohmError:
-            raise
-        except Exception as exc:  # another library's write error (pyogrio, ...): a full disk?
-            code = _probe_errno(final.parent, nbytes)
-            if code in _DEVICE_ERRNOS:
-                raise write_error(final, OSError(code, os.strerror(code)), nbytes=nbytes) from exc
-            raise
-    finally:
-        _remove_temporaries(tmp)
-    aux = final.with_name(final.name + ".aux.xml")
-    with contextlib.suppress(FileNotFoundError):
-        aux.unlink()
-
-
-def verify_geotiff(
-    path: str | os.PathLike[str],
-    *,
-    shape: tuple[int, int, int] | None = None,
-    dtype: str | None = None,
-) -> None:
-    """Check that a GeoTIFF just written is complete; cheap (no full read).
-
-    The file is opened again (its header), every block of every band and overview
-    level must be recorded in the block index and lie inside the file (a block whose
-    write failed has no byte count, and GDAL would read it as nodata without a word),
-    and the last block of the full resolution and of each overview is decoded. In a
-    Cloud-Optimised GeoTIFF the size written before each block and the copy of its last
-    4 bytes written after it (GDAL's block leader and trailer) are compared for those
-    last blocks too, so a file cut off even in its last bytes is found.
-
-    Parameters
-    ----------
-    path : path-like
-        The written (temporary) file.
-    shape : (bands, rows, columns), optional
-        What the header must say.
-    dtype : str, optional
-        The data type the header must say.
-
-    Raises
-    ------
-    IncompleteWrite
-        The file is truncated, a block is missing, or the header is not as written.
-    """
-    p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            head = fh.read(1024)
-            layout = _Layout(
-                size=size,
-                order="<" if head[:2] == b"II" else ">",
-                leader=b"BLOCK_LEADER=SIZE_AS_UINT4" in head,
-                trailer=b"BLOCK_TRAILER=LAST_4_BYTES_REPEATED" in head,
-            )
-            with rasterio.open(p) as src:
-                got = (src.count, src.height, src.width)
-                if shape is not None and got != tuple(shape):
-                    raise IncompleteWrite(
-                        f"its header says {got} (bands, rows, columns), not {shape}"
-                    )
-                if dtype is not None and src.dtypes[0] != np.dtype(dtype).name:
-                    raise IncompleteWrite(f"its header says {src.dtypes[0]}, not {dtype}")
-                levels = len(src.overviews(1))
-                _verify_level(src, fh, layout, "full resolution")
-            for level in range(levels):
-                with rasterio.open(p, overview_level=level) as ovr:
-                    _verify_level(ovr, fh, layout, f"overview {level + 1}")
-    except (RasterioError, CPLE_BaseError) as exc:
-        raise IncompleteWrite(f"it cannot be read back ({exc})") from exc
-
-
-@dataclasses.dataclass(frozen=True)
-class _Layout:
-    """What :func:`verify_geotiff` knows of a file: its size, byte order, block framing."""
-
-    size: int
-    order: str  # struct byte order of the TIFF
-    leader: bool  # a uint32 block size before each block (COG)
-    trailer: bool  # the block's last 4 bytes repeated after it (COG)
-
-
-def _verify_level(ds: Any, fh: Any, layout: _Layout, what: str) -> None:
-    bh, bw = ds.block_shapes[0]
-    nby, nbx = -(-ds.height // bh), -(-ds.width // bw)
-    extra = 4 if layout.trailer else 0
-    for band in range(1, ds.count + 1):
-        for by in range(nby):
-            for bx in range(nbx):
-                offset = ds.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=band)
-                nbytes = ds.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=band)
-                if not offset or not nbytes or int(offset) + int(nbytes) + extra > layout.size:
-                    raise IncompleteWrite(
-                        f"block ({by}, {bx}) of band {band} ({what}) is missing or cut off "
-                        f"(offset {offset}, {nbytes} bytes, file {layout.size} bytes)"
-                    )
-                if by == nby - 1 and bx == nbx - 1:  # the last block: its framing too
-                    _verify_framing(fh, layout, int(offset), int(nbytes), f"{what}, band {band}")
-    col0, row0 = (nbx - 1) * bw, (nby - 1) * bh
-    ds.read(window=Window(col0, row0, ds.width - col0, ds.height - row0))
-
-
-def _verify_framing(fh: Any, layout: _Layout, offset: int, nbytes: int, what: str) -> None:
-    if layout.leader and offset >= 4:
-        fh.seek(offset - 4)
-        (leader,) = struct.unpack(layout.order + "I", fh.read(4))
-        if leader != nbytes:
-            raise IncompleteWrite(f"the last block ({what}) says {leader} bytes, not {nbytes}")
-    if layout.trailer and nbytes >= 4:
-        fh.seek(offset + nbytes - 4)
-        tail = fh.read(8)
-        if tail[:4] != tail[4:]:
-            raise IncompleteWrite(f"the last block ({what}) is cut off or damaged")
 
 
 def _set_band_meta(
@@ -729,5 +433,3 @@ def write_category_names(path: str | os.PathLike[str], names: Mapping[int, str])
     with atomic_path(final) as tmp:
         ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=False)
     return final
-
-
