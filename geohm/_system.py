@@ -8,8 +8,11 @@ __all__ = ["usable_cpus"]
 
 
 def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity mask where the OS has one (Linux),
-    else every CPU of the machine (macOS, Windows). At least 1."""
+    """CPUs this process may run on (at least 1).
+
+    Its affinity mask where the OS has one (Linux), else every CPU of the machine (macOS,
+    Windows).
+    """
     getaffinity = getattr(os, "sched_getaffinity", None)
     if getaffinity is not None:
         try:

@@ -58,8 +58,10 @@ def _main(
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """GeohmError -> exit 2 with one line; Ctrl-C -> exit 130 with one line; anything
-    else -> traceback and exit 1."""
+    """Turn errors into exit codes: GeohmError -> 2, Ctrl-C -> 130, anything else -> 1.
+
+    The first two print one line; anything else prints its traceback.
+    """
     try:
         yield
     except GeohmError as exc:

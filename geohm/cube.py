@@ -522,7 +522,7 @@ class WindowSource:
         return 3
 
     def lazy(self, chunks: int = TILE) -> xr.DataArray:
-        """This source as a lazy (feature, y, x) float32 cube with the grid's coordinates.
+        """The source as a lazy (feature, y, x) float32 cube with the grid's coordinates.
 
         Each dask chunk (every feature, ``chunks`` x ``chunks`` pixels) is one
         :meth:`read`: the lazy cube, the sample points and the map windows come from the

@@ -44,6 +44,9 @@ class NoDataError(GeohmError):
 
 
 class OutputError(GeohmError):
-    """The output folder cannot be used: it is a file, cannot be created or written, or
-    another run is writing into it; or a write failed there (no space left on the device,
-    a quota, an I/O error), and nothing was written under that file's name."""
+    """The output folder cannot be used, or a write failed there.
+
+    The folder is a file, cannot be created or written, or another run is writing into
+    it; or a write failed (no space left on the device, a quota, an I/O error), and
+    nothing was written under that file's name.
+    """

@@ -113,8 +113,11 @@ def plan_scenes(
 def _prepare(
     path: Path, root: Path | None, owners: dict[Path, str], force: bool
 ) -> tuple[SceneConfig | None, SceneStatus | None, str | None]:
-    """Validate one config: ``(cfg, None, why)`` to run it (``why`` it must run), or
-    ``(None, status, None)`` when settled."""
+    """Validate one config and decide whether it must run.
+
+    Returns ``(cfg, None, why)`` to run it (``why`` it must run), or
+    ``(None, status, None)`` when settled.
+    """
     from geohm.pipeline import load_job  # the library, imported once a batch runs
 
     try:

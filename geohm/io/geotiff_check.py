@@ -1,5 +1,8 @@
-"""Checks that a written GeoTIFF is complete: its block index against the file size,
-and its last blocks decoded (GDAL reports some failed writes only on stderr)."""
+"""Checks that a written GeoTIFF is complete.
+
+Its block index is checked against the file size and its last blocks are decoded (GDAL
+reports some failed writes only on stderr).
+"""
 
 from __future__ import annotations
 

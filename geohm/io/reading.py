@@ -405,7 +405,7 @@ class AlignedRaster:
         return self.read(r0, c0, r1 - r0, c1 - c0)
 
     def lazy(self) -> xr.DataArray:
-        """This layer as a lazy (y, x) float32 DataArray on the grid (chunks = tiles)."""
+        """The layer as a lazy (y, x) float32 DataArray on the grid (chunks = tiles)."""
         height, width = self.grid.shape
         data = dask.array.from_array(
             self,

@@ -47,8 +47,10 @@ PathLike = str | os.PathLike[str]
 
 
 def _table_text(path: PathLike | None, filename: str) -> tuple[str, str]:
-    """The text of the user's table at ``path``, or of the packaged ``filename`` when
-    ``path`` is ``None``; and how messages name it."""
+    """The text of a standards table, and how messages name it.
+
+    The user's table at ``path``, or the packaged ``filename`` when ``path`` is ``None``.
+    """
     if path is None:
         return packaged_text(STANDARDS_PACKAGE, filename), filename
     return read_text(path, what="standards file"), os.fspath(path)
@@ -151,8 +153,10 @@ def read_standard_yaml(path: PathLike) -> Any:
 
 
 def names_a_table_file(source: str) -> bool:
-    """Whether ``source`` (not a built-in name) is read as a standards CSV file: it ends in
-    ``.csv``/``.txt``, exists, or has a folder separator."""
+    """Whether ``source`` (not a built-in name) is read as a standards CSV file.
+
+    It is when it ends in ``.csv``/``.txt``, exists, or has a folder separator.
+    """
     path = Path(source)
     return (
         path.suffix.lower() in (".csv", ".txt")

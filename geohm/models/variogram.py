@@ -77,8 +77,11 @@ def coords_of(est: Any) -> tuple[int, int]:
 
 
 def merge_duplicates(xy: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Average the values of samples that share a location (the kriging system is singular
-    with repeated locations); data without repeated locations come back unchanged."""
+    """Average the values of samples that share a location.
+
+    The kriging system is singular with repeated locations; data without repeated
+    locations come back unchanged.
+    """
     uniq, inverse, counts = np.unique(xy, axis=0, return_inverse=True, return_counts=True)
     if uniq.shape[0] == xy.shape[0]:
         return xy, z
@@ -134,7 +137,7 @@ def krige_at(
 
 
 def variogram_dict(params: Any) -> dict[str, float]:
-    """pykrige's ``[psill, range, nugget]`` as ``{"sill", "range", "nugget"}`` (total sill)."""
+    """Pykrige's ``[psill, range, nugget]`` as ``{"sill", "range", "nugget"}`` (total sill)."""
     psill, range_, nugget = (float(v) for v in params)
     return {"sill": psill + nugget, "range": range_, "nugget": nugget}
 

@@ -1,5 +1,7 @@
-"""Reference values of the indices: soil background values (for I_geo and E_r) and
-Hakanson's toxic-response factors T_r, from the tables in ``geohm/standards`` or a user's copy.
+"""Reference values of the indices: soil backgrounds and toxic-response factors.
+
+Background values (for I_geo and E_r) and Hakanson's toxic-response factors T_r, from the
+tables in ``geohm/standards`` or a user's copy.
 """
 
 from __future__ import annotations

@@ -139,8 +139,9 @@ class Standard:
     def rows_for(
         self, metal: str, *, land_use: str = "other", kind: str = "screening"
     ) -> tuple[StandardRow, ...]:
-        """The rows :meth:`screening` draws from, sorted by pH (for provenance: ``checked``,
-        ``note``, ``source``).
+        """The rows :meth:`screening` draws from, sorted by pH.
+
+        For provenance: ``checked``, ``note``, ``source``.
 
         A metal without a column for ``land_use`` falls back to its ``other`` column, then to
         ``all`` (GB 15618: "other" covers every land use without its own column). A land use

@@ -40,8 +40,11 @@ def disc(
     wobble: np.ndarray | None = None,
     stretch: float = 1.0,
 ) -> np.ndarray:
-    """Pixels inside a disc of ``radius`` pixels around (r0, c0), rows scaled by ``1/stretch``
-    and the edge moved by a quarter of ``wobble`` (a field in units of the radius)."""
+    """Pixels inside a wobbly disc of ``radius`` pixels around (r0, c0).
+
+    Rows are scaled by ``1/stretch`` and the edge moved by a quarter of ``wobble`` (a
+    field in units of the radius).
+    """
     rr, cc = np.ogrid[: shape[0], : shape[1]]
     d = np.hypot((rr - r0) / stretch, cc - c0) / radius
     if wobble is not None:

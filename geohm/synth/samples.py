@@ -108,8 +108,10 @@ def lab_samples(
 def add_outside_point(
     rng: np.random.Generator, world: dict[str, Any], samples: dict[str, Any], *, pixel: float
 ) -> None:
-    """Append to the target-year ``samples`` one point 300-400 m east of the scene, its lab
-    values drawn from the nearest edge pixel's truth."""
+    """Append to the target-year ``samples`` one point 300-400 m east of the scene.
+
+    Its lab values are drawn from the nearest edge pixel's truth.
+    """
     n = world["dem"].shape[0]
     er = int(rng.integers(int(0.2 * n), int(0.8 * n)))
     samples["x"] = np.append(samples["x"], X0 + n * pixel + rng.uniform(300.0, 400.0))

@@ -19,8 +19,11 @@ __all__ = ["carve_pit", "landcover", "layout", "metals", "slope_aspect", "terrai
 
 
 def terrain(rng: np.random.Generator, n: int, pixel: float) -> dict[str, Any]:
-    """Elevation (m, about 950-1950): SW-NE ridges, a regional trend, fractal relief and
-    gullies; also the ridge coordinates (``u`` across, ``s`` along) the layout uses."""
+    """Elevation (m, about 950-1950) and the ridge coordinates the layout uses.
+
+    SW-NE ridges, a regional trend, fractal relief and gullies; the ridge coordinates are
+    ``u`` (across) and ``s`` (along).
+    """
     centres = (np.arange(n) + 0.5) / n
     R, C = np.meshgrid(centres, centres, indexing="ij")
     theta = np.radians(rng.uniform(28.0, 42.0))
@@ -153,8 +156,10 @@ def landcover(
     lay: dict[str, Any],
     n: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Land-cover classes of the source and the target year (the new slag heap and the
-    land cleared around it exist only in the target year)."""
+    """Land-cover classes of the source and the target year.
+
+    The new slag heap and the land cleared around it exist only in the target year.
+    """
     noise1 = smooth_field(rng, n, 0.015 * n)
     noise2 = smooth_field(rng, n, 0.03 * n)
     bare_f = smooth_field(rng, n, 0.01 * n)

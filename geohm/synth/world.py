@@ -132,8 +132,10 @@ def _ground(
 
 
 def _distance_covariate(lay: dict[str, Any], n: int, pixel: float) -> dict[str, Any]:
-    """Distance (m) to the known mining sources on a 60 m grid with an offset origin and a
-    nodata rim: ``data`` (float32) and its ``transform``."""
+    """Distance (m) to the known mining sources: ``data`` (float32) and its ``transform``.
+
+    On a 60 m grid with an offset origin and a nodata rim.
+    """
     known = lay["pit"] | lay["slag"] | lay["newslag"]
     kr, kc = np.nonzero(known)
     src_xy = np.column_stack([X0 + (kc + 0.5) * pixel, Y0 + (n - kr - 0.5) * pixel])

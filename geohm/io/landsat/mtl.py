@@ -53,7 +53,7 @@ PathLike = str | os.PathLike[str]
 
 
 def read_mtl(path: PathLike) -> dict[str, dict[str, str]]:
-    """Parse a Collection 2 ``_MTL.txt`` into ``{group: {key: value}}``.
+    r"""Parse a Collection 2 ``_MTL.txt`` into ``{group: {key: value}}``.
 
     Keys are stored under their *innermost* ``GROUP``, so the Level-2 scale
     (``LEVEL2_SURFACE_REFLECTANCE_PARAMETERS/REFLECTANCE_MULT_BAND_n``) is never
@@ -80,8 +80,8 @@ def read_mtl(path: PathLike) -> dict[str, dict[str, str]]:
     --------
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "X_MTL.txt"
-    >>> _ = p.write_text('GROUP = A\\n  GROUP = B\\n    K = "v"\\n  END_GROUP = B\\n'
-    ...                  'END_GROUP = A\\nEND\\n')
+    >>> _ = p.write_text('GROUP = A\n  GROUP = B\n    K = "v"\n  END_GROUP = B\n'
+    ...                  'END_GROUP = A\nEND\n')
     >>> read_mtl(p)
     {'A': {}, 'B': {'K': 'v'}}
     """

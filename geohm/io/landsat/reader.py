@@ -255,8 +255,10 @@ def _band_file(scene: _Scene, name: str) -> Path | None:
 def _open_scene_bands(
     scene: _Scene, wanted: Sequence[str], chunks: int | None, *, subset: bool
 ) -> list[tuple[str, Path, xr.DataArray]]:
-    """``(name, file, DNs)`` of each wanted band; a missing thermal band is skipped unless
-    the caller asked for it (``subset``)."""
+    """Open each wanted band as ``(name, file, DNs)``.
+
+    A missing thermal band is skipped unless the caller asked for it (``subset``).
+    """
     opened: list[tuple[str, Path, xr.DataArray]] = []
     for name in wanted:
         file = _band_file(scene, name)
@@ -276,8 +278,10 @@ def _open_scene_qa(
     mask: Sequence[str],
     chunks: int | None,
 ) -> xr.DataArray | None:
-    """The raw QA_PIXEL band when ``mask`` names a condition (``None`` otherwise), after
-    checking that it and every band lie on one grid."""
+    """Open the raw QA_PIXEL band when ``mask`` names a condition (``None`` otherwise).
+
+    Checks first that it and every band lie on one grid.
+    """
     if not mask:
         _check_same_grid(opened)
         return None
