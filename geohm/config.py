@@ -482,6 +482,11 @@ def load_config(
         Overrides ``output.dir`` (the command line's ``--out``), relative to the
         current directory.
 
+    Returns
+    -------
+    SceneConfig
+        The validated job, its paths resolved against the file's folder.
+
     Raises
     ------
     InputError
