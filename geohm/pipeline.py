@@ -54,6 +54,7 @@ from geohm.io.reports import save_figure, write_csv, write_json, write_text
 from geohm.io.styles import write_qml_paletted, write_qml_ramp
 from geohm.models import model_entry
 from geohm.models.compiled import accelerate
+from geohm.models.ensemble import has_members
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
 from geohm.report import class_figure, quicklook_figure, render_markdown
 from geohm.riskmaps import (
@@ -565,7 +566,7 @@ def _write_maps(
         )
     if plan is None and cfg.risk is not None:
         plan = plan_risk(
-            cfg.risk, list(models), {t: (m.estimator, m.features) for t, m in models.items()}
+            cfg.risk, list(models), [t for t, m in models.items() if has_members(m.estimator)]
         )
     if plan is not None:
         for rl in plan.layers:
@@ -604,6 +605,7 @@ def _write_maps(
             progress=(lambda d, n: progress("predict", d, n)) if progress else None,
             derive=plan.derive if plan is not None else None,
             workers=workers,
+            thresholds=plan.exceedance_thresholds if isinstance(plan, RiskPlan) else None,
         )
         for layer in layers:
             path = writers[layer.name].close()
@@ -888,7 +890,8 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
     samples = pd.DataFrame({"x": table.xy[:, 0], "y": table.xy[:, 1]}, index=table.X.index)
     samples = pd.concat([samples] + [f.samples for f in fitted.values()], axis=1)
     # The fitted estimators, not the accelerated copies: geohm predict accelerates them
-    # again on load (or keeps scikit-learn's predict where no C compiler is found).
+    # again on load (or keeps scikit-learn's predict where the kernel was not built);
+    # io.models.save_model refuses a compiled forest.
     saved = {
         k: TargetModel(f.estimator, f.features, required=f.required, interval=f.interval)
         for k, f in fitted.items()

@@ -23,6 +23,7 @@ import xarray as xr
 from geohm.cube import WindowSource, valid_mask
 from geohm.errors import NoDataError
 from geohm.io.rasters import read_block
+from geohm.models.ensemble import predict_distribution
 
 __all__ = [
     "CLASS_NODATA",
@@ -44,6 +45,10 @@ CLASS_NODATA = 255
 #: Derives extra layers for one window from the predicted targets:
 #: ``derive(predictions, block, features) -> {layer name: (y, x) array}``.
 Derive = Callable[[dict[str, np.ndarray], np.ndarray, list[str]], dict[str, np.ndarray]]
+
+#: Values whose exceedance probability the models give for one window:
+#: ``thresholds(block, features) -> {target: number or (y, x) array (mg/kg)}``.
+Thresholds = Callable[[np.ndarray, list[str]], Mapping[str, Any]]
 
 
 class Sink(Protocol):
@@ -222,18 +227,29 @@ def predict_block(
     block: np.ndarray,
     features: Sequence[str],
     models: Mapping[str, TargetModel],
+    thresholds: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Predict every target on one (feature, y, x) block.
 
     Only pixels where every feature used by a model is finite are sent to the models;
     the others are NaN in the result (layers no model uses, such as a pH raster, do
-    not mask pixels). A block without a single valid pixel costs no model call.
+    not mask pixels). A block without a single valid pixel costs no model call. Each
+    model gives its prediction, interval and exceedance probabilities in one call
+    (:func:`geohm.models.ensemble.predict_distribution`: one traversal of a forest).
+
+    Parameters
+    ----------
+    thresholds : mapping of str to float or numpy.ndarray, optional
+        Target -> the value (mg/kg; a number or a (y, x) array, NaN: none) whose
+        exceedance probability the target's model gives.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Target name -> (y, x) float32 prediction, and ``<target>_uncertainty`` -> the width
-        of the prediction interval (mg/kg) for models with an ``interval``.
+        Target name -> (y, x) float32 prediction, ``<target>_uncertainty`` -> the width
+        of the prediction interval (mg/kg) for models with an ``interval``, and
+        ``<target>_exceedance`` -> P(prediction > threshold) for the targets in
+        ``thresholds``.
     """
     _, h, w = block.shape
     index = {f: i for i, f in enumerate(features)}
@@ -244,25 +260,35 @@ def predict_block(
     for target, tm in models.items():
         pred = np.full((h, w), np.nan, dtype="float32")
         width = np.full((h, w), np.nan, dtype="float32") if tm.interval is not None else None
+        limit = None if thresholds is None else thresholds.get(target)
+        prob = None if limit is None else np.full((h, w), np.nan, dtype="float32")
         if n_valid:
             cols = [index[f] for f in tm.features]
             table = block[cols][:, ok].T  # (n_valid, n_features)
             if tm.required is not None:
                 table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
-            if width is not None:
-                values, lower, upper = tm.interval.predict_interval(table)
-                values = np.asarray(values, dtype="float64")
+            dist = predict_distribution(
+                tm.estimator,
+                table,
+                interval=tm.interval,
+                thresholds=None if limit is None else np.broadcast_to(limit, (h, w))[ok],
+            )
+            values = np.asarray(dist.prediction, dtype="float64")
+            if width is not None and dist.lower is not None and dist.upper is not None:
+                lower, upper = dist.lower, dist.upper
                 if tm.clip_min is not None:  # a bound below the floor says no more than it
                     lower, upper = np.maximum(lower, tm.clip_min), np.maximum(upper, tm.clip_min)
                 width[ok] = upper - lower
-            else:
-                values = np.asarray(tm.estimator.predict(table), dtype="float64")
+            if prob is not None:
+                prob[ok] = dist.exceedance
             if tm.clip_min is not None:
                 values = np.maximum(values, tm.clip_min)
             pred[ok] = values
         out[target] = pred
         if width is not None:
             out[f"{target}_uncertainty"] = width
+        if prob is not None:
+            out[f"{target}_exceedance"] = prob
     return out
 
 
@@ -279,6 +305,7 @@ def predict_map(
     progress: Callable[[int, int], None] | None = None,
     derive: Derive | None = None,
     workers: int = 1,
+    thresholds: Thresholds | None = None,
 ) -> dict[str, MapStats]:
     """Predict every target over the whole cube, window by window.
 
@@ -304,6 +331,10 @@ def predict_map(
         Models with their own thread pools (random forests) are switched to one thread
         each meanwhile: no oversubscription, and results that do not depend on thread
         timing.
+    thresholds : callable, optional
+        ``thresholds(block, features) -> {target: mg/kg}`` per window (the risk plan's
+        screening values): the models give ``<target>_exceedance`` = P(C > threshold)
+        with their prediction, from the same traversal; each needs a sink.
 
     Returns
     -------
@@ -333,7 +364,8 @@ def predict_map(
         # so dask must not start a pool of its own inside each one (set per call: the
         # global dask config is shared by all threads).
         block = read(r, c, h, w)
-        layers = predict_block(block, features, models)
+        limits = thresholds(block, features) if thresholds is not None else None
+        layers = predict_block(block, features, models, limits)
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}
         return layers

@@ -2,14 +2,18 @@
 
 :func:`plan_risk` turns the ``risk:`` block of a scene config into a :class:`RiskPlan`:
 which layers are written (float index maps and uint8 class maps), their gradings, and
-a ``derive`` function that :func:`geohm.predict.predict_map` calls on every window. It
-is pure NumPy on arrays; the pipeline opens the pH raster (if any) as one more cube
-layer and writes the layers.
+two functions that :func:`geohm.predict.predict_map` calls on every window:
+``exceedance_thresholds`` gives the screening value of every pixel per metal (from the
+pH and land-use layers of the window), which the prediction step hands to the model
+with the window's features, and ``derive`` computes the risk layers from the predicted
+concentrations and the models' exceedance probabilities. It is pure NumPy on arrays and
+standards, and never sees an estimator; the pipeline opens the pH raster (if any) as
+one more cube layer and writes the layers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +21,6 @@ import numpy as np
 
 from geohm.config import RiskSpec
 from geohm.errors import ConfigError
-from geohm.models.ensemble import exceedance_probability, has_members
 from geohm.risk import (
     HAKANSON_RI,
     IGEO,
@@ -73,15 +76,58 @@ class RiskPlan:
     _targets: list[str] = field(default_factory=list)
     _background: dict[str, float] = field(default_factory=dict)
     _tr: dict[str, float] = field(default_factory=dict)
-    _ensembles: dict[str, tuple[Any, list[str]]] = field(default_factory=dict)
+    #: Targets with an exceedance map (their models give P(C > S)).
+    _exceedance: list[str] = field(default_factory=list)
+
+    def exceedance_thresholds(self, block: np.ndarray, features: list[str]) -> dict[str, Any]:
+        """The screening value S of every pixel of one window, per target with an
+        exceedance map: the values whose P(C > S) the models give with their prediction.
+
+        Parameters
+        ----------
+        block : numpy.ndarray
+            The window's (feature, y, x) layers (the pH and land-use layers among them
+            when they are rasters).
+        features : list of str
+            The layer names of ``block``.
+
+        Returns
+        -------
+        dict of str to float or numpy.ndarray
+            Target -> S in mg/kg: a number, or a (y, x) array with NaN where the land
+            use has no value.
+        """
+        if not self._exceedance:
+            return {}
+        ph = self._ph(block, features)
+        return {t: self._screening(t, ph, block, features) for t in self._exceedance}
+
+    def _ph(self, block: np.ndarray, features: list[str]) -> Any:
+        spec = self._spec
+        assert spec is not None
+        return spec.ph if isinstance(spec.ph, float) else block[features.index(PH_LAYER)]
 
     def derive(
         self, preds: dict[str, np.ndarray], block: np.ndarray, features: list[str]
     ) -> dict[str, np.ndarray]:
-        """Risk layers of one window from the predicted concentrations (mg/kg)."""
-        spec = self._spec
-        assert spec is not None
-        ph: Any = spec.ph if isinstance(spec.ph, float) else block[features.index(PH_LAYER)]
+        """Risk layers of one window from the predicted layers.
+
+        Parameters
+        ----------
+        preds : dict of str to numpy.ndarray
+            The window's predicted layers: ``<target>`` the concentration (mg/kg) and,
+            for the targets with an exceedance map, ``<target>_exceedance`` the
+            probability that it exceeds the screening value (from
+            :meth:`exceedance_thresholds`).
+        block, features : numpy.ndarray, list of str
+            The window's layers and their names (pH and land-use rasters).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Layer name -> (y, x) float32 index or uint8 class map.
+        """
+        ph = self._ph(block, features)
         out: dict[str, np.ndarray] = {}
         grade = {layer.name: layer.grading for layer in self.layers}
         p_list = []
@@ -93,9 +139,8 @@ class RiskPlan:
             p_list.append(pi)
             if f"{t}_risk" in grade:
                 out[f"{t}_risk"] = _classify(grade[f"{t}_risk"], pi)
-            if t in self._ensembles:
-                prob = self._exceedance(t, block, features, s)
-                out[f"{t}_exceedance"] = prob
+            if t in self._exceedance:
+                prob = preds[f"{t}_exceedance"]
                 out[f"{t}_exceedance_class"] = _classify(grade[f"{t}_exceedance_class"], prob)
         if "nemerow" in grade:
             pn = nemerow(p_list)
@@ -131,20 +176,6 @@ class RiskPlan:
                 out[m] = self._standard.screening(metal, ph=local_ph, land_use=name)
         return out  # pixels of unlisted land-use codes: NaN (no class)
 
-    def _exceedance(
-        self, target: str, block: np.ndarray, features: list[str], s: Any
-    ) -> np.ndarray:
-        """P(C > S) per pixel from the model's ensemble members (NaN where no prediction)."""
-        estimator, cols = self._ensembles[target]
-        idx = [features.index(f) for f in cols]
-        sub = block[idx]
-        ok = np.all(np.isfinite(sub), axis=0)
-        prob = np.full(ok.shape, np.nan, dtype="float32")
-        if ok.any():
-            threshold = np.broadcast_to(np.asarray(s, dtype="float64"), ok.shape)[ok]
-            prob[ok] = exceedance_probability(estimator, sub[:, ok].T, threshold)
-        return prob
-
 
 def _classify(grading: Grading | None, values: np.ndarray) -> np.ndarray:
     assert grading is not None
@@ -154,18 +185,31 @@ def _classify(grading: Grading | None, values: np.ndarray) -> np.ndarray:
 def plan_risk(
     spec: RiskSpec,
     targets: Sequence[str],
-    models: Mapping[str, tuple[Any, Sequence[str]]] | None = None,
+    exceedance: Collection[str] | None = None,
 ) -> RiskPlan:
     """Decide the risk layers for ``targets`` under ``spec``.
 
     Single-factor classes (``<metal>_risk``) for every target the standard covers; the
     Nemerow index and classes when two or more do; Igeo and Hakanson maps (``igeo``,
     ``hakanson`` in ``risk.indices``) from background values; with ``exceedance``, the
-    probability that the concentration exceeds the screening value (from the model's
-    ensemble members: the trees of a random forest) and a "likely exceeds" class at
-    ``risk.likely_probability``. ``models`` maps target -> (fitted estimator, its input
-    features) and is needed for ``exceedance`` only; without it the plan only checks the
-    config (before training).
+    probability that the concentration exceeds the screening value (given by the
+    model with the concentration, from its ensemble members: the trees of a random
+    forest) and a "likely exceeds" class at ``risk.likely_probability``.
+
+    Parameters
+    ----------
+    spec : RiskSpec
+        The config's ``risk:`` block.
+    targets : sequence of str
+        The mapped metals.
+    exceedance : collection of str, optional
+        The targets whose fitted models give exceedance probabilities. None: not known
+        yet (the config is checked before training); every target gets the layers.
+
+    Returns
+    -------
+    RiskPlan
+        The layers and the per-window functions.
 
     Raises
     ------
@@ -201,15 +245,14 @@ def plan_risk(
                 )
             )
         if "exceedance" in spec.indices:
-            est = (models or {}).get(t)
-            if models is not None and (est is None or not has_members(est[0])):
+            if exceedance is not None and t not in exceedance:
                 plan.notes.append(
                     f"{t}: the model gives no predictive distribution, so no exceedance map "
                     "(use model rf)"
                 )
                 continue
-            if est is not None:
-                plan._ensembles[t] = (est[0], list(est[1]))
+            if exceedance is not None:
+                plan._exceedance.append(t)
             p = spec.likely_probability
             plan.layers.append(
                 RiskLayer(f"{t}_exceedance", f"{t} probability of exceeding the screening value")

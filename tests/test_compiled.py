@@ -2,31 +2,43 @@
 
 Every check compares against scikit-learn's own single-threaded ``predict`` on really
 fitted forests: geohm's pipelines (scaling, imputation, factor screening, log target)
-and bare forests, shallow trees (bit-vector kernel) and deep ones (tree walk).
+and bare forests, shallow trees (bit-vector kernel) and deep ones (tree walk). The
+kernel is a build product (the C extension ``geohm.models._forest_kernel``): nothing is
+compiled at run time, ``geohm run``/``geohm predict`` need no compiler, and without the
+extension the maps are the same.
 """
 
 from __future__ import annotations
 
+import doctest
 import logging
+import os
 import pickle
+import shutil
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+import yaml
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
 
 from geohm.cube import stack_features
 from geohm.io.models import load_model, save_model
-from geohm.models import compiled
+from geohm.models import compiled, ensemble, forest_tables, kernel
 from geohm.models.compiled import CompiledForest, accelerate
 from geohm.predict import TargetModel, _single_threaded_models, predict_map
 from geohm.preprocess import build_pipeline
 from geohm.selection import CorrelationVIFSelector
 
 pytestmark = pytest.mark.skipif(
-    not compiled.kernel_available(), reason="no C compiler to build the forest kernel"
+    not compiled.kernel_available(),
+    reason="the forest kernel was not built (geohm installed without a C compiler)",
 )
 
 FEATURES = [f"f{i:02d}" for i in range(20)]
@@ -139,30 +151,76 @@ def test_other_estimators_are_returned_unchanged() -> None:
     np.testing.assert_array_equal(own.predict(Xp), ref.predict(Xp))
 
 
-def test_fallback_without_a_compiler(monkeypatch, caplog) -> None:
-    def broken() -> None:
-        raise OSError("no C compiler found")
+@pytest.fixture
+def no_kernel(monkeypatch):
+    """This process as if geohm had been installed without a C compiler (no extension)."""
+    monkeypatch.setattr(kernel, "_EXT", None)
+    monkeypatch.setattr(kernel, "_MISSING", "ImportError: no module named _forest_kernel")
+    monkeypatch.setattr(kernel, "_WARNED", threading.Event())
 
-    monkeypatch.setattr(compiled, "_library", broken)
+
+def test_fallback_without_the_kernel(no_kernel, caplog) -> None:
     plain = _pipeline(43, log=True, select=False)
+    forest = plain.steps[-1][1].regressor_
+    built = CompiledForest(forest, n_jobs=1)._load(forest)  # tables without a kernel
+    X = _pixels(3_000)
+    X[::9, 4] = np.nan
     with caplog.at_level(logging.WARNING, logger="geohm"):
-        assert accelerate(plain) is plain
-    assert "compiled forest unavailable (no C compiler found)" in caplog.text
+        assert accelerate(plain) is plain  # scikit-learn's predict, unchanged
+        Xt = np.asarray(plain[:-1].transform(X), dtype=np.float32)
+        ref = forest.set_params(n_jobs=1).predict(Xt)
+        np.testing.assert_array_equal(built.predict(Xt), ref)
+        ids, mean = built.apply_mean(Xt, global_ids=True)
+        np.testing.assert_array_equal(mean, ref)
+        trees = np.column_stack([t.apply(Xt) for t in forest.estimators_])
+        np.testing.assert_array_equal(ids, trees + _offsets(forest))
+        assert kernel.tree_votes(ids, np.zeros(ids.max() + 1), np.zeros(len(ids))).max() == 0
+    warned = [r for r in caplog.records if "forest kernel is not built" in r.getMessage()]
+    assert len(warned) == 1  # once per process
+    assert "ImportError" in warned[0].getMessage()
+    with pytest.raises(RuntimeError, match="not built"):
+        kernel.qrf_quantiles([[0]], [0, 1], [0], [1.0], [1.0], [0.5])
 
 
-def test_pickle_and_model_file_round_trip(tmp_path, monkeypatch) -> None:
-    fast = accelerate(_pipeline(43, log=True, select=True))
+def test_pickle_round_trip_and_model_files_hold_plain_estimators(tmp_path) -> None:
+    plain = _pipeline(43, log=True, select=True)
+    fast = accelerate(plain)
     X = _pixels(2_000)
     expected = fast.predict(X)
-    path = tmp_path / "model.geohm"
-    targets = {"Cu": {"estimator": fast, "features": FEATURES}}
-    save_model(path, {"cube_features": FEATURES, "targets": targets})
-    # A fresh process has no kernel yet: it is compiled again on the first predict.
-    monkeypatch.setattr(compiled, "_LIB", None)
-    loaded = load_model(path)["targets"]["Cu"]["estimator"]
-    assert isinstance(loaded.steps[-1][1].regressor_, CompiledForest)
-    np.testing.assert_array_equal(loaded.predict(X), expected)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(fast)).predict(X), expected)
+    # A compiled forest never enters a model file: it is refused when writing ...
+    bundle = {"cube_features": FEATURES, "targets": {"Cu": {"estimator": fast, "features": []}}}
+    with pytest.raises(ValueError, match="CompiledForest"):
+        save_model(tmp_path / "fast.geohm", bundle)
+    assert not (tmp_path / "fast.geohm").exists()
+    # ... the plain estimator is saved, and accelerated again after loading.
+    bundle["targets"]["Cu"]["estimator"] = plain
+    loaded = load_model(save_model(tmp_path / "model.geohm", bundle))["targets"]["Cu"]
+    assert isinstance(loaded["estimator"].steps[-1][1].regressor_, RandomForestRegressor)
+    np.testing.assert_array_equal(accelerate(loaded["estimator"]).predict(X), expected)
+
+
+def test_unpickling_checks_every_tree() -> None:
+    X, y = _samples(60)
+    forest = RandomForestRegressor(10, random_state=0).fit(X.to_numpy(), y)
+    fast = CompiledForest(forest)._load(forest)
+    tree = forest.estimators_[2].tree_
+    state = tree.__getstate__()
+    bad = state["nodes"].copy()
+    bad["left_child"][0] = 10**9  # the kernel would read far outside its tables
+    tree.__setstate__({**state, "nodes": bad})
+    try:
+        data = pickle.dumps(fast)
+    finally:
+        tree.__setstate__(state)
+    with pytest.raises(ValueError, match="child id"):
+        pickle.loads(data)
+
+
+def test_docstring_examples() -> None:
+    for module in (compiled, kernel, forest_tables, ensemble):
+        res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.failed == 0 and res.attempted > 0, module.__name__
 
 
 def test_threads_bounded_and_results_independent_of_them() -> None:
@@ -301,58 +359,58 @@ def test_apply_mean_is_tree_apply_and_predict(forest, words: int) -> None:
         fast.apply_mean(Xp[:, :5])
 
 
-def test_apply_mean_threads_and_old_tables() -> None:
+def test_apply_mean_threads_and_pickled_tables() -> None:
     forest = RandomForestRegressor(60, n_jobs=2, random_state=0)
     X, y = _samples(43)
     forest.fit(X.to_numpy(), y)
     fast = accelerate(forest)
     assert isinstance(fast, CompiledForest) and fast.n_jobs == 2
-    Xp = _at_thresholds(forest, 2 * compiled.MIN_ROWS_PER_THREAD + 10, seed=2)
+    Xp = _at_thresholds(forest, 2 * kernel.MIN_ROWS_PER_THREAD + 10, seed=2)
     two = fast.apply_mean(Xp, global_ids=True)
     one = fast.set_params(n_jobs=1).apply_mean(Xp, global_ids=True)
     np.testing.assert_array_equal(two[0], one[0])
     np.testing.assert_array_equal(two[1], one[1])
     np.testing.assert_array_equal(one[1], forest.set_params(n_jobs=1).predict(Xp))
-    # Tables pickled before node ids were kept get them on first use.
-    old = pickle.loads(pickle.dumps(fast))
-    del old._qs["leaf_node"]
-    np.testing.assert_array_equal(old.apply_mean(Xp[:500])[0], one[0][:500] - _offsets(forest))
+    # The tables are not pickled: an unpickled forest rebuilds them from its trees.
+    again = pickle.loads(pickle.dumps(fast))
+    np.testing.assert_array_equal(again.apply_mean(Xp[:500], global_ids=True)[0], one[0][:500])
 
 
 def test_qrf_quantiles_by_hand_and_checks() -> None:
     # Node 0: ranks 0..4 (y = 0..4) at 1/5 each. Node 1: ranks 3, 4 at 1/2 each.
     indptr, indices, weights = [0, 5, 7], [0, 1, 2, 3, 4, 3, 4], [0.2] * 5 + [0.5] * 2
     y_sorted = np.arange(5.0)
-    got = compiled.qrf_quantiles([[0], [1]], indptr, indices, weights, y_sorted, [0.0, 0.4, 1.0])
+    got = kernel.qrf_quantiles([[0], [1]], indptr, indices, weights, y_sorted, [0.0, 0.4, 1.0])
     np.testing.assert_array_equal(got, [[0.0, 3.0], [1.0, 3.0], [4.0, 4.0]])
     # two trees: weights of a rank add up (0.1 + 0.25 for ranks 3 and 4)
     half = [0.1] * 5 + [0.25] * 2
-    got = compiled.qrf_quantiles([[0, 1]], indptr, indices, half, y_sorted, [0.3, 0.5, 0.66])
+    got = kernel.qrf_quantiles([[0, 1]], indptr, indices, half, y_sorted, [0.3, 0.5, 0.66])
     np.testing.assert_array_equal(got[:, 0], [2.0, 3.0, 4.0])
     many = np.zeros((10, 2), dtype=np.int32)
-    assert compiled.qrf_quantiles(many, indptr, indices, half, y_sorted, []).shape == (0, 10)
+    assert kernel.qrf_quantiles(many, indptr, indices, half, y_sorted, []).shape == (0, 10)
     # threads split the rows: the same bounds
-    rows = np.random.default_rng(0).integers(0, 2, (2 * compiled.MIN_ROWS_PER_THREAD + 1, 2))
-    one = compiled.qrf_quantiles(rows, indptr, indices, half, y_sorted, [0.1, 0.9])
-    two = compiled.qrf_quantiles(rows, indptr, indices, half, y_sorted, [0.1, 0.9], n_jobs=2)
+    rows = np.random.default_rng(0).integers(0, 2, (2 * kernel.MIN_ROWS_PER_THREAD + 1, 2))
+    one = kernel.qrf_quantiles(rows, indptr, indices, half, y_sorted, [0.1, 0.9])
+    two = kernel.qrf_quantiles(rows, indptr, indices, half, y_sorted, [0.1, 0.9], n_jobs=2)
     np.testing.assert_array_equal(one, two)
     np.testing.assert_array_equal(one[0], np.where((rows == 1).all(axis=1), 3.0, 0.0))
     np.testing.assert_array_equal(one[1], 4.0)
     with pytest.raises(ValueError, match="leaf id"):
-        compiled.qrf_quantiles([[2]], indptr, indices, weights, y_sorted, [0.5])
+        kernel.qrf_quantiles([[2]], indptr, indices, weights, y_sorted, [0.5])
     with pytest.raises(ValueError, match="column index"):
-        compiled.qrf_quantiles([[0]], [0, 1], [5], [1.0], y_sorted, [0.5])
+        kernel.qrf_quantiles([[0]], [0, 1], [5], [1.0], y_sorted, [0.5])
     with pytest.raises(ValueError, match="> 0"):
-        compiled.qrf_quantiles([[0]], [0, 1], [0], [0.0], y_sorted, [0.5])
+        kernel.qrf_quantiles([[0]], [0, 1], [0], [0.0], y_sorted, [0.5])
     with pytest.raises(ValueError, match="CSR"):
-        compiled.qrf_quantiles([[0]], [0, 2], [0], [1.0], y_sorted, [0.5])
+        kernel.qrf_quantiles([[0]], [0, 2], [0], [1.0], y_sorted, [0.5])
 
 
 @pytest.mark.parametrize(
-    ("n_train", "n_trees", "leaf"), [(12, 3, 4), (2_000, 3, 3), (2_000, 40, 3)]
+    ("n_train", "n_trees", "leaf"), [(12, 3, 4), (12, 5, 9), (2_000, 3, 3), (2_000, 40, 3)]
 )
 def test_qrf_quantiles_equal_a_row_by_row_reference(n_train: int, n_trees: int, leaf: int) -> None:
-    # Small n_train: the buffer is scanned; large: the touched ranks are sorted (a few:
+    # Small n_train: the buffer is scanned (weights added through the leaf slots; leaves
+    # of up to 9 ranks overflow the 4 slots); large: the touched ranks are sorted (a few:
     # insertion sort, many: qsort). Random leaves of 1..leaf ranks, random weights.
     rng = np.random.default_rng(n_train + n_trees)
     n_nodes = 50
@@ -363,7 +421,7 @@ def test_qrf_quantiles_equal_a_row_by_row_reference(n_train: int, n_trees: int, 
     y_sorted = np.sort(rng.normal(size=n_train).round(1))  # ties, as measured targets have
     ids = rng.integers(0, n_nodes, (3_000, n_trees)).astype(np.int32)
     levels = [0.0, 0.05, 0.5, 0.95, 1.0]
-    got = compiled.qrf_quantiles(ids, indptr, indices, weights, y_sorted, levels, n_jobs=2)
+    got = kernel.qrf_quantiles(ids, indptr, indices, weights, y_sorted, levels, n_jobs=2)
     dense = np.zeros((ids.shape[0], n_train))
     for t in range(n_trees):  # weights of a rank added in tree order
         for r, node in enumerate(ids[:, t]):
@@ -373,3 +431,71 @@ def test_qrf_quantiles_equal_a_row_by_row_reference(n_train: int, n_trees: int, 
     for k, q in enumerate(levels):
         reach = (cum >= q * cum[:, -1:] - 1e-9) & (dense > 0)
         np.testing.assert_array_equal(got[k], y_sorted[reach.argmax(axis=1)])
+
+
+# ---------------------------------------------------- no compiler, no extension
+
+#: ``geohm`` with the extension unimportable, as in an installation built without a C
+#: compiler (a ``None`` entry in ``sys.modules`` makes its import fail).
+_WITHOUT_KERNEL = (
+    "import sys; sys.modules['geohm.models._forest_kernel'] = None; "
+    "from geohm.cli import main; main()"
+)
+
+
+def _geohm(args: list[str], *, path: Path, without_kernel: bool = False):
+    """``geohm ARGS`` in a fresh process whose PATH is ``path`` (and no ``$CC``)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CC", "CFLAGS")}
+    env["PATH"] = str(path)
+    head = ["-c", _WITHOUT_KERNEL] if without_kernel else ["-m", "geohm.cli"]
+    return subprocess.run(
+        [sys.executable, *head, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _maps(folder: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for tif in sorted(folder.glob("*.tif")):
+        with rasterio.open(tif) as src:
+            out[tif.stem] = src.read()
+    return out
+
+
+@pytest.mark.slow
+def test_run_and_predict_need_no_compiler_and_give_the_same_maps(tmp_path: Path) -> None:
+    from geohm import load_job, make_demo, run_scene
+
+    data = tmp_path / "data"
+    make_demo(data, seed=0, size=64)
+    cfg = yaml.safe_load((data / "scene.yaml").read_text())
+    cfg["model"] = {"name": "rf", "params": {"n_estimators": 40}}  # the demo's is auto
+    cfg["validation"]["cv_folds"] = 3
+    cfg["output"] = {"dir": "out", "quicklooks": False}
+    scene = data / "small.yaml"
+    scene.write_text(yaml.safe_dump(cfg))
+    run_scene(load_job(scene, output_dir=tmp_path / "ref"))  # this process, with the kernel
+    ref = _maps(tmp_path / "ref")
+    assert {"Cu_concentration", "Cu_uncertainty", "Cu_exceedance", "nemerow"} <= set(ref)
+
+    empty = tmp_path / "bin"  # a PATH without any program, so without cc/gcc
+    empty.mkdir()
+    assert all(shutil.which(cc, path=str(empty)) is None for cc in ("cc", "gcc", "clang"))
+    res = _geohm(["run", str(scene), "--out", str(tmp_path / "run")], path=empty)
+    assert res.returncode == 0, res.stderr
+    got = _maps(tmp_path / "run")
+    assert set(got) == set(ref)
+    for name, arr in ref.items():
+        assert got[name].tobytes() == arr.tobytes(), name
+
+    # The saved model, with neither a compiler nor the extension: scikit-learn's
+    # trees and scipy's quantiles give the same maps, and one warning says why.
+    pred = tmp_path / "pred"
+    args = ["predict", str(scene), "--model", str(tmp_path / "ref" / "model.geohm")]
+    res = _geohm([*args, "--out", str(pred)], path=empty, without_kernel=True)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stderr.count("compiled forest kernel is not built") == 1, res.stderr
+    got = _maps(pred)
+    assert {"Cu_concentration", "Pb_uncertainty", "Pb_exceedance", "nemerow"} <= set(got)
+    for name, arr in got.items():
+        assert arr.tobytes() == ref[name].tobytes(), name

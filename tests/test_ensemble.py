@@ -1,14 +1,24 @@
-"""Exceedance probabilities from tree ensembles (geohm.models.ensemble)."""
+"""Predictive distributions per table of pixels (geohm.models.ensemble): the prediction,
+its interval and the exceedance probabilities of a tree ensemble, from one traversal."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
 
+from geohm.models import kernel
 from geohm.models.compiled import accelerate, kernel_available
-from geohm.models.ensemble import exceedance_probability, has_members
+from geohm.models.ensemble import (
+    exceedance_probability,
+    has_members,
+    predict_distribution,
+)
+from geohm.models.kernel import tree_votes
+from geohm.models.uncertainty import interval_model
 from geohm.preprocess import build_pipeline
 
 
@@ -78,8 +88,6 @@ def test_members_required() -> None:
 
 
 def test_tree_votes_by_hand() -> None:
-    from geohm.models.compiled import tree_votes
-
     leaf = [5.0, 10.0, 20.0, 40.0]
     ids = [[0, 1, 3], [2, 2, 3], [0, 0, 0]]
     assert tree_votes(ids, leaf, [7.0, 20.0, 1.0]).tolist() == [2, 1, 3]
@@ -93,3 +101,79 @@ def test_tree_votes_by_hand() -> None:
         tree_votes([[4]], leaf, [1.0])
     with pytest.raises(ValueError, match="thresholds"):
         tree_votes([[0]], leaf, [1.0, 2.0])
+
+
+# ------------------------------------------------------- one traversal, all layers
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A log-target forest of small trees (bit-vector kernel), its quantile-forest
+    interval model and pixels with a few missing values."""
+    X, y, Xp = data
+    pipe = build_pipeline(RandomForestRegressor(n_estimators=40, random_state=0), log=True)
+    pipe.fit(X, y)
+    im = interval_model(pipe, X, y, random_state=0)
+    Xn = Xp.copy()
+    Xn[::13, 2] = np.nan  # imputed by the pipeline: every row still gets a prediction
+    return pipe, im, Xn, X, y
+
+
+@pytest.mark.parametrize("chunk", [16_384, 7])
+def test_one_call_gives_prediction_interval_and_exceedance(fitted, monkeypatch, chunk) -> None:
+    import geohm.models.ensemble as ens
+
+    pipe, im, Xp, _, _ = fitted
+    monkeypatch.setattr(im, "chunk_size", chunk)  # many chunks, a ragged last one
+    monkeypatch.setattr(ens, "_CHUNK_ROWS", chunk)
+    t = np.linspace(30.0, 90.0, len(Xp))  # one screening value per pixel
+    t[:4] = np.nan  # no screening value: no probability
+    ref = _reference(pipe, Xp, t, log=True).astype("float32")
+    ref[:4] = np.nan
+    pred, lower, upper = im.predict_interval(Xp)
+    # with the interval model: one traversal for all three layers
+    d = predict_distribution(accelerate(pipe), Xp, interval=im, thresholds=t)
+    np.testing.assert_array_equal(d.prediction, pred)
+    np.testing.assert_array_equal(d.lower, lower)
+    np.testing.assert_array_equal(d.upper, upper)
+    assert d.exceedance is not None and d.exceedance.dtype == np.float32
+    np.testing.assert_array_equal(d.exceedance, ref)
+    # without one (uncertainty off): the prediction and the votes of one traversal
+    for est in (pipe, accelerate(pipe)):
+        d = predict_distribution(est, Xp, thresholds=t)
+        np.testing.assert_array_equal(d.prediction, accelerate(pipe).predict(Xp))
+        np.testing.assert_array_equal(d.exceedance, ref)
+        assert d.lower is None and d.upper is None
+    np.testing.assert_array_equal(exceedance_probability(pipe, Xp, t), ref)
+
+
+def test_several_thresholds_and_plain_prediction(fitted) -> None:
+    pipe, im, Xp, _, _ = fitted
+    fast = accelerate(pipe)
+    stack = np.stack([np.full(len(Xp), 40.0), np.full(len(Xp), 60.0), np.full(len(Xp), 1e9)])
+    d = predict_distribution(fast, Xp, interval=im, thresholds=stack)
+    assert d.exceedance is not None and d.exceedance.shape == (3, len(Xp))
+    for k, value in enumerate((40.0, 60.0)):
+        np.testing.assert_array_equal(d.exceedance[k], exceedance_probability(pipe, Xp, value))
+    assert (d.exceedance[2] == 0).all()
+    assert (d.exceedance[0] >= d.exceedance[1]).all()  # P(C > 40) >= P(C > 60)
+    plain = predict_distribution(fast, Xp)
+    np.testing.assert_array_equal(plain.prediction, fast.predict(Xp))
+    assert plain.exceedance is None and plain.lower is None
+    with pytest.raises(ValueError, match="thresholds of shape"):
+        predict_distribution(fast, Xp, thresholds=np.zeros(5))
+    lr = build_pipeline(LinearRegression()).fit(np.arange(10.0)[:, None], np.arange(10.0))
+    with pytest.raises(TypeError, match="no ensemble members"):
+        predict_distribution(lr, np.zeros((2, 1)), thresholds=1.0)
+
+
+def test_one_traversal_without_the_kernel_gives_the_same_layers(fitted, monkeypatch) -> None:
+    pipe, im, Xp, X, y = fitted
+    t = np.full(len(Xp), 55.0)
+    expected = predict_distribution(accelerate(pipe), Xp, interval=im, thresholds=t)
+    monkeypatch.setattr(kernel, "_EXT", None)
+    monkeypatch.setattr(kernel, "_WARNED", threading.Event())
+    im2 = interval_model(pipe, X, y, random_state=0)  # no cached kernel tables
+    got = predict_distribution(accelerate(pipe), Xp, interval=im2, thresholds=t)
+    for field in ("prediction", "lower", "upper", "exceedance"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import pickle
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from geohm.cli import app
 from geohm.config import parse_config
 from geohm.errors import InputError
 from geohm.io.models import FORMAT, FORMAT_VERSION, MODEL_FILE, load_model, save_model
-from geohm.models import compiled
+from geohm.models import kernel
 from geohm.models.compiled import CompiledForest, accelerate
 from geohm.sampling import SampleTable
 from geohm.training import fit_target
@@ -111,11 +112,12 @@ def test_every_model_family_round_trips_with_identical_predictions(tmp_path, fam
     if name == "rf":
         final = getattr(estimator[-1], "regressor_", estimator[-1])  # log target: inside
         assert isinstance(final, CompiledForest)
-    path = save_model(tmp_path / MODEL_FILE, _bundle(estimator, fit.features, fit.interval))
+    # The file holds the fitted estimator; the compiled forest is built after loading.
+    path = save_model(tmp_path / MODEL_FILE, _bundle(fit.estimator, fit.features, fit.interval))
     loaded = load_model(path)["targets"]["Cu"]
     X = table.X[fit.features]
-    assert type(loaded["estimator"][-1]) is type(estimator[-1])
-    np.testing.assert_array_equal(loaded["estimator"].predict(X), estimator.predict(X))
+    assert type(loaded["estimator"][-1]) is type(fit.estimator[-1])
+    np.testing.assert_array_equal(accelerate(loaded["estimator"]).predict(X), estimator.predict(X))
     lo, hi = fit.interval.interval(X)
     lo2, hi2 = loaded["interval"].interval(X)
     np.testing.assert_array_equal(lo2, lo)
@@ -378,9 +380,8 @@ def test_tampered_skops_member_is_refused_without_running(tmp_path, module, name
 
 def test_tree_with_out_of_range_child_is_refused(tmp_path) -> None:
     fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(30, 5), "Cu")
-    for estimator in (fit.estimator, accelerate(fit.estimator)):
+    for estimator in (fit.estimator,):  # model files never hold the compiled forest
         forest = estimator[-1]
-        forest = getattr(forest, "forest_", forest)
         tree = forest.estimators_[3].tree_
         state = tree.__getstate__()
         good = state["nodes"].copy()
@@ -624,28 +625,22 @@ def test_corrupt_model_exits_2_through_the_cli(tmp_path, content) -> None:
     assert MODEL_FILE in res.output and "Traceback" not in res.output
 
 
-def test_loading_needs_no_c_compiler(tmp_path, monkeypatch, caplog) -> None:
+def test_loading_needs_no_forest_kernel(tmp_path, monkeypatch, caplog) -> None:
     fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(40, 8), "Cu")
     table = _table(40, 8).X[fit.features]
     expected = fit.estimator.predict(table)
     plain = save_model(tmp_path / "plain.geohm", _bundle(fit.estimator, fit.features))
-    fast = save_model(tmp_path / "fast.geohm", _bundle(accelerate(fit.estimator), fit.features))
-
-    def broken() -> None:
-        raise OSError("no C compiler found")
-
-    monkeypatch.setattr(compiled, "_library", broken)
-    monkeypatch.setattr(compiled, "_FALLBACK_LOGGED", type(compiled._FALLBACK_LOGGED)())
+    # a compiled forest is never written (model files hold the fitted estimators)
+    with pytest.raises(ValueError, match="CompiledForest"):
+        save_model(tmp_path / "fast.geohm", _bundle(accelerate(fit.estimator), fit.features))
+    # geohm installed without a C compiler: no extension module
+    monkeypatch.setattr(kernel, "_EXT", None)
+    monkeypatch.setattr(kernel, "_WARNED", threading.Event())
     with caplog.at_level(logging.WARNING, logger="geohm"):
-        # what geohm run writes: plain estimators, accelerated (or not) by geohm predict
         est = load_model(plain)["targets"]["Cu"]["estimator"]
-        assert accelerate(est) is est
+        assert accelerate(est) is est  # scikit-learn's predict
         np.testing.assert_array_equal(est.predict(table), expected)
-        # a saved compiled forest falls back to scikit-learn's trees
-        est = load_model(fast)["targets"]["Cu"]["estimator"]
-        assert isinstance(est[-1], CompiledForest)
-        np.testing.assert_array_equal(est.predict(table), expected)
-    assert "compiled forest unavailable (no C compiler found)" in caplog.text
+    assert "compiled forest kernel is not built" in caplog.text
 
 
 def test_gbm_nodes_as_a_masked_array_are_refused(tmp_path) -> None:

@@ -508,3 +508,38 @@ def test_classify_float32_values_on_a_break() -> None:
     g = Grading("g", (0.3, 1.0), ("a", "b", "c"))
     assert g.classify(np.array([0.3, 0.30001], dtype=np.float32)).tolist() == [1, 2]
     assert NEMEROW.classify(np.array([0.7, 1.0, 3.0], dtype=np.float32)).tolist() == [1, 2, 4]
+
+
+def test_risk_plan_gives_screening_values_and_classes_the_models_probabilities() -> None:
+    """The plan never sees a model: it hands each window's screening values to the
+    prediction step and classes the exceedance probabilities it gets back as arrays."""
+    from pathlib import Path
+
+    from geohm.config import RiskSpec
+    from geohm.riskmaps import PH_LAYER, plan_risk
+
+    spec = RiskSpec(ph=Path("ph.tif"), indices=["single_factor", "exceedance"])
+    plan = plan_risk(spec, ["Cu", "Pb"], exceedance=["Cu"])  # Pb's model gives none
+    assert [layer.name for layer in plan.layers] == [
+        "Cu_risk",
+        "Cu_exceedance",
+        "Cu_exceedance_class",
+        "Pb_risk",
+    ]
+    assert plan.notes == [
+        "Pb: the model gives no predictive distribution, so no exceedance map (use model rf)"
+    ]
+    ph = np.array([[[5.0, 8.0], [NAN, 6.8]]])  # a window of the pH raster
+    limits = plan.exceedance_thresholds(ph, [PH_LAYER])
+    # GB 15618 Cu, other land: 50 mg/kg up to pH 6.5, 100 above; no pH, no value
+    np.testing.assert_array_equal(limits["Cu"], [[50.0, 100.0], [NAN, 100.0]])
+    assert set(limits) == {"Cu"}
+    preds = {
+        "Cu": np.array([[40.0, 120.0], [60.0, 90.0]], dtype="float32"),
+        "Pb": np.full((2, 2), 10.0, dtype="float32"),
+        "Cu_exceedance": np.array([[0.2, 0.5], [NAN, 0.49]], dtype="float32"),
+    }
+    out = plan.derive(preds, ph, [PH_LAYER])
+    assert set(out) == {"Cu_risk", "Cu_exceedance_class", "Pb_risk"}
+    np.testing.assert_array_equal(out["Cu_exceedance_class"], [[1, 2], [255, 1]])  # P >= 0.5
+    np.testing.assert_array_equal(out["Cu_risk"], [[1, 2], [255, 1]])  # 40/50, 120/100

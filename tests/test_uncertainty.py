@@ -6,6 +6,7 @@ import doctest
 import io
 import logging
 import pickle
+import threading
 
 import joblib
 import numpy as np
@@ -23,7 +24,7 @@ from geohm.evaluate import (
     interval_coverage,
     interval_metrics,
 )
-from geohm.models import compiled, make_regressor, uncertainty
+from geohm.models import kernel, make_regressor, uncertainty
 from geohm.models.kriging import OrdinaryKrigingRegressor
 from geohm.models.uncertainty import (
     IntervalModel,
@@ -155,7 +156,7 @@ def _sparse_reference(
 
 
 needs_kernel = pytest.mark.skipif(
-    not compiled.kernel_available(), reason="no C compiler to build the forest kernel"
+    not kernel.available(), reason="the forest kernel was not built (no C compiler at install)"
 )
 LEVELS = (0.0, 0.05, 0.1, 0.5, 0.9, 0.95, 1.0)
 
@@ -185,7 +186,7 @@ def test_compiled_quantile_forest_equals_sparse_path(
     assert lw is not None
     kernel = lw.kernel(forest)
     assert kernel is not None and (kernel.trees is not None) == bit_vector
-    mean, bounds = lw.predict(forest, X_test, LEVELS)
+    mean, bounds, _ = lw.predict(forest, X_test, LEVELS)
     ref_mean, ref_bounds = _sparse_reference(im, X_test, LEVELS)
     np.testing.assert_array_equal(mean, ref_mean)
     np.testing.assert_array_equal(mean, forest.predict(X_test))
@@ -199,7 +200,7 @@ def test_compiled_quantile_forest_equals_sparse_path(
     # Missing values: scikit-learn finds the leaves, the compiled routine the quantiles.
     X_nan = X_test[:200].copy()
     X_nan[::3, 1] = np.nan
-    nan_mean, nan_bounds = lw.predict(forest, X_nan, LEVELS)
+    nan_mean, nan_bounds, _ = lw.predict(forest, X_nan, LEVELS)
     ref_mean, ref_bounds = _sparse_reference(im, X_nan, LEVELS)
     np.testing.assert_array_equal(nan_mean, ref_mean)
     for got, ref in zip(nan_bounds, ref_bounds, strict=True):
@@ -228,7 +229,7 @@ def test_compiled_quantile_forest_with_tied_targets_and_threads(hetero_data: Dat
     np.testing.assert_array_equal(one[0], pipe.predict(big))
     qs = (0.05, 0.95)
     Xt = estimator_parts(pipe).features(X_test)
-    mean, bounds = im.forest_.predict(final, Xt, qs)
+    mean, bounds, _ = im.forest_.predict(final, Xt, qs)
     ref_mean, ref_bounds = _sparse_reference(im, np.asarray(Xt, dtype=np.float32), qs)
     np.testing.assert_array_equal(mean, ref_mean)
     for got, ref in zip(bounds, ref_bounds, strict=True):
@@ -239,15 +240,13 @@ def test_compiled_quantile_forest_with_tied_targets_and_threads(hetero_data: Dat
 def test_quantile_forest_without_the_kernel(
     monkeypatch: pytest.MonkeyPatch, hetero_data: Data, rf_fit: tuple[Pipeline, IntervalModel]
 ) -> None:
-    # No C compiler: scikit-learn's trees and scipy's sparse products, same intervals.
+    # Installed without a C compiler (no extension): scikit-learn's trees and scipy's
+    # sparse products, the same intervals.
     X, y, X_test, _ = hetero_data
     pipe, im = rf_fit
     expected = im.predict_interval(X_test)
-
-    def no_compiler() -> None:
-        raise OSError("no C compiler found")
-
-    monkeypatch.setattr(compiled, "_library", no_compiler)
+    monkeypatch.setattr(kernel, "_EXT", None)
+    monkeypatch.setattr(kernel, "_WARNED", threading.Event())  # its warning: once, here
     plain = interval_model(pipe, X, y, random_state=0)
     assert plain.forest_ is not None and plain.forest_.kernel(pipe.steps[-1][1]) is None
     assert plain.correction_ == im.correction_
@@ -283,6 +282,35 @@ def test_fitted_interval_model_pickles_without_the_kernel(
 
 
 # --------------------------------------------------------------------------- nets
+
+
+def test_interval_and_tree_votes_from_one_pass(
+    hetero_data: Data, rf_fit: tuple[Pipeline, IntervalModel]
+) -> None:
+    X, y, X_test, _ = hetero_data
+    pipe, im = rf_fit
+    parts = estimator_parts(pipe)
+    forest = parts.final
+    t = np.stack([np.full(len(X_test), 25.0), np.linspace(15.0, 35.0, len(X_test))])
+    t[1, :3] = np.nan  # no threshold: no tree counted
+    pred, lower, upper, votes = im.predict_distribution(X_test, t)
+    for got, ref in zip((pred, lower, upper), im.predict_interval(X_test), strict=True):
+        np.testing.assert_array_equal(got, ref)
+    # by hand: each tree's prediction is its leaf's value; count those above t
+    Xt = np.asarray(parts.features(X_test), dtype=np.float32)
+    trees = np.stack([tree.predict(Xt) for tree in forest.estimators_])
+    assert votes is not None and votes.dtype == np.int32
+    np.testing.assert_array_equal(votes, (trees[None] > t[:, None, :]).sum(axis=1))
+    assert (votes[1, :3] == 0).all()
+    for row in votes:  # the forest disagrees with itself on some pixels
+        assert ((row > 0) & (row < len(forest.estimators_))).any()
+    assert im.predict_distribution(X_test)[3] is None
+    with pytest.raises(ValueError, match="thresholds of shape"):
+        im.predict_distribution(X_test, t[0])
+    lr = LinearRegression().fit(X, y)
+    residual = interval_model(lr, X, y, random_state=0)
+    with pytest.raises(ValueError, match="need a quantile forest"):
+        residual.predict_distribution(X_test, t)
 
 
 def test_conformal_gabp_coverage_and_oof_reuse() -> None:

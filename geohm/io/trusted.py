@@ -44,7 +44,6 @@ _GEOHM_TYPES = frozenset(
         "geohm.models.kriging.OrdinaryKrigingRegressor",
         "geohm.models.kriging.RegressionKriging",
         "geohm.models.spectral.SpectralResNetRegressor",
-        "geohm.models.compiled.CompiledForest",
         "geohm.models.uncertainty.IntervalModel",
         "geohm.models.uncertainty._LeafWeights",
         "geohm.models.classify._FeatureGuard",
@@ -218,8 +217,11 @@ _CHECKED_LIBRARIES = ("sklearn", "scipy", "pykrige")
 
 
 def _plain(a: Any) -> TypeGuard[np.ndarray]:
-    """Whether ``a`` is exactly a numpy array: not a subclass such as ``MaskedArray``,
-    whose masked entries numpy's reductions skip while compiled code reads them."""
+    """Whether ``a`` is exactly a numpy array.
+
+    Not a subclass such as ``MaskedArray``, whose masked entries numpy's reductions skip
+    while compiled code reads them.
+    """
     return type(a) is np.ndarray
 
 
@@ -417,6 +419,7 @@ def _check_hist_gbm(gbm: Any) -> None:
 
 
 def qualname(obj: Any) -> str:
+    """``module.QualifiedName`` of the type of ``obj``."""
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
@@ -442,7 +445,7 @@ def _check_neighbour_tree(tree: Any) -> None:
 
 
 def _check_kriging(ok: Any) -> None:
-    """pykrige's kriging object: consistent arrays and one of geohm's variogram models.
+    """Pykrige's kriging object: consistent arrays and one of geohm's variogram models.
 
     pykrige's compiled moving-window loop indexes ``Z`` with neighbours of the
     ``X_ADJUSTED``/``Y_ADJUSTED`` points, and its compiled variogram reads three

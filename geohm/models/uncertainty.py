@@ -76,15 +76,20 @@ mean (bit-identical to ``predict``) from the same traversal. It works on the fit
 scikit-learn forest through public API only. Memory is bounded by ``chunk_size`` rows
 (about 7 kB per row with 200 trees).
 
-Where geohm's compiled kernel (:mod:`geohm.models.compiled`) can be built, the weighted
-quantiles come from its routine (per row, the leaf weights are added per training rank
-and the ranks walked in order), and forests of small trees (at most 128 leaves, as a
-few dozen samples grow) also find their leaves and mean with its bit-vector tables. The
-intervals are the same. Measured on 500 000 rows of 19 features (43 samples, 100 trees,
-CPU time, one thread): scikit-learn's ``predict`` 2.4 s, intervals with the mean 1.1-1.3
-s (4.1 s with the sparse products). With trees too large for the bit-vector tables (155
-and 1000 samples, 200 trees) the intervals took about 1.4-1.5 times the forest's
-``predict``. Without a C compiler the scikit-learn/scipy path is used.
+Where geohm's compiled forest kernel (:mod:`geohm.models.kernel`, built with the
+package) is present, the weighted quantiles come from its routine (per row, the leaf
+weights are added per training rank and the ranks walked in order), and forests of
+small trees (at most 128 leaves, as a few dozen samples grow) also find their leaves and
+mean with its bit-vector tables (:mod:`geohm.models.compiled`). The intervals are the
+same. Measured on 500 000 rows of 19 features (43 samples, 100 trees, CPU time, one
+thread): scikit-learn's ``predict`` 2.4 s, intervals with the mean 1.1-1.3 s (4.1 s
+with the sparse products). With trees too large for the bit-vector tables (155 and 1000
+samples, 200 trees) the intervals took about 1.4-1.5 times the forest's ``predict``.
+Without the kernel the scikit-learn/scipy path is used.
+
+The same leaves give the exceedance votes of the forest's trees
+(:meth:`IntervalModel.predict_distribution`): the concentration, its interval and
+P(C > threshold) of a window come from one traversal of the forest.
 
 Models see only arrays (and the DataFrames of geohm pipelines): never rasters, paths or
 config.
@@ -113,7 +118,9 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from geohm.models import compiled
+from geohm.models import kernel as forest_kernel
+from geohm.models.compiled import CompiledForest
+from geohm.models.kernel import effective_jobs, in_threads, qrf_quantiles, tree_votes
 
 __all__ = [
     "METHODS",
@@ -368,7 +375,7 @@ class _Kernel:
     """
 
     forest: Any
-    trees: compiled.CompiledForest | None
+    trees: CompiledForest | None
     indptr: np.ndarray
     indices: np.ndarray
     data: np.ndarray
@@ -390,8 +397,8 @@ class _LeafWeights:
     private scikit-learn API and gives slightly wider (better) raw intervals than in-bag
     counts. The memory is ``T * n_train`` stored weights.
 
-    When geohm's compiled kernel can be built (:func:`geohm.models.compiled.kernel_available`),
-    the leaves and the mean come from its bit-vector tables (forests of small trees) and
+    When geohm's compiled kernel was built (:func:`geohm.models.kernel.available`), the
+    leaves and the mean come from its bit-vector tables (forests of small trees) and
     the quantiles from its weighted-quantile routine. The results are those of the
     scikit-learn/scipy path (:meth:`_apply_trees`, :meth:`_quantiles_sparse`), which
     remains the fallback: the same leaves, the same mean bit for bit, the same quantiles
@@ -483,14 +490,13 @@ class _LeafWeights:
     def kernel(self, forest: Any) -> _Kernel | None:
         """The compiled kernel's inputs for ``forest`` (built once), or None without it.
 
-        None when no C compiler can build the kernel (the scikit-learn/scipy path is
-        used) or when the node ids do not fit in int32.
+        None when the kernel was not built (the scikit-learn/scipy path is used; logged
+        once per process) or when the node ids do not fit in int32.
         """
         if self.index_dtype is not np.int32:
             return None
-        try:
-            compiled._library()
-        except OSError:
+        if not forest_kernel.available():
+            forest_kernel.note_fallback()
             return None
         cached: _Kernel | None = self.__dict__.get("_kernel")
         if cached is not None and cached.serves(forest):
@@ -499,9 +505,9 @@ class _LeafWeights:
             cached = self.__dict__.get("_kernel")
             if cached is not None and cached.serves(forest):
                 return cached
-            trees: compiled.CompiledForest | None
+            trees: CompiledForest | None
             try:  # single-threaded: predict() splits the rows over threads itself
-                trees = compiled.CompiledForest(forest, 1)._load(forest)
+                trees = CompiledForest(forest, 1)._load(forest)
             except TypeError:  # not a forest the kernel takes (e.g. too many features)
                 trees = None
             if trees is not None and not trees.bit_vector:
@@ -570,9 +576,7 @@ class _LeafWeights:
         kernel = self.kernel(forest) if forest is not None else None
         if kernel is None:
             return self._quantiles_sparse(nodes, qs)
-        out = compiled.qrf_quantiles(
-            nodes, kernel.indptr, kernel.indices, kernel.data, self.y_sorted, qs
-        )
+        out = qrf_quantiles(nodes, kernel.indptr, kernel.indices, kernel.data, self.y_sorted, qs)
         return list(out)
 
     def _quantiles_sparse(self, nodes: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
@@ -603,13 +607,31 @@ class _LeafWeights:
         return out
 
     def predict(
-        self, forest: Any, Xt: Any, qs: Sequence[float]
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The forest's mean and the weighted quantiles ``qs`` of the rows ``Xt``.
+        self,
+        forest: Any,
+        Xt: Any,
+        qs: Sequence[float],
+        votes: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+        """The forest's mean, the weighted quantiles ``qs`` and tree votes of the rows ``Xt``.
 
-        With the compiled kernel the rows are split over the forest's ``n_jobs`` threads
-        (at most one per 4096 rows); each finds its rows' leaves and quantiles. The
+        All from one traversal of the forest: the leaves of the rows are found once and
+        give the mean, the quantiles and the votes. With the compiled kernel the rows
+        are split over the forest's ``n_jobs`` threads (at most one per 4096 rows); the
         results do not depend on the number of threads.
+
+        Parameters
+        ----------
+        forest : RandomForestRegressor or ExtraTreesRegressor
+            The fitted forest these weights belong to.
+        Xt : array-like of shape (n, n_features)
+            Rows as the forest sees them (after the pipeline's preprocessing).
+        qs : sequence of float
+            Quantile levels in [0, 1].
+        votes : (leaf_values, thresholds), optional
+            A value per node of the forest (global ids, e.g. the leaf values
+            back-transformed to mg/kg) and (k, n) thresholds in the same units: per row
+            and threshold, the number of trees whose leaf value is above it.
 
         Returns
         -------
@@ -617,31 +639,44 @@ class _LeafWeights:
             (n,) float64, the forest's single-threaded ``predict``, bit for bit.
         bounds : list of numpy.ndarray
             One (n,) float64 array per level of ``qs``.
+        counts : numpy.ndarray or None
+            (k, n) int32 votes (None without ``votes``).
         """
         Xf = self._table(forest, Xt)
-        kernel = self.kernel(forest) if Xf is not None else None
-        if Xf is None or kernel is None:
+        kern = self.kernel(forest) if Xf is not None else None
+        if Xf is None or kern is None:
             nodes, mean = self.apply(forest, Xt)
-            return mean, self.quantiles(nodes, qs, forest)
+            counts = None if votes is None else _votes(nodes, *votes)
+            return mean, self.quantiles(nodes, qs, forest), counts
         n = Xf.shape[0]
         mean = np.empty(n)
         bounds = np.empty((len(qs), n))
+        counts = None if votes is None else np.empty((votes[1].shape[0], n), dtype=np.int32)
 
         def work(a: int, b: int) -> None:
-            trees = kernel.trees
+            trees = kern.trees
             rows = Xf[a:b]
             nodes, mean[a:b] = (
                 trees.apply_mean(rows, global_ids=True)
                 if trees is not None
                 else self._apply_trees(forest, rows)
             )
-            bounds[:, a:b] = compiled.qrf_quantiles(
-                nodes, kernel.indptr, kernel.indices, kernel.data, self.y_sorted, qs
+            bounds[:, a:b] = qrf_quantiles(
+                nodes, kern.indptr, kern.indices, kern.data, self.y_sorted, qs
             )
+            if votes is not None and counts is not None:
+                counts[:, a:b] = _votes(nodes, votes[0], votes[1][:, a:b])
 
-        jobs = compiled._effective_jobs(getattr(forest, "n_jobs", 1))
-        compiled._in_threads(work, n, min(jobs, max(n // _QRF_ROWS_PER_THREAD, 1)))
-        return mean, list(bounds)
+        jobs = effective_jobs(getattr(forest, "n_jobs", 1))
+        in_threads(work, n, min(jobs, max(n // _QRF_ROWS_PER_THREAD, 1)))
+        return mean, list(bounds), counts
+
+
+def _votes(nodes: np.ndarray, leaf_values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(k, n) int32: per threshold row, the trees whose leaf value is above it."""
+    return np.stack([tree_votes(nodes, leaf_values, t) for t in thresholds]).reshape(
+        thresholds.shape
+    )
 
 
 # --------------------------------------------------------------------------- model
@@ -881,7 +916,7 @@ class IntervalModel(BaseEstimator):
                 calibrate=False,
                 chunk_size=self.chunk_size,
             ).fit(_rows(X, train), y[train])
-            center, lower, upper, std = raw._model_space(_rows(X, test))
+            center, lower, upper, std, _ = raw._model_space(_rows(X, test))
             inside[test] = (yt[test] >= lower) & (yt[test] <= upper)
             if self.method_ == "quantile-forest":
                 scores[test] = np.maximum(lower - yt[test], yt[test] - upper)
@@ -902,8 +937,14 @@ class IntervalModel(BaseEstimator):
             sl = slice(start, min(start + step, n))
             yield sl, (X.iloc[sl] if isinstance(X, pd.DataFrame) else X[sl])
 
-    def _model_space(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(prediction, lower, upper, std) in the final regressor's target space."""
+    def _model_space(
+        self, X: Any, thresholds: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """(prediction, lower, upper, std, votes) in the final regressor's target space.
+
+        ``thresholds`` ((k, n), target units): also the (k, n) int32 number of trees
+        above each, from the quantile forest's own traversal (None without them).
+        """
         check_is_fitted(self, "method_")
         parts = estimator_parts(self.estimator)
         X = X if isinstance(X, pd.DataFrame) else np.asarray(X)
@@ -911,13 +952,26 @@ class IntervalModel(BaseEstimator):
         center, lower, upper = np.empty(n), np.empty(n), np.empty(n)
         std = np.full(n, np.nan)
         alpha = 1.0 - float(self.coverage)
+        counts = None
+        if thresholds is not None:
+            if self.method_ != "quantile-forest" or self.forest_ is None:
+                raise ValueError(
+                    f"exceedance votes need a quantile forest, not method {self.method_!r}"
+                )
+            counts = np.empty(thresholds.shape, dtype=np.int32)
+            leaf_values = parts.from_model(self.forest_.values)  # mg/kg, as the thresholds
         for sl, Xc in self._chunks(X):
             Xt = parts.features(Xc)
             if self.method_ == "quantile-forest":
                 assert self.forest_ is not None
-                center[sl], (lo, hi) = self.forest_.predict(
-                    parts.final, Xt, (alpha / 2, 1 - alpha / 2)
+                votes = None
+                if counts is not None and thresholds is not None:
+                    votes = (leaf_values, thresholds[:, sl])
+                center[sl], (lo, hi), chunk_votes = self.forest_.predict(
+                    parts.final, Xt, (alpha / 2, 1 - alpha / 2), votes
                 )
+                if counts is not None and chunk_votes is not None:
+                    counts[:, sl] = chunk_votes
                 if self.correction_ is not None:
                     lo, hi = lo - self.correction_, hi + self.correction_
                     mid = 0.5 * (lo + hi)  # a negative correction cannot cross the bounds
@@ -935,7 +989,7 @@ class IntervalModel(BaseEstimator):
                 assert self.correction_ is not None
                 center[sl] = pred
                 lower[sl], upper[sl] = pred - self.correction_, pred + self.correction_
-        return center, lower, upper, std
+        return center, lower, upper, std, counts
 
     def predict_interval(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prediction and interval bounds, in target units (mg/kg), in one pass.
@@ -954,10 +1008,52 @@ class IntervalModel(BaseEstimator):
         prediction, lower, upper : numpy.ndarray of shape (n,)
             float64, in target units; ``lower <= upper``.
         """
-        center, lower, upper, _ = self._model_space(X)
+        center, lower, upper, _, _ = self._model_space(X)
         parts = estimator_parts(self.estimator)
         lo, hi = _ordered(parts.from_model(lower), parts.from_model(upper))
         return parts.from_model(center), lo, hi
+
+    def predict_distribution(
+        self, X: Any, thresholds: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Prediction, interval bounds and tree votes above thresholds, in one pass.
+
+        :meth:`predict_interval` plus, for a quantile forest, the number of its trees
+        whose leaf value (back-transformed to target units) is above each threshold:
+        the leaves each row ends in are found once per chunk of rows and give the mean,
+        the weighted quantiles and the votes. The exceedance probability is the votes
+        divided by the number of trees
+        (:func:`geohm.models.ensemble.predict_distribution` does that).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n, n_features)
+            Rows in the estimator's input columns, e.g. a window's valid pixels (float32).
+        thresholds : array-like of shape (k, n), optional
+            Values in target units (mg/kg); a NaN threshold counts no tree.
+
+        Returns
+        -------
+        prediction, lower, upper : numpy.ndarray of shape (n,)
+            As :meth:`predict_interval`.
+        votes : numpy.ndarray or None
+            (k, n) int32 in ``0 .. n_trees``; None without ``thresholds``.
+
+        Raises
+        ------
+        ValueError
+            ``thresholds`` of another shape, or given to an interval model that is not a
+            quantile forest.
+        """
+        t = None
+        if thresholds is not None:
+            t = np.asarray(thresholds, dtype=np.float64)
+            if t.ndim != 2 or t.shape[1] != _n_rows(X):
+                raise ValueError(f"thresholds of shape {t.shape} for {_n_rows(X)} rows")
+        center, lower, upper, _, counts = self._model_space(X, t)
+        parts = estimator_parts(self.estimator)
+        lo, hi = _ordered(parts.from_model(lower), parts.from_model(upper))
+        return parts.from_model(center), lo, hi, counts
 
     def interval(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of the central ``coverage`` interval (mg/kg).
