@@ -46,6 +46,7 @@ _GEOHM_TYPES = frozenset(
         "geohm.models.spectral.SpectralResNetRegressor",
         "geohm.models.uncertainty.IntervalModel",
         "geohm.models.uncertainty._LeafWeights",
+        "geohm.models.leafweights._LeafWeights",  # (files before 2026-12-02: the line above)
         "geohm.models.classify._FeatureGuard",
         "geohm.models.classify._CappedStratifiedKFold",
         "geohm.pipeline._Probability",
