@@ -3,12 +3,19 @@
 For each of 10 seeds: the synthetic case is generated; factors are screened on the source
 year (correlation + VIF, aspect and elevation forced, as the paper does); the target year's
 usable samples are split into 16 training samples and the rest for testing (the paper's
-design). Four models are compared on the same features:
+design). These are compared on the same features:
 
+- ``Null (mean of 16)``: the mean of the 16 target samples everywhere (a flat map);
 - ``GA-BP (16)``: GA-BP trained on the 16 target samples;
 - ``GA-BP (source)``: GA-BP trained on all source-year samples, applied to the target year;
 - ``Tr-GA-BP``: the source net transferred with the 16 target samples;
-- ``RF (16)``: a 200-tree random forest on the 16 target samples.
+- ``RF (16)``: a 200-tree random forest on the 16 target samples;
+- ``RF (pooled)``: a 200-tree random forest on the source-year samples and the 16 target
+  samples together (each year's rows with its own year's features).
+
+GA-BP and Tr-GA-BP run with their defaults (``params: {}``); ``--gabp-params`` (JSON)
+sets GA-BP's for the nets of both (e.g. ``'{"n_nets": 1, "stopping": "none",
+"regularization": "none", "max_step": null}'``, the paper's path).
 
 Each is scored on the held-out target samples (RMSE, MRE) and on the whole predicted map
 against the truth raster (RMSE, R2 over valid pixels). Run by hand:
@@ -24,6 +31,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -38,7 +46,8 @@ from geohm.sampling import SampleTable
 from geohm.synth import make_demo
 from geohm.training import fit_target
 
-MODELS = ["GA-BP (16)", "GA-BP (source)", "Tr-GA-BP", "RF (16)"]
+NULL = "Null (mean of 16)"
+MODELS = [NULL, "GA-BP (16)", "GA-BP (source)", "Tr-GA-BP", "RF (16)", "RF (pooled)"]
 
 
 class ArraySink:
@@ -58,7 +67,29 @@ def _subset(table: SampleTable, rows: np.ndarray, features: list[str] | None = N
     )
 
 
-def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, Any]]:
+class ConstantMap:
+    """The null model: one value (the training mean) for every row."""
+
+    def __init__(self, value: float) -> None:
+        self.value = float(value)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.full(len(X), self.value)
+
+
+def _pooled(source: SampleTable, target: SampleTable, rows: np.ndarray, features: list[str]):
+    """Source-year rows and the target year's ``rows``, one table (same feature names)."""
+    tables = [_subset(source, np.arange(len(source.X)), features), _subset(target, rows, features)]
+    X = pd.concat([t.X for t in tables])
+    X.index = [f"{i}_{k}" for i, k in enumerate(X.index)]  # both years number from 0
+    y = pd.concat([t.y for t in tables])
+    y.index = X.index
+    return SampleTable(X=X, y=y, xy=np.concatenate([t.xy for t in tables]))
+
+
+def run_seed(
+    seed: int, work: Path, size: int, n_train: int, gabp: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """All models, both metals, one synthetic case."""
     data = work / f"seed{seed}"
     if not (data / "scene.yaml").exists():
@@ -87,7 +118,12 @@ def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, A
         # Tr-GA-BP first: it screens factors on the source year; the others reuse them.
         cfg = base.model_copy(
             update={
-                "model": base.model.model_copy(update={"name": "tr-ga-bp", "params": {}}),
+                "model": base.model.model_copy(
+                    update={
+                        "name": "tr-ga-bp",
+                        "params": {"source_params": gabp} if gabp else {},
+                    }
+                ),
                 "selection": base.selection.model_copy(
                     update={"method": "correlation_vif", "force": ["aspect", "elevation"]}
                 ),
@@ -99,10 +135,21 @@ def run_seed(seed: int, work: Path, size: int, n_train: int) -> list[dict[str, A
         timings["Tr-GA-BP"] = time.perf_counter() - t
         feats = tr.features
         fitted["Tr-GA-BP"] = tr
+        ytr = table.y[target].to_numpy()[train]
+        fitted[NULL] = SimpleNamespace(
+            estimator=ConstantMap(np.nanmean(ytr)), features=feats, report={}
+        )
+        timings[NULL] = 0.0
         for name, model, params, tab in (
-            ("GA-BP (16)", "ga-bp", {}, _subset(table, train, feats)),
-            ("GA-BP (source)", "ga-bp", {}, _subset(source, np.arange(len(source.X)), feats)),
+            ("GA-BP (16)", "ga-bp", gabp or {}, _subset(table, train, feats)),
+            (
+                "GA-BP (source)",
+                "ga-bp",
+                gabp or {},
+                _subset(source, np.arange(len(source.X)), feats),
+            ),
             ("RF (16)", "rf", {"n_estimators": 200}, _subset(table, train, feats)),
+            ("RF (pooled)", "rf", {"n_estimators": 200}, _pooled(source, table, train, feats)),
         ):
             c = base.model_copy(
                 update={
@@ -150,15 +197,17 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=400)
     ap.add_argument("--train", type=int, default=16)
     ap.add_argument("--work", type=Path, default=Path(__file__).parent / "_work" / "transfer")
+    ap.add_argument("--gabp-params", type=json.loads, default=None, help="GA-BP params (JSON)")
+    ap.add_argument("--tag", default="", help="suffix of the result file")
     args = ap.parse_args()
     rows = []
     for seed in range(args.seeds):
         t = time.perf_counter()
-        rows += run_seed(seed, args.work, args.size, args.train)
+        rows += run_seed(seed, args.work, args.size, args.train, args.gabp_params)
         print(f"seed {seed}: {time.perf_counter() - t:.1f} s", flush=True)
     df = pd.DataFrame(rows)
     args.work.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.work / "transfer_results.csv", index=False)
+    df.to_csv(args.work / f"transfer_results{args.tag}.csv", index=False)
     agg = df.groupby(["target", "model"], sort=False)[
         ["test_rmse", "test_mre", "map_rmse", "map_r2", "fit_s"]
     ].agg(["mean", "std"])
@@ -178,10 +227,18 @@ def main() -> None:
         tr = df[(df.target == target) & (df.model == "Tr-GA-BP")]
         beta0 = json.dumps(tr["beta0"].value_counts().to_dict())
         print(
-            f"{target}: Tr-GA-BP vs GA-BP (16) test RMSE change: mean {-gain.mean():+.1%}, "
+            f"{target}: Tr-GA-BP vs GA-BP (16) test RMSE change: mean {-gain.mean():+.1%} "
+            f"(ratio of means {d['Tr-GA-BP'].mean() / d['GA-BP (16)'].mean() - 1:+.1%}), "
             f"Tr-GA-BP better in {int((gain > 0).sum())} of {len(gain)} seeds; "
             f"chosen beta0: {beta0}"
         )
+        for model in MODELS[1:]:
+            skill = 1 - d[model] / d[NULL]
+            print(
+                f"{target}: {model} test RMSE / null's: mean {(d[model] / d[NULL]).mean():.3f}, "
+                f"skill 1 - RMSE/RMSE_null {skill.mean():+.3f}, below the null in "
+                f"{int((skill > 0).sum())} of {len(skill)} seeds"
+            )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,16 @@ all-zero net whose hidden units are interchangeable: gradient steps on ``D`` alo
 would keep them identical, and only ``beta`` (moving along ``W_S*``) breaks the tie,
 so the net learns how much of the source to take back.
 :attr:`TransferGABPRegressor.target_weights_` is the final ``W_T`` (the paper's
-printed ``W*_T`` and ``T*_T``) and :attr:`~TransferGABPRegressor.beta_` the final
-``beta``.
+printed ``W*_T`` and ``T*_T``) and :attr:`~TransferGABPRegressor.betas_` the final
+``beta``, one row (one value) per member.
+
+Ensemble
+--------
+The source is a GA-BP ensemble (10 nets by default, issue 14). Every member is
+transferred on its own through equation 1, with one ``beta0`` and one retraining length
+for all, chosen by the inner cross-validation of the ensemble's mean prediction on the
+target samples (the validation stopping of a 16-sample year); the model predicts the
+members' mean. A source with one member is the paper's single net.
 
 Scaling
 -------
@@ -53,17 +61,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import NotFittedError, check_is_fitted, check_X_y, validate_data
+from sklearn.utils.validation import NotFittedError, check_is_fitted, check_X_y
 
-from geohm.models.gabp import GABPRegressor, _torch_device, forward_nets, single_threaded
+from geohm.models.base import GeohmEstimator
+from geohm.models.gabp import GABPRegressor, _torch_device
+from geohm.models.lm import forward_nets, single_threaded
 
 __all__ = ["TransferGABPRegressor"]
 
 _DTYPE = torch.float64
+_SEED_MAX = 2**31 - 1
+#: Gradient clipping of the retraining (weight-space norm, scaled units).
+_MAX_GRAD_NORM = 1.0
 
 
 def retrain_transfer(
@@ -79,6 +92,7 @@ def retrain_transfer(
     learning_rate: float,
     momentum: float,
     snapshot_every: int = 0,
+    max_grad_norm: float | None = _MAX_GRAD_NORM,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Retrain ``M`` transferred nets at once by full-batch gradient descent.
 
@@ -89,10 +103,16 @@ def retrain_transfer(
     ``theta = (beta, D)``; ``momentum = 0`` is plain gradient descent. The nets are
     independent: one batched forward/backward pass trains them all.
 
+    A change ``d beta`` moves ``W_T`` by ``d beta * W_S*``, so a source net with large
+    weights (members of a source ensemble reach 10-20) makes the step along ``W_S*``
+    ``|W_S*|^2`` times that of the same gradient on ``D`` and the descent diverges. Each
+    net's step is therefore clipped (Pascanu et al. 2013) to a gradient of norm
+    ``max_grad_norm`` measured in weight space, ``sqrt(|W_S*|^2 g_beta^2 + |g_D|^2)``.
+
     Parameters
     ----------
-    source_weights : ndarray of shape (n_params,)
-        ``W_S*``.
+    source_weights : ndarray of shape (n_params,) or (M, n_params)
+        ``W_S*``: one for all nets, or one per net (an ensemble's members).
     beta0 : ndarray of shape (M,)
         Start of ``beta`` for each net.
     X : Tensor of shape (n, n_in)
@@ -109,6 +129,8 @@ def retrain_transfer(
         Step size and momentum.
     snapshot_every : int
         Keep the weights of every net every this many steps (0: only at the end).
+    max_grad_norm : float or None
+        Longest gradient (weight-space norm, scaled units) of a step; None: unclipped.
 
     Returns
     -------
@@ -125,9 +147,10 @@ def retrain_transfer(
         ``beta`` at the same steps.
     """
     device = X.device
-    ws = torch.as_tensor(source_weights, dtype=_DTYPE, device=device)
+    ws = torch.as_tensor(np.atleast_2d(source_weights), dtype=_DTYPE, device=device)
+    ws_norm2 = (ws**2).sum(dim=1).clamp(min=1e-12)
     beta = torch.tensor(beta0, dtype=_DTYPE, device=device, requires_grad=True)
-    delta = torch.zeros(len(beta0), ws.numel(), dtype=_DTYPE, device=device, requires_grad=True)
+    delta = torch.zeros(len(beta0), ws.shape[1], dtype=_DTYPE, device=device, requires_grad=True)
     m = torch.as_tensor(masks, dtype=_DTYPE, device=device)
     counts = m.sum(dim=1).clamp(min=1.0)
     v_beta, v_delta = torch.zeros_like(beta), torch.zeros_like(delta)
@@ -149,6 +172,10 @@ def retrain_transfer(
         history.append(loss.detach().cpu().numpy())
         g_beta, g_delta = torch.autograd.grad(loss.sum(), (beta, delta))
         with torch.no_grad():
+            if max_grad_norm is not None:
+                norm = torch.sqrt(g_beta**2 * ws_norm2 + (g_delta**2).sum(dim=1))
+                clip = (max_grad_norm / norm.clamp(min=max_grad_norm)).nan_to_num(0.0)
+                g_beta, g_delta = g_beta * clip, g_delta * clip[:, None]
             v_beta.mul_(momentum).sub_(learning_rate * g_beta)
             v_delta.mul_(momentum).sub_(learning_rate * g_delta)
             beta.add_(v_beta)
@@ -167,28 +194,37 @@ def retrain_transfer(
     )
 
 
-class TransferGABPRegressor(RegressorMixin, BaseEstimator):
-    """GA-BP net moved from a source year to a target year with few samples (Tr-GA-BP).
+class TransferGABPRegressor(RegressorMixin, GeohmEstimator):
+    """GA-BP nets moved from a source year to a target year with few samples (Tr-GA-BP).
 
-    The target net's weights and thresholds are ``W_T = beta * W_S* + D`` (equation 1
-    of Yang et al. 2023 with a free correction ``D``; see the module docstring).
-    For each ``beta0`` of ``beta_grid``, ``beta`` starts at ``beta0`` and ``D`` at 0 and
-    both are retrained by gradient descent on the target samples; the ``beta0`` with
-    the lowest inner cross-validated RMSE is kept (ties: the first in ``beta_grid``),
-    and its net retrained on all target samples is the model.
+    Each member net of the source ensemble (:attr:`GABPRegressor.weights_
+    <geohm.models.gabp.GABPRegressor>`, one row per member) is transferred on its own:
+    its target weights and thresholds are ``W_T = beta * W_S* + D`` (equation 1 of
+    Yang et al. 2023 with a free correction ``D``; see the module docstring). For each
+    ``beta0`` of ``beta_grid``, ``beta`` starts at ``beta0`` and ``D`` at 0 and both are
+    retrained by gradient descent on the target samples. The inner cross-validation is
+    the validation stopping of this small-sample setting: each member is retrained on
+    the folds of its own shuffle of the target samples, every sample thus gets one
+    out-of-fold prediction per member, and the mean of those (the ensemble's
+    out-of-fold prediction) is scored after 0, ``epoch_step``, 2 ``epoch_step``, ...
+    steps. The ``beta0`` and step count with the lowest RMSE (ties: the first
+    ``beta0`` in ``beta_grid``, the fewest steps) are kept, and every member retrained
+    on all target samples for that many steps is the model; the prediction is the
+    members' mean.
 
     Parameters
     ----------
     source : GABPRegressor or FrozenEstimator, optional
-        A fitted GA-BP net of the source year, used as-is (deep-copied). Wrap it in
+        A fitted GA-BP ensemble of the source year, used as-is (deep-copied). Wrap it in
         :class:`sklearn.frozen.FrozenEstimator` to keep it fitted through
         :func:`sklearn.base.clone` (cross-validation, grid search): ``clone`` returns
         a plain estimator parameter unfitted, and ``fit`` then raises ``ValueError``.
         Give either ``source`` or ``X_source, y_source`` to :meth:`fit`, not both.
     source_params : dict, optional
         Parameters of the :class:`GABPRegressor` fitted when :meth:`fit` gets
-        ``X_source, y_source``. Default: the paper's settings (GABPRegressor's
-        defaults), with this estimator's ``random_state`` and ``device`` unless given.
+        ``X_source, y_source``. Default: GABPRegressor's defaults (an ensemble of 10
+        nets with Bayesian regularisation), with this estimator's ``random_state`` and
+        ``device`` unless given.
     beta_grid : sequence of float, default=(0.0, 0.1, 1.0)
         Starting values ``beta0`` tried (the paper's grid).
     retrain_epochs : int, default=500
@@ -200,7 +236,7 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         Heavy-ball momentum in [0, 1); 0 gives plain gradient descent.
     inner_cv : int, default=4
         Folds of the inner cross-validation that picks ``beta0`` (fewer when there
-        are fewer target samples).
+        are fewer target samples); each member has its own shuffle.
     select_epochs : bool, default=True
         Choose the number of retraining steps together with ``beta0`` by the same
         inner cross-validation (early stopping), among 0, ``epoch_step``,
@@ -218,25 +254,28 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         :func:`geohm.predict.predict_map` while windows run in parallel); None leaves
         torch's own setting.
     random_state : int, RandomState instance or None, default=None
-        Seeds the inner-CV fold shuffle and, through ``source_params``, a source fit.
+        Seeds the inner-CV fold shuffles and, through ``source_params``, a source fit.
 
     Attributes
     ----------
     source_estimator_ : GABPRegressor
-        The source net (a deep copy of ``source``, or fitted on ``X_source``).
-    source_weights_ : ndarray of shape (n_params,)
-        ``W_S*``: the source net's flat weights and thresholds.
+        The source ensemble (a deep copy of ``source``, or fitted on ``X_source``).
+    source_weights_ : ndarray of shape (n_members, n_params)
+        ``W_S*`` of each member: the source nets' flat weights and thresholds.
     beta0_ : float
         The chosen start ``beta0``.
+    betas_ : ndarray of shape (n_members,)
+        Final ``beta`` of each member.
     beta_ : float
-        Final ``beta``.
-    target_weights_ : ndarray of shape (n_params,)
-        Final ``W_T``, same layout as ``source_weights_``.
+        Their mean.
+    target_weights_ : ndarray of shape (n_members, n_params)
+        Final ``W_T`` of each member, same layout as ``source_weights_``.
     cv_scores_ : dict of float to float
-        ``beta0`` -> inner cross-validated RMSE in the target's units (pooled over
-        all out-of-fold predictions; NaN when there are too few samples to split).
-    retrain_history_ : ndarray of shape (n_epochs_ + 1,)
-        Training MSE (source-scaled units) of the final retraining.
+        ``beta0`` -> inner cross-validated RMSE in the target's units (of the
+        ensemble's out-of-fold predictions, at the best step count; NaN when there are
+        too few samples to split).
+    retrain_history_ : ndarray of shape (n_epochs_ + 1, n_members)
+        Training MSE (source-scaled units) of the final retraining of each member.
     n_epochs_ : int
         Retraining steps of the final net (chosen by inner CV when ``select_epochs``).
     cv_curve_ : dict of float to ndarray
@@ -258,6 +297,8 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
     >>> model = model.fit(X_2019, y_2019)
     >>> model.beta0_ in (0.0, 0.1, 1.0)
     True
+    >>> model.predict_members(X_2019[:4]).shape  # one row per source member
+    (10, 4)
     >>> sorted(model.cv_scores_)
     [0.0, 0.1, 1.0]
     """
@@ -280,6 +321,8 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
     }
+
+    _fitted_attribute = "target_weights_"
 
     def __init__(
         self,
@@ -404,7 +447,7 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
             from, or invalid parameters or data.
         """
         grid, device = self._check_params()
-        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        X, y = self._fit_data(X, y)
         n = X.shape[0]
         n_splits = min(self.inner_cv, n)
         if n_splits < 2 and grid.size > 1:
@@ -418,28 +461,32 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
                 f"X has {X.shape[1]} feature(s), but the source model was fitted on "
                 f"{source.n_features_in_}: source and target need the same features"
             )
-        ws = source.weights_
+        ws = np.atleast_2d(source.weights_)  # 1-D in files written before the ensemble
+        n_members = ws.shape[0]
+        rng = self._random_state()
 
         Xt = source._scale_X(torch.tensor(X, dtype=_DTYPE, device=device))
         yt = torch.tensor(source._scale_y(y), dtype=_DTYPE, device=device)
-        # one batch of nets: per beta0, one per inner-CV fold, then one on all samples
-        folds = []
+        # One batch of nets, indexed [member, beta0, fold]: per member and beta0, one
+        # net per inner-CV fold of the member's own shuffle, then one on all samples.
+        folds: list[list[np.ndarray]] = []
         if n_splits >= 2:
-            kfold = KFold(n_splits=n_splits, shuffle=True, random_state=self.random_state)
-            folds = [test for _, test in kfold.split(X)]
-        n_per = len(folds) + 1
-        masks = np.ones((grid.size * n_per, n), dtype=bool)
-        for g in range(grid.size):
-            for k, test in enumerate(folds):
-                masks[g * n_per + k, test] = False
+            for _ in range(n_members):
+                kfold = KFold(n_splits, shuffle=True, random_state=rng.randint(_SEED_MAX))
+                folds.append([test for _, test in kfold.split(X)])
+        n_per = n_splits + 1 if folds else 1
+        masks = np.ones((n_members, grid.size, n_per, n), dtype=bool)
+        for m, member_folds in enumerate(folds):
+            for k, test in enumerate(member_folds):
+                masks[m, :, k, test] = False
         step = self.epoch_step if self.select_epochs and folds else 0
         with single_threaded():
             _, _, history, snaps, beta_snaps = retrain_transfer(
-                ws,
-                np.repeat(grid, n_per),
+                np.repeat(ws, grid.size * n_per, axis=0),
+                np.tile(np.repeat(grid, n_per), n_members),
                 Xt,
                 yt,
-                masks,
+                masks.reshape(-1, n),
                 hidden=source.hidden,
                 activation=source.activation,
                 epochs=self.retrain_epochs,
@@ -452,31 +499,40 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
             if step
             else np.array([self.retrain_epochs])
         )
-        with torch.no_grad():
-            out = forward_nets(
-                torch.as_tensor(snaps.reshape(-1, snaps.shape[-1]), device=device),
-                Xt,
-                hidden=source.hidden,
-                activation=source.activation,
-            )
-        # (n_snapshots, n_nets, n) predictions in target units
-        pred = source._unscale_y(out.cpu().numpy()).reshape(len(snaps), -1, n)
+        n_snaps = len(snaps)
+        snaps = snaps.reshape(n_snaps, n_members, grid.size, n_per, -1)
+        beta_snaps = beta_snaps.reshape(n_snaps, n_members, grid.size, n_per)
+        history = history.reshape(-1, n_members, grid.size, n_per)
 
         cv_curve: dict[float, np.ndarray] = {}
-        for g, beta0 in enumerate(grid):
-            if not folds:
-                cv_curve[float(beta0)] = np.full(len(snaps), np.nan)
-                continue
-            oof = np.empty((len(snaps), n))
-            for k, test in enumerate(folds):
-                oof[:, test] = pred[:, g * n_per + k, test]
-            rmse = np.sqrt(np.mean((oof - y) ** 2, axis=1))
-            cv_curve[float(beta0)] = np.where(np.isfinite(rmse), rmse, np.inf)
-        cv_scores = {b: float(np.min(c)) if folds else float("nan") for b, c in cv_curve.items()}
-        best = int(np.argmin(list(cv_scores.values()))) if folds else 0
-        snap = int(np.argmin(cv_curve[float(grid[best])])) if folds else len(snaps) - 1
-        final = best * n_per + n_per - 1
-        chosen = snaps[snap, final]
+        if folds:
+            with torch.no_grad():
+                out = forward_nets(
+                    torch.as_tensor(snaps[:, :, :, :-1].reshape(-1, snaps.shape[-1])),
+                    Xt,
+                    hidden=source.hidden,
+                    activation=source.activation,
+                )
+            # (snapshot, member, beta0, fold, row) predictions in target units
+            pred = source._unscale_y(out.cpu().numpy()).reshape(
+                n_snaps, n_members, grid.size, n_splits, n
+            )
+            oof = np.empty((n_snaps, n_members, grid.size, n))
+            for m, member_folds in enumerate(folds):
+                for k, test in enumerate(member_folds):
+                    oof[:, m][:, :, test] = pred[:, m, :, k][:, :, test]
+            # the ensemble's out-of-fold prediction: the members' mean
+            rmse = np.sqrt(np.mean((oof.mean(axis=1) - y) ** 2, axis=-1))  # (snap, beta0)
+            rmse = np.where(np.isfinite(rmse), rmse, np.inf)
+            cv_curve = {float(b): rmse[:, g] for g, b in enumerate(grid)}
+            cv_scores = {b: float(np.min(c)) for b, c in cv_curve.items()}
+            best = int(np.argmin(list(cv_scores.values())))
+            snap = int(np.argmin(rmse[:, best]))
+        else:
+            cv_curve = {float(b): np.full(n_snaps, np.nan) for b in grid}
+            cv_scores = {b: float("nan") for b in cv_curve}
+            best, snap = 0, n_snaps - 1
+        chosen = snaps[snap, :, best, -1]
         if not np.all(np.isfinite(chosen)):
             raise ValueError(
                 f"retraining diverged for beta0={grid[best]} (non-finite weights): "
@@ -491,13 +547,43 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         self.epochs_grid_ = epochs_grid
         self.n_epochs_ = n_epochs
         self.beta0_ = float(grid[best])
-        self.beta_ = float(beta_snaps[snap, final])
-        self.target_weights_ = chosen
-        self.retrain_history_ = history[: n_epochs + 1, final]
+        self.betas_ = np.array(beta_snaps[snap, :, best, -1], dtype=float)
+        self.beta_ = float(self.betas_.mean())
+        self.target_weights_ = np.array(chosen, dtype=float)
+        self.retrain_history_ = history[: n_epochs + 1, :, best, -1]
         return self
 
+    def predict_members(self, X: Any) -> np.ndarray:
+        """Each member's prediction for every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target-year predictors.
+
+        Returns
+        -------
+        ndarray of shape (n_members, n_samples)
+            Predictions in the target's units (e.g. mg/kg); their mean over axis 0 is
+            :meth:`predict`.
+        """
+        scaled = self._members_scaled(X)
+        return self.source_estimator_._unscale_y(scaled)
+
+    def _members_scaled(self, X: Any) -> np.ndarray:
+        X = self._predict_data(X, dtype=(np.float64, np.float32))
+        return self.source_estimator_._predict_scaled_y(
+            X,
+            self.target_weights_,
+            batch_size=self.batch_size,
+            device=self.device,
+            n_jobs=getattr(self, "n_jobs", None),
+        )
+
     def predict(self, X: Any) -> np.ndarray:
-        """Predict target-year values for every row, in chunks of ``batch_size`` rows.
+        """Predict target-year values for every row: the mean of the members' predictions.
+
+        Rows are processed in chunks (``batch_size`` rows times members per pass).
 
         Parameters
         ----------
@@ -509,14 +595,5 @@ class TransferGABPRegressor(RegressorMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             Predictions in the target's units (e.g. mg/kg).
         """
-        check_is_fitted(self, "target_weights_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        source = self.source_estimator_
-        scaled = source._predict_scaled_y(
-            X,
-            self.target_weights_,
-            batch_size=self.batch_size,
-            device=self.device,
-            n_jobs=getattr(self, "n_jobs", None),
-        )
-        return source._unscale_y(scaled)
+        scaled = self._members_scaled(X).mean(axis=0)
+        return self.source_estimator_._unscale_y(scaled)
