@@ -65,7 +65,13 @@ from geohm.riskmaps import (
     probability_class_plan,
 )
 from geohm.sampling import SampleTable, sample_cube
-from geohm.training import check_model_config, fit_classifier, fit_target
+from geohm.training import (
+    check_model_config,
+    fit_classifier,
+    fit_target,
+    uses_source,
+    wants_coordinates,
+)
 
 __all__ = [
     "RunResult",
@@ -287,13 +293,18 @@ def needs_coordinates(cfg: SceneConfig) -> bool:
 
 
 def build_cube(
-    spec: Any, features: list[str] | str, *, coordinates: bool = False
+    spec: Any,
+    features: list[str] | str,
+    *,
+    coordinates: bool = False,
+    optional_coordinates: bool = False,
 ) -> tuple[SceneInputs, xr.DataArray, list[str]]:
     """Open a scene (or source) block and stack the requested features into a lazy cube.
 
     ``coordinates`` adds the pixel-centre coordinates ``x`` and ``y`` (needs a projected
-    CRS). Returns the opened inputs, the (feature, y, x) cube and the resolved feature
-    names.
+    CRS); ``optional_coordinates`` adds them only where the grid is projected (``auto``'s
+    kriging and RFsp candidates). Returns the opened inputs, the (feature, y, x) cube and
+    the resolved feature names.
     """
     inputs = open_inputs(spec)
     refl = inputs.reflectance
@@ -302,12 +313,10 @@ def build_cube(
         bands, has_dem=inputs.dem is not None, covariates=list(inputs.covariates)
     )
     feats = resolve_features(features, available)
-    if coordinates:
+    geographic = CRS.from_user_input(inputs.grid.crs).is_geographic
+    if coordinates or (optional_coordinates and not geographic):
         feats += [c for c in COORDINATE_FEATURES if c not in feats]
-    if (
-        any(c in feats for c in COORDINATE_FEATURES)
-        and CRS.from_user_input(inputs.grid.crs).is_geographic
-    ):
+    if any(c in feats for c in COORDINATE_FEATURES) and geographic:
         raise GridError(
             "the coordinates x, y are used as features (kriging or spatial_features) but "
             "the scene grid is in a geographic CRS (degrees); reproject the inputs to a "
@@ -842,7 +851,12 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with gdal_env():
-        inputs, cube, features = build_cube(cfg, cfg.features, coordinates=needs_coordinates(cfg))
+        inputs, cube, features = build_cube(
+            cfg,
+            cfg.features,
+            coordinates=needs_coordinates(cfg),
+            optional_coordinates=wants_coordinates(cfg),
+        )
         timings["open"] = time.perf_counter() - t0
 
         t = time.perf_counter()
@@ -855,7 +869,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
             )
         source_table = None
         source_info: dict[str, Any] = {}
-        if model_entry(cfg.model.name).needs_source:
+        if uses_source(cfg):
             spec = source_spec(cfg)
             s_inputs, s_cube, _ = build_cube(spec, features)
             source_table, s_points = sample_points(spec, s_inputs, s_cube)

@@ -82,7 +82,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     -------
     str
         Markdown text, one section after the other: warnings, inputs, samples, accuracy,
-        maps, uncertainty, features, classifier, risk, outputs and timings (a section
+        model choice (``auto``), maps, uncertainty, features, classifier, risk, outputs
+        and timings (a section
         whose content is absent from ``report`` is left out).
     """
     targets: Mapping[str, Any] = report.get("targets", {})
@@ -93,6 +94,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if samples:
         lines += _samples_section(samples)
     lines += _accuracy_section(targets)
+    lines += _auto_section(targets)
     lines += _maps_section(targets)
     lines += _uncertainty_section(targets)
     lines += _features_section(targets)
@@ -139,16 +141,67 @@ def _accuracy_section(targets: Mapping[str, Any]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for target, t in targets.items():
+        auto = t.get("auto")
+        model = f"{t['model']}: {auto['chosen']}" if auto else t["model"]
         for set_name in ("test", "cv", "cv_spatial"):
             m = t.get(set_name)
             if not m:
                 continue
             lines.append(
-                f"| {target} | {t['model']} | {set_name} | {m.get('n', '-')} | "
+                f"| {target} | {model} | {set_name} | {m.get('n', '-')} | "
                 f"{_fmt(m.get('rmse'))} | {_fmt(m.get('mae'))} | {_fmt(m.get('r2'))} | "
                 f"{_fmt(m.get('mre'))} | {_fmt(m.get('rmse_null'))} | {_fmt(m.get('skill'))} |"
             )
     lines.append("")
+    return lines
+
+
+def _auto_section(targets: Mapping[str, Any]) -> list[str]:
+    """``model: auto``: every candidate ranked by CV on the same folds, and the choice."""
+    chosen = {k: t["auto"] for k, t in targets.items() if t.get("auto")}
+    if not chosen:
+        return []
+    lines = [
+        "## Model choice (auto)",
+        "",
+        "Every candidate was cross-validated on the same folds of the training samples "
+        "(whole spatial blocks held out together), the stacked ensemble refitted whole "
+        "(members and meta-learner) in every fold. RMSE and MAE in mg/kg; skill = 1 - RMSE "
+        "/ flat-map RMSE. "
+        "Coverage: share of each fold's samples inside a conformal interval from the other "
+        "folds' errors (the same check for every candidate). Seconds: time of its CV.",
+        "",
+    ]
+    for target, a in chosen.items():
+        folds = a.get("folds", {})
+        block = folds.get("block_size_m")
+        nominal = a.get("interval_nominal")
+        lines += [
+            f"**{target}**: {folds.get('n', '?')} folds, {folds.get('kind', '?')}"
+            + (f" of {block:.0f} m" if block else "")
+            + (f"; nominal coverage {nominal:.0%}" if nominal else "")
+            + f". Chosen: **{a['chosen']}**: {a['why']}.",
+            "",
+            "| rank | candidate | RMSE | MAE | R2 | skill | coverage | seconds | note |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in a["ranking"]:
+            if r.get("status") != "scored":
+                lines.append(
+                    f"| - | {r['candidate']} | - | - | - | - | - | - | "
+                    f"{r['status']}: {r.get('reason', '')} |"
+                )
+                continue
+            note = r.get("note", "")
+            if r.get("weights"):
+                w = ", ".join(f"{k} {v:.2f}" for k, v in r["weights"].items())
+                note = f"weights {w}" + (f"; {note}" if note else "")
+            lines.append(
+                f"| {r['rank']} | {r['candidate']} | {_fmt(r['rmse'])} | {_fmt(r['mae'])} | "
+                f"{_fmt(r['r2'])} | {_fmt(r['skill'])} | {_fmt(r.get('interval_coverage'))} | "
+                f"{_fmt(r.get('seconds'))} | {note} |"
+            )
+        lines.append("")
     return lines
 
 

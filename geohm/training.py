@@ -1,40 +1,38 @@
 """Train and validate one model per target metal from sample tables.
 
-Builds the scikit-learn pipeline a scene config asks for (name columns -> scale ->
-impute -> select factors -> regress), removes target outliers, makes the seeded
-hold-out split, fits, tests and cross-validates. For Tr-GA-BP the factors are
-screened and the preprocessing and the source net are fitted on the *source* year,
-then reused unchanged on the target year.
+:func:`fit_target` fits the model a scene config names through the normal path of
+:mod:`geohm.fitting` (hold-out test, CV, spatial CV, intervals). For
+``model: {name: auto}`` it first scores the candidates of the model registry on the
+spatial-block folds of the training samples (:mod:`geohm.autoselect`), then fits the
+chosen one, or the stacked ensemble, through that same path, as if it had been named.
+:func:`fit_classifier` fits the contamination classifiers.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.frozen import FrozenEstimator
-from sklearn.pipeline import Pipeline
 
-from geohm.config import SceneConfig
-from geohm.cube import spectral_columns
+from geohm.autoselect import Proposal, select_model, stacked_estimator
+from geohm.config import ModelSpec, SceneConfig
 from geohm.errors import ConfigError, SampleError
-from geohm.evaluate import (
-    cross_validate,
-    group_kfold,
-    holdout_split,
-    interval_metrics,
-    metrics,
-    with_null,
+from geohm.evaluate import group_kfold
+from geohm.fitting import (
+    FittedTarget,
+    fit_model,
+    model_columns,
+    model_pipeline,
+    source_model,
+    spatial_folds,
+    split_rows,
 )
-from geohm.models import COORDS, check_model_params, make_regressor, model_entry
-from geohm.models.spatial import BufferDistances
-from geohm.models.uncertainty import IntervalModel, Method, interval_model
-from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
+from geohm.models import COORDS, check_model_params, model_entry
+from geohm.models.registry import STACKED, Candidate, auto_settings
 from geohm.sampling import SampleTable
-from geohm.selection import CorrelationVIFSelector
 from geohm.spectra import spectral_preprocessors
 
 __all__ = [
@@ -45,36 +43,11 @@ __all__ = [
     "fit_target",
     "model_columns",
     "model_pipeline",
+    "uses_source",
+    "wants_coordinates",
 ]
 
-MIN_TRAIN = 5
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FittedTarget:
-    """A fitted model for one target and what is known about its accuracy.
-
-    Attributes
-    ----------
-    estimator : sklearn estimator
-        Predicts the target (mg/kg) from a table whose columns are ``features``.
-    features : list of str
-        Input columns of ``estimator``, in order.
-    report : dict
-        ``model``, ``features`` (used by the net after screening), ``selection``,
-        ``test``, ``cv``, ``n_train``, ``outliers`` ... (goes into report.json).
-    samples : pandas.DataFrame
-        Per sample: observed value, split, hold-out and CV predictions.
-    """
-
-    estimator: Any
-    features: list[str]
-    report: dict[str, Any]
-    samples: pd.DataFrame = field(default_factory=pd.DataFrame)
-    required: list[str] | None = None  # the factors kept by screening, when it ran
-    #: Prediction intervals around ``estimator`` (None when output.uncertainty is off).
-    interval: IntervalModel | None = None
 
 
 def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
@@ -111,177 +84,6 @@ def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
         raise ConfigError(f"{prefix}{exc}") from None
 
 
-def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:
-    s = cfg.selection
-    if s.method == "none":
-        return None
-    keep = tuple(dict.fromkeys((*s.force, *force)))
-    return CorrelationVIFSelector(max_p=s.max_p, max_vif=s.max_vif, force=keep)
-
-
-def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
-    """The sample-table columns the configured model takes.
-
-    Ordinary kriging takes the coordinates only; ``spectral-resnet`` the hyperspectral
-    bands (``wl_<wavelength>``) in increasing wavelength order; every other model takes
-    all columns.
-
-    Raises
-    ------
-    ConfigError
-        ``spectral-resnet`` without hyperspectral band features.
-    """
-    entry = model_entry(cfg.model.name)
-    if entry.inputs == "coordinates":
-        return list(COORDS)
-    if entry.inputs == "spectra":
-        spectral = spectral_columns(columns)
-        if len(spectral) < 2:
-            raise ConfigError(
-                "model 'spectral-resnet' needs the hyperspectral bands (wl_<wavelength>) "
-                f"among the features, got {len(spectral)}; give 'hyperspectral:' and keep "
-                "its bands in 'features'"
-            )
-        return spectral
-    return list(columns)
-
-
-def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
-    """The unfitted model pipeline of ``cfg`` for these sample-table columns.
-
-    Coordinates stay unscaled for kriging and buffer distances (metres); with
-    ``spatial_features.buffer_distances`` a :class:`~geohm.models.spatial.BufferDistances`
-    step before the model adds the distance to every training sample (RFsp).
-    """
-    p = cfg.preprocess
-    entry = model_entry(cfg.model.name)
-    if entry.inputs == "spectra":
-        return _spectral_pipeline(cfg)
-    kriging = entry.raw_coordinates
-    buffers = cfg.spatial_features.buffer_distances and not kriging
-    raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()
-    if buffers and len(raw) < 2:
-        raise ConfigError(
-            "key 'spatial_features.buffer_distances' needs the coordinates x and y among the "
-            "features (set spatial_features.coordinates or list x and y in 'features')"
-        )
-    categorical = tuple(
-        name for name, cov in cfg.covariates.items() if cov.categorical and name in columns
-    )
-    pipe = build_pipeline(
-        make_regressor(cfg.model.name, cfg.model.params, random_state=cfg.validation.seed),
-        selector=_selector(cfg, force=raw) if entry.screening else None,
-        impute=p.impute,
-        scale=p.scale,
-        log=p.log_target,
-        n_neighbors=p.n_neighbors,
-        raw=raw,
-        categorical=categorical,
-    )
-    if buffers:
-        pipe.steps.insert(len(pipe.steps) - 1, ("buffers", BufferDistances(coords=COORDS)))
-        pipe.set_output(transform="pandas")
-    return pipe
-
-
-def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
-    """``spectral-resnet``: the spectra (in wavelength order), the optional spectral
-    preprocessing of ``model.params.preprocess``, then the net.
-
-    No per-band min-max scaling, imputation or factor screening: they would break the
-    shape of the spectrum (the net standardises each wavelength itself). Only samples
-    and pixels with every band valid are used.
-    """
-    params = dict(cfg.model.params)
-    pipe = build_pipeline(
-        make_regressor(cfg.model.name, params, random_state=cfg.validation.seed),
-        impute="none",
-        scale="none",
-        log=cfg.preprocess.log_target,
-    )
-    # After "columns" (which names the spectra of a numpy table in wavelength order).
-    pipe.steps[1:1] = spectral_preprocessors(params.get("preprocess"))
-    return pipe.set_output(transform="pandas")
-
-
-def _target_rows(
-    table: SampleTable, target: str, cfg: SceneConfig
-) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str]]:
-    """The samples with a value for ``target`` less the IQR outliers, and their groups.
-
-    Samples without a value for this target (NaN, listed in ``table.dropped``) are left
-    out of this target only.
-    """
-    has = np.isfinite(table.y[target].to_numpy(dtype=float))
-    X, y = table.X[has], table.y[target][has]
-    groups = np.asarray(table.groups)[has]
-    if cfg.preprocess.outliers != "iqr":
-        return X, y, groups, []
-    out = iqr_outliers(y.to_numpy(), k=cfg.preprocess.iqr_k)
-    return X[~out], y[~out], groups[~out], [str(i) for i in y.index[out]]
-
-
-def _source_model(
-    cfg: SceneConfig, source: SampleTable, target: str
-) -> tuple[Pipeline, list[str], dict[str, Any]]:
-    """Screen factors, fit preprocessing and the source GA-BP net on the source year.
-
-    Returns the frozen target-year estimator (source preprocessing + Tr-GA-BP), the
-    factors it takes, and the source part of the report.
-    """
-    p = cfg.preprocess
-    seed = cfg.validation.seed
-    Xs, ys, groups, removed = _target_rows(source, target, cfg)
-    selector = _selector(cfg)
-    features = list(Xs.columns)
-    rep: dict[str, Any] = {"n": int(len(ys)), "outliers_removed": removed}
-    if selector is not None:
-        selector.fit(Xs, ys)
-        features = list(selector.selected_)
-        rep["selection"] = selector.scores_
-    params = dict(cfg.model.params)
-    source_params = dict(params.get("source_params") or {})
-    source_name = model_entry(cfg.model.name).source_model
-    assert source_name is not None
-    source_pipe = build_pipeline(
-        make_regressor(source_name, source_params, random_state=seed),
-        impute=p.impute,
-        scale=p.scale,
-        log=p.log_target,
-        n_neighbors=p.n_neighbors,
-    ).fit(Xs[features], ys)
-    net = source_pipe.named_steps["model"]
-    net = getattr(net, "regressor_", net)  # unwrap the log-target wrapper
-    prep = Pipeline(source_pipe.steps[:-2])  # columns, scale, impute: fitted on the source
-    if len(ys) >= 4:
-        cv = cross_validate(
-            build_pipeline(
-                make_regressor(source_name, source_params, random_state=seed),
-                impute=p.impute,
-                scale=p.scale,
-                log=p.log_target,
-                n_neighbors=p.n_neighbors,
-            ),
-            Xs[features],
-            ys.to_numpy(),
-            folds=5,
-            seed=seed,
-            groups=groups,
-        )
-        cv.pop("predictions")
-        rep["cv"] = cv
-    transfer = make_regressor(cfg.model.name, params, random_state=seed)
-    transfer.set_params(source=FrozenEstimator(net))
-    estimator = Pipeline(
-        [
-            ("prep", FrozenEstimator(prep)),
-            ("model", log_target(transfer, enabled=p.log_target)),
-        ]
-    )
-    rep["source_only_estimator"] = FrozenEstimator(source_pipe)  # has its own preprocessing
-    return estimator, features, rep
-
-
 def fit_target(
     cfg: SceneConfig,
     table: SampleTable,
@@ -290,6 +92,11 @@ def fit_target(
     source: SampleTable | None = None,
 ) -> FittedTarget:
     """Fit, test and cross-validate the configured model for one target.
+
+    With ``model: {name: auto}`` the candidates are first scored on the spatial-block
+    folds of the training samples (:mod:`geohm.autoselect`); the chosen one (or the
+    stacked ensemble) is then fitted, tested and cross-validated exactly as if it had
+    been named, and ``report["auto"]`` holds the ranking and why it was chosen.
 
     Parameters
     ----------
@@ -307,284 +114,177 @@ def fit_target(
     SampleError
         Too few samples to train.
     """
-    val = cfg.validation
-    X, y, groups, removed = _target_rows(table, target, cfg)
-    train, test = holdout_split(
-        len(y), test_fraction=val.test_fraction, seed=val.seed, groups=groups
-    )
-    if len(train) < MIN_TRAIN:
-        raise SampleError(
-            f"only {len(train)} usable training samples for {target}; geohm needs at least "
-            f"{MIN_TRAIN} (see the dropped points in the report, or lower "
-            "validation.test_fraction)"
-        )
-    rep: dict[str, Any] = {"model": cfg.model.name, "outliers_removed": removed}
-    skipped: list[str] = []
-    n_groups = int(np.unique(groups).size)
-    rep["samples"] = {
-        "n": int(len(y)),
-        "locations": n_groups,
-        "train_locations": int(np.unique(groups[train]).size),
-        "test_locations": int(np.unique(groups[test]).size),
-    }
-    if val.test_fraction > 0 and len(test) == 0:
-        skipped.append(
-            f"no hold-out test set: {n_groups} location(s) cannot be split "
-            "(validation.test_fraction)"
-        )
-    source_only = None
     entry = model_entry(cfg.model.name)
-    if entry.needs_source:
-        if source is None:
-            raise SampleError("model 'tr-ga-bp' needs the source year's samples")
-        estimator, features, src_rep = _source_model(cfg, source, target)
-        source_only = src_rep.pop("source_only_estimator")
-        rep["source"] = src_rep
-        rep["selection"] = src_rep.get("selection")
-        rep["notes"] = [
-            "factors screened and preprocessing fitted on the source year, "
-            "reused unchanged for the target year"
-        ]
-        X = X[features]
-    else:
-        cube_columns = list(X.columns)
-        features = model_columns(cfg, cube_columns)
-        X = X[features]
-        estimator = model_pipeline(cfg, features)
-    Xtr, ytr = X.iloc[train], y.to_numpy()[train]
-    estimator.fit(Xtr, ytr)
-    if not entry.needs_source:
-        sel = estimator.named_steps["select"]
-        if sel != "passthrough":
-            rep["selection"] = sel.scores_
-            rep["features"] = list(sel.selected_)
-        else:
-            rep["features"] = features
-    else:
-        rep["features"] = features
-        model = estimator.named_steps["model"]
-        model = getattr(model, "regressor_", model)
-        rep["transfer"] = {
-            "beta0": float(model.beta0_),
-            "beta": float(model.beta_),
-            "retrain_epochs": int(model.n_epochs_),
-            "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
+    if entry.selects:
+        return _fit_auto(cfg, table, target, source)
+    return fit_model(cfg, table, target, entry, source=source)
+
+
+# --------------------------------------------------------------------------- auto
+
+
+def uses_source(cfg: SceneConfig) -> bool:
+    """Whether the configured model fits on the ``source:`` year's samples too (Tr-GA-BP,
+    or ``auto`` with a transfer candidate and a ``source:`` block)."""
+    entry = model_entry(cfg.model.name)
+    if entry.selects:
+        return cfg.source is not None and any(
+            model_entry(c.model).needs_source for c, _ in auto_settings(cfg.model.params).candidates
+        )
+    return entry.needs_source
+
+
+def wants_coordinates(cfg: SceneConfig) -> bool:
+    """Whether ``auto`` has candidates that take the map coordinates ``x``, ``y``
+    (kriging, RFsp): the cube then carries them where the grid is projected, and those
+    candidates are left out (and listed) where it is not."""
+    entry = model_entry(cfg.model.name)
+    return entry.selects and any(
+        _takes_coordinates(c) for c, _ in auto_settings(cfg.model.params).candidates
+    )
+
+
+def _takes_coordinates(cand: Candidate) -> bool:
+    return model_entry(cand.model).raw_coordinates or cand.coordinates or cand.buffer_distances
+
+
+def _user_coordinates(cfg: SceneConfig) -> bool:
+    """Whether the user asked for ``x``, ``y`` as features (then every candidate gets them)."""
+    sf = cfg.spatial_features
+    listed = isinstance(cfg.features, list) and any(c in cfg.features for c in COORDS)
+    return sf.coordinates or sf.buffer_distances or listed
+
+
+def _candidate(
+    cfg: SceneConfig, cand: Candidate, params: dict[str, Any], table: SampleTable
+) -> tuple[SceneConfig, list[str]]:
+    """The scene config of a candidate (as if the user had named it) and its table columns."""
+    sf = cfg.spatial_features
+    spatial = sf.model_copy(
+        update={
+            "coordinates": sf.coordinates or cand.coordinates,
+            "buffer_distances": sf.buffer_distances or cand.buffer_distances,
         }
-
-    samples = pd.DataFrame(index=X.index)
-    samples[f"{target}_observed"] = y.to_numpy()
-    samples[f"{target}_split"] = "train"
-    samples.iloc[test, samples.columns.get_loc(f"{target}_split")] = "test"
-    if len(test):
-        pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
-        rep["test"] = with_null(metrics(y.to_numpy()[test], pred), y.to_numpy()[test], ytr.mean())
-        col = np.full(len(y), np.nan)
-        col[test] = pred
-        samples[f"{target}_test_predicted"] = col  # positional: ids need not be unique here
-        if source_only is not None:
-            rep["source"]["test_source_only"] = metrics(
-                y.to_numpy()[test], np.maximum(source_only.predict(X.iloc[test]), 0.0)
-            )
-    else:
-        rep["test"] = None
-    oof = None
-    gtr = groups[train]
-    folds = min(val.cv_folds, int(np.unique(gtr).size))
-    if val.cv_folds < 2:
-        skipped.append("cross-validation off (validation.cv_folds: 0)")
-    elif folds < 2:
-        skipped.append(
-            f"cross-validation skipped: the training set has {np.unique(gtr).size} location(s)"
-        )
-    elif folds < val.cv_folds:
-        skipped.append(
-            f"validation.cv_folds is {val.cv_folds} but the training set has only {folds} "
-            f"locations: {folds}-fold cross-validation used"
-        )
-    if folds >= 2:
-        cv = cross_validate(estimator, Xtr, ytr, folds=folds, seed=val.seed, groups=gtr)
-        col = np.full(len(y), np.nan)
-        col[train] = oof = cv.pop("predictions")
-        samples[f"{target}_cv_predicted"] = col
-        rep["cv"] = cv
-        rep["cv_spatial"] = _spatial_cv(
-            cfg, estimator, Xtr, ytr, table, X.index[train], folds, skipped
-        )
-    else:
-        rep["cv"] = None
-    rep["n_train"] = int(len(train))
-    rep["train_mean"] = float(ytr.mean())  # the flat map (mg/kg) that skill is measured against
-    if skipped:
-        rep["skipped"] = skipped
-        for note in skipped:
-            log.warning("%s: %s", target, note)
-    interval = None
-    if cfg.output.uncertainty:
-        interval, rep["uncertainty"] = _interval(
-            cfg, estimator, Xtr, ytr, oof, X, y, test, groups=gtr
-        )
-    rep["skill"] = _skill_summary(rep)
-    warning = _trust_warning(target, rep)
-    if warning:
-        rep["warnings"] = [warning]
-        log.warning("%s", warning)
-    required = None
-    if entry.inputs == "coordinates":
-        # Kriging needs only x, y, but maps the same pixels as the other models: where
-        # every input layer is valid (the study area), not the whole grid rectangle.
-        required = cube_columns
-    elif rep.get("selection") and not entry.needs_source:
-        categorical = [n for n, c in cfg.covariates.items() if c.categorical]
-        required = source_columns(rep["features"], features, categorical)
-    return FittedTarget(estimator, features, rep, samples, required, interval)
-
-
-def _skill_summary(rep: dict[str, Any]) -> dict[str, Any] | None:
-    """The most honest skill against the flat map: spatial CV, else random CV, else test."""
-    for name in ("cv_spatial", "cv", "test"):
-        m = rep.get(name)
-        if m and np.isfinite(m.get("skill", np.nan)):
-            return {
-                "set": name,
-                "skill": m["skill"],
-                "rmse": m["rmse"],
-                "rmse_null": m["rmse_null"],
-            }
-    return None
-
-
-def _trust_warning(target: str, rep: dict[str, Any]) -> str | None:
-    """A line for the user when the map is no better than a flat one or its intervals miss."""
-    parts = []
-    s = rep.get("skill")
-    if s is not None and s["skill"] <= 0:
-        parts.append(
-            f"the map is not better than a flat map: {s['set']} skill {s['skill']:.2f} "
-            f"(RMSE {s['rmse']:.3g} vs {s['rmse_null']:.3g} mg/kg for the training mean "
-            "everywhere); try more samples, other covariates or another model"
-        )
-    test_cov = (rep.get("uncertainty") or {}).get("test") or {}
-    cov, nominal = test_cov.get("coverage"), test_cov.get("nominal")
-    if cov is not None and nominal is not None and np.isfinite(cov):
-        if abs(cov - nominal) > 0.10:
-            parts.append(
-                f"the {nominal:.0%} prediction intervals hold {cov:.0%} of the test samples: "
-                "the uncertainty map is off; more samples calibrate it better"
-            )
-    return f"{target}: " + "; ".join(parts) if parts else None
-
-
-#: The interval method of each predictive distribution of the model registry.
-_INTERVAL_METHOD: dict[str, Method] = {
-    "quantiles": "quantile-forest",
-    "std": "kriging",
-    "residuals": "residual",
-}
-
-
-def _interval(
-    cfg: SceneConfig,
-    estimator: Any,
-    Xtr: pd.DataFrame,
-    ytr: np.ndarray,
-    oof: np.ndarray | None,
-    X: pd.DataFrame,
-    y: pd.Series,
-    test: np.ndarray,
-    *,
-    groups: np.ndarray,
-) -> tuple[IntervalModel, dict[str, Any]]:
-    """Prediction intervals of the fitted model, and their calibration on the test split.
-
-    The interval model sees the training samples only (its conformal calibration uses the
-    same seeded, location-grouped folds as the reported CV, reusing their out-of-fold
-    predictions), so the hold-out coverage is an honest check of the nominal coverage.
-    The method comes from the model's registry entry (quantile forest, kriging standard
-    deviation or conformal residuals).
-    """
-    val = cfg.validation
-    entry = model_entry(cfg.model.name)
-    n_groups = int(np.unique(groups).size)
-    folds = min(val.cv_folds if val.cv_folds >= 2 else 5, n_groups)
-    # Replicates at one location stay in one fold here too; a single location leaves
-    # nothing to group, and the interval model's own folds (as many as samples) are used.
-    cv: Any = (
-        group_kfold(len(ytr), folds=folds, seed=val.seed, groups=groups)
-        if folds >= 2
-        else min(5, len(ytr))
     )
-    interval = interval_model(
-        estimator,
-        Xtr,
-        ytr,
-        oof_predictions=oof,
-        coverage=val.interval_coverage,
-        # Regression kriging's std leaves out the trend model's error: calibrate it on the
-        # out-of-fold residuals (normalised conformal). Ordinary kriging keeps its own.
-        method=_INTERVAL_METHOD[entry.distribution],
-        calibrate=entry.calibrate_interval,
-        cv=cv,
-        random_state=val.seed,
+    ccfg = cfg.model_copy(
+        update={"model": ModelSpec(name=cand.model, params=params), "spatial_features": spatial}
     )
-    rep: dict[str, Any] = {
-        "map": f"width (mg/kg) of the central {val.interval_coverage:.0%} prediction interval",
-        "method": interval.method_,
-        "calibrated": bool(interval.calibrated_),
-        "nominal": float(val.interval_coverage),
-    }
-    if np.isfinite(interval.raw_oof_coverage_):
-        rep["raw_oof_coverage"] = float(interval.raw_oof_coverage_)
-    if len(test):
-        lower, upper = interval.interval(X.iloc[test])
-        lower, upper = np.maximum(lower, 0.0), np.maximum(upper, 0.0)
-        rep["test"] = interval_metrics(
-            y.to_numpy()[test], lower, upper, coverage=val.interval_coverage
-        )
-    return interval, rep
+    columns = list(table.X.columns)
+    if not (_takes_coordinates(cand) or _user_coordinates(cfg)):
+        columns = [c for c in columns if c not in COORDS]
+    return ccfg, columns
 
 
-def _spatial_cv(
+def _restrict(table: SampleTable, columns: list[str]) -> SampleTable:
+    return replace(table, X=table.X[[c for c in table.X.columns if c in columns]])
+
+
+def _proposal(
     cfg: SceneConfig,
-    estimator: Any,
-    X: Any,
-    y: np.ndarray,
+    cand: Candidate,
+    params: dict[str, Any],
     table: SampleTable,
-    ids: Any,
-    folds: int,
-    skipped: list[str],
-) -> dict[str, Any] | None:
-    """Spatial block k-fold CV of ``estimator`` on the training samples.
+    source: SampleTable | None,
+    target: str,
+) -> Proposal:
+    """A candidate for :func:`geohm.autoselect.select_model`, or why it does not apply."""
+    entry = model_entry(cand.model)
+    reason = None
+    if _takes_coordinates(cand) and not all(c in table.X.columns for c in COORDS):
+        reason = "needs the map coordinates x, y: the scene grid is not projected (metres)"
+    elif entry.needs_source and source is None:
+        reason = "needs a 'source:' block (an earlier year's imagery and samples)"
+    elif entry.needs_source and source is not None and target not in source.y.columns:
+        reason = f"the source year's samples have no {target}"
+    if reason is not None:
+        return Proposal(cand.name, cand.summary, entry.distribution, None, reason)
+    ccfg, columns = _candidate(cfg, cand, params, table)
 
-    Random k-fold flatters spatially clustered samples (a test point usually has a
-    training neighbour a few metres away); here whole square blocks, by default as large
-    as the variogram range of the target, go to the test fold together. A block size
-    leaving fewer blocks than folds is halved until it fits (the size used is reported).
-    """
-    from geohm.spatialcv import default_block_size, spatial_block_folds
+    def build() -> tuple[Any, list[str]]:
+        if entry.needs_source:
+            assert source is not None
+            est, features, _ = source_model(
+                ccfg, _restrict(source, columns), target, source_cv=False
+            )
+            return est, features
+        features = model_columns(ccfg, columns)
+        return model_pipeline(ccfg, features), features
 
+    return Proposal(cand.name, cand.summary, entry.distribution, build)
+
+
+def _fit_auto(
+    cfg: SceneConfig, table: SampleTable, target: str, source: SampleTable | None
+) -> FittedTarget:
+    """``auto``: score the candidates on the training samples' spatial folds, then fit the
+    chosen one (or the stacked ensemble) through :func:`geohm.fitting.fit_model`, as if it
+    had been named."""
     val = cfg.validation
-    if not val.spatial_cv:
-        skipped.append("spatial cross-validation off (validation.spatial_cv: false)")
-        return None
-    xy = table.xy[table.X.index.get_indexer(ids)]
-    block = val.block_size or default_block_size(xy, y, random_state=val.seed)
-    for _ in range(12):
-        try:
-            fold = spatial_block_folds(xy, n_splits=folds, block_size=block, random_state=val.seed)
-            break
-        except ValueError:  # fewer occupied blocks than folds
-            block /= 2
-    else:
-        skipped.append(
-            f"spatial cross-validation skipped: fewer than {folds} occupied blocks even at "
-            f"{block:.0f} m"
+    settings = auto_settings(cfg.model.params)
+    X, y, groups, _, pos, train, _ = split_rows(cfg, table, target)
+    ytr, gtr = y.to_numpy()[train], groups[train]
+    n_folds = min(val.cv_folds if val.cv_folds >= 2 else 5, int(np.unique(gtr).size))
+    if n_folds < 2:
+        raise SampleError(
+            f"model 'auto' compares candidates by cross-validation, but the {target} "
+            f"training samples lie at {np.unique(gtr).size} location(s); name a model instead"
         )
-        return None
-    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
-    cv = cross_validate(estimator, X, y, folds=folds, seed=val.seed, splits=splits)
-    cv.pop("predictions")
-    cv["block_size_m"] = float(block)
-    return cv
+    fold, block = spatial_folds(cfg, table.xy[pos[train]], ytr, n_folds)
+    if fold is not None:
+        folds_rep: dict[str, Any] = {"kind": "spatial blocks", "block_size_m": block}
+        splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
+    else:
+        splits = group_kfold(len(ytr), folds=n_folds, seed=val.seed, groups=gtr)
+        folds_rep = {"kind": "random (too few spatial blocks)"}
+    folds_rep["n"] = n_folds
+    proposals = [
+        _proposal(cfg, cand, params, table, source, target) for cand, params in settings.candidates
+    ]
+    found_sel = select_model(
+        proposals,
+        X.iloc[train],
+        ytr,
+        splits,
+        max_minutes=settings.max_minutes,
+        stack=settings.stack,
+        coverage=val.interval_coverage,
+    )
+    if found_sel.stacked:
+        fold_of = np.full(len(y), -1, dtype=np.int64)
+        for k, (_, test) in enumerate(splits):
+            fold_of[train[test]] = k
+        used = {c for _, cols in found_sel.members.values() for c in cols}
+        union = [c for c in table.X.columns if c in used]
+        stack = stacked_estimator(found_sel.members, fold_of)
+        fit = fit_model(cfg, _restrict(table, union), target, STACKED, estimator=stack)
+    else:
+        cand, params = {c.name: (c, p) for c, p in settings.candidates}[found_sel.chosen]
+        ccfg, columns = _candidate(cfg, cand, params, table)
+        fit = fit_model(
+            ccfg,
+            _restrict(table, columns),
+            target,
+            model_entry(cand.model),
+            source=None if source is None else _restrict(source, columns),
+        )
+    fit.report["model"] = cfg.model.name
+    fit.report["auto"] = {
+        "chosen": found_sel.chosen,
+        "why": found_sel.why,
+        "folds": folds_rep,
+        "max_minutes": settings.max_minutes,
+        "interval_nominal": val.interval_coverage,
+        "ranking": found_sel.ranking,
+    }
+    if found_sel.weights:
+        fit.report["auto"]["weights"] = found_sel.weights
+    for row in found_sel.ranking:
+        if row["status"] in ("skipped", "failed"):
+            log.warning(
+                "%s: auto: %s %s: %s", target, row["candidate"], row["status"], row["reason"]
+            )
+    log.info("%s: auto chose %s (%s)", target, found_sel.chosen, found_sel.why)
+    return fit
 
 
 @dataclass

@@ -39,7 +39,7 @@ def _fast_scene(folder: Path, seed: int, name: str) -> Path:
     text = scene.read_text(encoding="utf-8")
     for old, new in {
         "name: demo-target": f"name: {name}",
-        "model: {name: rf, params: {n_estimators: 200}}": (
+        "model: {name: auto, params: {candidates: [rf, rfsp, ok, ga-bp, tr-ga-bp]}}": (
             "model: {name: rf, params: {n_estimators: 20}}"
         ),
         "cv_folds: 5": "cv_folds: 0",

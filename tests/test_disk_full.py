@@ -171,7 +171,7 @@ def _demo_case(root: Path) -> Path:
     """The small demo case (96 x 96) with a quick forest and two prediction threads."""
     scene = make_demo(root / "data", seed=0, size=96).scene
     cfg = yaml.safe_load(scene.read_text())
-    cfg["model"]["params"]["n_estimators"] = 20
+    cfg["model"] = {"name": "rf", "params": {"n_estimators": 20}}  # the demo's is auto
     cfg["output"]["workers"] = 2  # the threaded prediction path hands the error up
     cfg["output"]["tile"] = 32  # several windows
     scene.write_text(yaml.safe_dump(cfg))

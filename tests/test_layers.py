@@ -82,6 +82,8 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
         "spatialcv",
         "config",
         "evaluate",
+        "autoselect",
+        "fitting",
         "training",
         "predict",
         "risk",

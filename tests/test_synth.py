@@ -216,7 +216,10 @@ def test_scene_yaml(demo):
         "window": 1,
     }
     assert cfg["covariates"] == {"dist_source": "covariates/dist_source.tif"}
-    assert cfg["model"] == {"name": "rf", "params": {"n_estimators": 200}}
+    assert cfg["model"] == {
+        "name": "auto",
+        "params": {"candidates": ["rf", "rfsp", "ok", "ga-bp", "tr-ga-bp"]},
+    }
     for key in ("landsat", "dem"):
         assert (demo.root / cfg[key]).exists()
     assert (demo.root / cfg["source"]["landsat"]).is_dir()

@@ -133,8 +133,11 @@ def save_model(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
 
 @contextmanager
 def _without_fit_scratch(root: Any) -> Iterator[None]:
-    """Leave the :data:`FIT_SCRATCH` attributes of every estimator under ``root`` out of
-    its ``__dict__`` while the file is written, and put them back afterwards."""
+    """Leave the :data:`FIT_SCRATCH` attributes out while the file is written.
+
+    They are removed from the ``__dict__`` of every estimator under ``root`` and put back
+    afterwards.
+    """
     removed: list[tuple[Any, str, Any]] = []
     try:
         for obj in object_graph(root):
@@ -192,7 +195,7 @@ def load_model(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _looks_pickled(p: Path) -> bool:
-    """A pickle or joblib file (plain, zlib, gzip, bz2, xz or lzma compressed)?"""
+    """Tell whether ``p`` is a pickle or joblib file (plain or zlib/gzip/bz2/xz/lzma)."""
     if p.suffix.lower() in (".joblib", ".pkl", ".pickle"):
         return True
     with p.open("rb") as f:

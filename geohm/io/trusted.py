@@ -10,7 +10,8 @@ only for a later ``fit`` is left out of the file (:data:`FIT_SCRATCH`).
 After loading, :func:`check_graph` checks every scikit-learn, scipy and pykrige object
 against the list again, and the structures that compiled code indexes without bounds
 checks: scikit-learn trees, gradient boosting trees and neighbour trees, the SVC's
-libsvm arrays, pykrige's kriging system, sparse matrices.
+libsvm arrays, pykrige's kriging system, sparse matrices; and what a stacked ensemble
+calls (its members' methods, its meta-learner's weights).
 
 A new model whose fitted state holds new types adds them here (ARCHITECTURE.md, "A model").
 """
@@ -50,6 +51,7 @@ _GEOHM_TYPES = frozenset(
         "geohm.models.classify._FeatureGuard",
         "geohm.models.classify._CappedStratifiedKFold",
         "geohm.pipeline._Probability",
+        "geohm.autoselect.RowFolds",  # the stacked ensemble's folds (used by fit only)
     }
 )
 
@@ -77,6 +79,11 @@ _LIBRARY_TYPES = frozenset(
         "sklearn.preprocessing._encoders.OneHotEncoder",
         "sklearn.preprocessing._function_transformer.FunctionTransformer",
         "sklearn.frozen._frozen.FrozenEstimator",
+        # auto's stacked ensemble: the candidates' pipelines under a stacking regressor
+        # with a non-negative linear meta-learner (checked after loading)
+        "sklearn.ensemble._stacking.StackingRegressor",
+        "sklearn.linear_model._base.LinearRegression",
+        "sklearn.utils._bunch.Bunch",  # a dict: the stack's members by name
         "sklearn.ensemble._forest.RandomForestRegressor",
         "sklearn.tree._classes.DecisionTreeRegressor",
         "sklearn.tree._tree.Tree",
@@ -170,7 +177,7 @@ def check_graph(root: Any) -> None:
     Every scikit-learn, scipy and pykrige object and function must be in
     :data:`TRUSTED_TYPES` (a second line of defence behind the check of the file's types);
     trees, gradient boosting trees, neighbour trees, support vector machines, kriging
-    objects and sparse matrices must be well formed.
+    objects, stacked ensembles and sparse matrices must be well formed.
 
     Raises
     ------
@@ -178,6 +185,7 @@ def check_graph(root: Any) -> None:
         A malformed structure or a type geohm does not load (corrupt or crafted file).
     """
     from pykrige.ok import OrdinaryKriging
+    from sklearn.ensemble import StackingRegressor
     from sklearn.ensemble._hist_gradient_boosting.gradient_boosting import (
         BaseHistGradientBoosting,
     )
@@ -209,6 +217,8 @@ def check_graph(root: Any) -> None:
             _check_svc(obj)
         elif isinstance(obj, OrdinaryKriging):
             _check_kriging(obj)
+        elif isinstance(obj, StackingRegressor) and "estimators_" in vars(obj):
+            _check_stack(obj)
         elif sp.issparse(obj):
             obj.check_format(full_check=True)
 
@@ -476,3 +486,36 @@ def _check_kriging(ok: Any) -> None:
         or params.shape != (3,)
     ):
         raise ValueError("kriging object with inconsistent arrays or an unknown variogram")
+
+
+def _check_stack(stack: Any) -> None:
+    """A fitted ``StackingRegressor`` (auto's stacked ensemble) as geohm builds it.
+
+    Its ``predict`` calls ``getattr(member, method)(X)`` for each fitted member with the
+    method names of ``stack_method_``, taken from the file, then the meta-learner on the
+    stacked predictions. The invariant: every member has a ``predict`` and every method
+    is ``"predict"``; no passthrough of the inputs; the meta-learner is a
+    ``LinearRegression`` with one float64 weight per member and a float intercept.
+    """
+    from sklearn.linear_model import LinearRegression
+
+    attrs = vars(stack)
+    members = attrs.get("estimators_")
+    methods = attrs.get("stack_method_")
+    meta = attrs.get("final_estimator_")
+    coef = getattr(meta, "coef_", None)
+    intercept = getattr(meta, "intercept_", None)
+    if (
+        not isinstance(members, list)
+        or not members
+        or not all(callable(getattr(m, "predict", None)) for m in members)
+        or not isinstance(methods, list)
+        or methods != ["predict"] * len(members)
+        or attrs.get("passthrough") is not False
+        or type(meta) is not LinearRegression
+        or not _plain(coef)
+        or coef.dtype != np.float64
+        or coef.shape != (len(members),)
+        or not isinstance(intercept, float | np.floating)
+    ):
+        raise ValueError("stacked ensemble of an unexpected kind or shape")

@@ -25,9 +25,14 @@ from sklearn.utils._param_validation import (
 from geohm.errors import ConfigError
 
 __all__ = [
+    "CANDIDATES",
     "COORDS",
     "MODELS",
+    "STACKED",
+    "AutoSettings",
+    "Candidate",
     "ModelEntry",
+    "auto_settings",
     "check_model_params",
     "make_regressor",
     "model_entry",
@@ -84,6 +89,10 @@ class ModelEntry:
         its own interval on out-of-fold residuals; ``None``: the method's default).
     rk_base : bool
         May be the trend model of regression kriging (``rk``'s ``params.base``).
+    selects : bool
+        Selects among candidate models (``auto``): no estimator of its own; training
+        scores the candidates of :func:`auto_settings` on the same spatial-block folds
+        and fits the best one, or their stacked ensemble (:data:`STACKED`).
     """
 
     name: str
@@ -99,6 +108,7 @@ class ModelEntry:
     distribution: Distribution = "residuals"
     calibrate_interval: bool | None = None
     rk_base: bool = False
+    selects: bool = False
 
 
 def _checked(
@@ -197,6 +207,13 @@ def _classifier_builder(name: str) -> Callable[[dict[str, Any], int], Any]:
         return make_classifier(name, random_state=random_state)
 
     return build
+
+
+def _build_auto(params: dict[str, Any], random_state: int) -> Any:
+    raise ConfigError(
+        "model 'auto' is not one estimator: geohm.training scores its candidates and fits "
+        "the chosen one (see geohm.models.registry.auto_settings)"
+    )
 
 
 # --------------------------------------------------------------------------- checks
@@ -422,6 +439,61 @@ def _classifier_check(name: str) -> Callable[[dict[str, Any], str], None]:
     return check
 
 
+def _check_auto(params: dict[str, Any], where: str) -> None:
+    """``auto``'s ``candidates`` (names or ``{name: params}``), ``max_minutes``, ``stack``."""
+    for key in params:
+        if key not in _AUTO_DEFAULTS:
+            hint = difflib.get_close_matches(str(key), sorted(_AUTO_DEFAULTS), n=1)
+            tip = f"; did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(
+                f"{where}.{key}: model 'auto' has no parameter '{key}'{tip} (it takes: "
+                f"{', '.join(_AUTO_DEFAULTS)})"
+            )
+    minutes = params.get("max_minutes", _AUTO_DEFAULTS["max_minutes"])
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 0 < minutes < float("inf")
+    ):
+        raise ConfigError(
+            f"{where}.max_minutes: {minutes!r} is invalid for model 'auto' (must be a "
+            "positive number of minutes); fix the scene config"
+        )
+    if not isinstance(params.get("stack", True), bool):
+        raise ConfigError(
+            f"{where}.stack: {params['stack']!r} is invalid for model 'auto' (must be true "
+            "or false); fix the scene config"
+        )
+    _auto_candidates(params.get("candidates", list(CANDIDATES)), f"{where}.candidates")
+
+
+def _auto_candidates(value: Any, where: str) -> tuple[tuple[Candidate, dict[str, Any]], ...]:
+    """The checked candidate list of ``auto``: each a name or a one-key ``{name: params}``."""
+    valid = ", ".join(CANDIDATES)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            f"{where}: {value!r} is invalid for model 'auto' (must be a non-empty list of "
+            f"candidates from: {valid}); fix the scene config"
+        )
+    out: list[tuple[Candidate, dict[str, Any]]] = []
+    for item in value:
+        name, params = item, None
+        if isinstance(item, dict) and len(item) == 1:
+            name, params = next(iter(item.items()))
+        if not isinstance(name, str) or name not in CANDIDATES:
+            raise ConfigError(
+                f"{where}: unknown candidate {name!r}; choose from {valid} (a name, or "
+                "{name: {its params}})"
+            )
+        if any(c.name == name for c, _ in out):
+            raise ConfigError(f"{where}: candidate '{name}' is listed twice")
+        cand = CANDIDATES[name]
+        params = _mapping(params, f"{where}.{name}", cand.model, f"{cand.model} parameters")
+        check_model_params(cand.model, params, where=f"{where}.{name}")
+        out.append((cand, dict(params)))
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- the table
 
 _ENTRIES: tuple[ModelEntry, ...] = (
@@ -482,6 +554,13 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         inputs="spectra",
         screening=False,
     ),
+    ModelEntry(
+        "auto",
+        "chooses among candidate models by spatial-block CV, or stacks them",
+        _build_auto,
+        _check_auto,
+        selects=True,
+    ),
     *(
         ModelEntry(
             f"{kind}-classifier",
@@ -497,6 +576,104 @@ _ENTRIES: tuple[ModelEntry, ...] = (
 
 #: Every model geohm knows, by ``model.name``.
 MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate of ``model: {name: auto}``: a registry model and its spatial features.
+
+    Attributes
+    ----------
+    name : str
+        The name in ``model.params.candidates`` and in the report's ranking.
+    model : str
+        The registry entry it is fitted as (``rf``, ``ok``, ...), with the candidate's
+        own ``params`` (default: none) and seeds, exactly as if the user had named it.
+    summary : str
+        One line for the report.
+    coordinates, buffer_distances : bool
+        Its ``spatial_features`` (RFsp: the pixel coordinates and the distance to every
+        training sample as features; needs a projected grid).
+    """
+
+    name: str
+    model: str
+    summary: str
+    coordinates: bool = False
+    buffer_distances: bool = False
+
+
+#: The candidates of ``auto``, in the order they are scored (and, by default, all of them:
+#: a candidate whose inputs the scene lacks is listed as not applicable).
+CANDIDATES: dict[str, Candidate] = {
+    c.name: c
+    for c in (
+        Candidate("rf", "rf", "random forest on the covariates"),
+        Candidate(
+            "rfsp",
+            "rf",
+            "random forest with the coordinates and buffer distances (RFsp)",
+            coordinates=True,
+            buffer_distances=True,
+        ),
+        Candidate("gbm", "gbm", "gradient boosting on the covariates"),
+        Candidate("ga-bp", "ga-bp", "GA-BP net on the covariates"),
+        Candidate("tr-ga-bp", "tr-ga-bp", "GA-BP net transferred from the source year"),
+        Candidate("ok", "ok", "ordinary kriging of the samples"),
+        Candidate("rk", "rk", "regression kriging (random forest + kriged residuals)"),
+    )
+}
+
+#: ``auto``'s parameters and their defaults (``candidates``: every one of :data:`CANDIDATES`;
+#: ``max_minutes``: the time for scoring candidates, per target; ``stack``: allow a
+#: stacked ensemble when it scores better).
+_AUTO_DEFAULTS: dict[str, Any] = {
+    "candidates": None,
+    "max_minutes": 10.0,
+    "stack": True,
+}
+
+#: The stacked ensemble ``auto`` may choose (not a ``model.name``): the candidates' own
+#: pipelines under scikit-learn's ``StackingRegressor`` with a non-negative linear
+#: meta-learner, fitted by :mod:`geohm.autoselect`; its intervals are conformal, from
+#: its out-of-fold residuals.
+STACKED = ModelEntry(
+    "stack",
+    "stacked ensemble of auto's candidates (non-negative linear meta-learner)",
+    _build_auto,
+    _check_auto,
+    screening=False,
+    distribution="residuals",
+)
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """``auto``'s checked parameters (see :func:`auto_settings`)."""
+
+    candidates: tuple[tuple[Candidate, dict[str, Any]], ...]
+    max_minutes: float
+    stack: bool
+
+
+def auto_settings(params: Mapping[str, Any] | None) -> AutoSettings:
+    """The candidates (with their params), time budget and stacking switch of ``auto``.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`check_model_params` for ``auto``: an unknown candidate names
+        ``model.params.candidates`` and lists the valid names.
+    """
+    params = dict(params or {})
+    _check_auto(params, "model.params")
+    return AutoSettings(
+        candidates=_auto_candidates(
+            params.get("candidates", list(CANDIDATES)), "model.params.candidates"
+        ),
+        max_minutes=float(params.get("max_minutes", _AUTO_DEFAULTS["max_minutes"])),
+        stack=bool(params.get("stack", _AUTO_DEFAULTS["stack"])),
+    )
 
 
 def model_names() -> tuple[str, ...]:
@@ -533,6 +710,11 @@ def make_regressor(
         Keyword arguments of the estimator (``n_estimators``, ``hidden`` ...).
     random_state : int
         Seed for every random step of the estimator.
+
+    Returns
+    -------
+    estimator
+        Unfitted, following scikit-learn's contract (``fit`` returns self).
 
     Raises
     ------

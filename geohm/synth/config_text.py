@@ -45,7 +45,7 @@ source:
   dem: {_yq(p + "dem.tif")}
   samples: {{path: {_yq(p + "samples_source.gpkg")}, id: id, targets: [Cu, Pb]}}
 features: auto
-model: {{name: rf, params: {{n_estimators: 200}}}}
+model: {{name: auto, params: {{candidates: [rf, rfsp, ok, ga-bp, tr-ga-bp]}}}}  # gbm, rk: slower
 validation: {{test_fraction: 0.2, cv_folds: 5, seed: 0}}
 risk: {{standard: gb15618, land_use: other, ph: 6.8, indices: [single_factor, nemerow, exceedance]}}
 output: {{dir: {_yq(output_dir)}, tile: 512}}

@@ -1,0 +1,602 @@
+"""Fit and validate one model for one target: the normal path every model takes.
+
+Builds the scikit-learn pipeline a scene config asks for (name columns -> scale ->
+impute -> select factors -> regress), removes target outliers, makes the seeded
+hold-out split, fits, tests, cross-validates (random and spatial-block folds) and
+builds the prediction intervals. For Tr-GA-BP the factors are screened and the
+preprocessing and the source net are fitted on the *source* year, then reused
+unchanged on the target year. :mod:`geohm.training` calls it for the model a config
+names, and for the one ``auto`` chose.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+from geohm.config import SceneConfig
+from geohm.cube import spectral_columns
+from geohm.errors import ConfigError, SampleError
+from geohm.evaluate import (
+    cross_validate,
+    group_kfold,
+    holdout_split,
+    interval_metrics,
+    metrics,
+    with_null,
+)
+from geohm.models import COORDS, ModelEntry, make_regressor, model_entry
+from geohm.models.spatial import BufferDistances
+from geohm.models.uncertainty import IntervalModel, Method, interval_model
+from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
+from geohm.sampling import SampleTable
+from geohm.selection import CorrelationVIFSelector
+from geohm.spectra import spectral_preprocessors
+
+__all__ = [
+    "MIN_TRAIN",
+    "FittedTarget",
+    "fit_model",
+    "model_columns",
+    "model_pipeline",
+    "source_model",
+    "spatial_folds",
+    "split_rows",
+]
+
+#: Fewest training samples of a target.
+MIN_TRAIN = 5
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FittedTarget:
+    """A fitted model for one target and what is known about its accuracy.
+
+    Attributes
+    ----------
+    estimator : sklearn estimator
+        Predicts the target (mg/kg) from a table whose columns are ``features``.
+    features : list of str
+        Input columns of ``estimator``, in order.
+    report : dict
+        ``model``, ``features`` (used by the net after screening), ``selection``,
+        ``test``, ``cv``, ``n_train``, ``outliers`` ... (goes into report.json).
+    samples : pandas.DataFrame
+        Per sample: observed value, split, hold-out and CV predictions.
+    """
+
+    estimator: Any
+    features: list[str]
+    report: dict[str, Any]
+    samples: pd.DataFrame = field(default_factory=pd.DataFrame)
+    required: list[str] | None = None  # the factors kept by screening, when it ran
+    #: Prediction intervals around ``estimator`` (None when output.uncertainty is off).
+    interval: IntervalModel | None = None
+
+
+def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:
+    s = cfg.selection
+    if s.method == "none":
+        return None
+    keep = tuple(dict.fromkeys((*s.force, *force)))
+    return CorrelationVIFSelector(max_p=s.max_p, max_vif=s.max_vif, force=keep)
+
+
+def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
+    """The sample-table columns the configured model takes.
+
+    Ordinary kriging takes the coordinates only; ``spectral-resnet`` the hyperspectral
+    bands (``wl_<wavelength>``) in increasing wavelength order; every other model takes
+    all columns.
+
+    Raises
+    ------
+    ConfigError
+        ``spectral-resnet`` without hyperspectral band features.
+    """
+    entry = model_entry(cfg.model.name)
+    if entry.inputs == "coordinates":
+        return list(COORDS)
+    if entry.inputs == "spectra":
+        spectral = spectral_columns(columns)
+        if len(spectral) < 2:
+            raise ConfigError(
+                "model 'spectral-resnet' needs the hyperspectral bands (wl_<wavelength>) "
+                f"among the features, got {len(spectral)}; give 'hyperspectral:' and keep "
+                "its bands in 'features'"
+            )
+        return spectral
+    return list(columns)
+
+
+def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
+    """The unfitted model pipeline of ``cfg`` for these sample-table columns.
+
+    Coordinates stay unscaled for kriging and buffer distances (metres); with
+    ``spatial_features.buffer_distances`` a :class:`~geohm.models.spatial.BufferDistances`
+    step before the model adds the distance to every training sample (RFsp).
+    """
+    p = cfg.preprocess
+    entry = model_entry(cfg.model.name)
+    if entry.inputs == "spectra":
+        return _spectral_pipeline(cfg)
+    kriging = entry.raw_coordinates
+    buffers = cfg.spatial_features.buffer_distances and not kriging
+    raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()
+    if buffers and len(raw) < 2:
+        raise ConfigError(
+            "key 'spatial_features.buffer_distances' needs the coordinates x and y among the "
+            "features (set spatial_features.coordinates or list x and y in 'features')"
+        )
+    categorical = tuple(
+        name for name, cov in cfg.covariates.items() if cov.categorical and name in columns
+    )
+    pipe = build_pipeline(
+        make_regressor(cfg.model.name, cfg.model.params, random_state=cfg.validation.seed),
+        selector=_selector(cfg, force=raw) if entry.screening else None,
+        impute=p.impute,
+        scale=p.scale,
+        log=p.log_target,
+        n_neighbors=p.n_neighbors,
+        raw=raw,
+        categorical=categorical,
+    )
+    if buffers:
+        pipe.steps.insert(len(pipe.steps) - 1, ("buffers", BufferDistances(coords=COORDS)))
+        pipe.set_output(transform="pandas")
+    return pipe
+
+
+def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
+    """``spectral-resnet``: the spectra (in wavelength order), the optional spectral
+    preprocessing of ``model.params.preprocess``, then the net.
+
+    No per-band min-max scaling, imputation or factor screening: they would break the
+    shape of the spectrum (the net standardises each wavelength itself). Only samples
+    and pixels with every band valid are used.
+    """
+    params = dict(cfg.model.params)
+    pipe = build_pipeline(
+        make_regressor(cfg.model.name, params, random_state=cfg.validation.seed),
+        impute="none",
+        scale="none",
+        log=cfg.preprocess.log_target,
+    )
+    # After "columns" (which names the spectra of a numpy table in wavelength order).
+    pipe.steps[1:1] = spectral_preprocessors(params.get("preprocess"))
+    return pipe.set_output(transform="pandas")
+
+
+def _target_rows(
+    table: SampleTable, target: str, cfg: SceneConfig
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str], np.ndarray]:
+    """The samples with a value for ``target`` less the IQR outliers, their groups, the
+    ids of the outliers and the rows' positions in ``table``.
+
+    Samples without a value for this target (NaN, listed in ``table.dropped``) are left
+    out of this target only.
+    """
+    has = np.isfinite(table.y[target].to_numpy(dtype=float))
+    X, y = table.X[has], table.y[target][has]
+    groups = np.asarray(table.groups)[has]
+    pos = np.flatnonzero(has)
+    if cfg.preprocess.outliers != "iqr":
+        return X, y, groups, [], pos
+    out = iqr_outliers(y.to_numpy(), k=cfg.preprocess.iqr_k)
+    return X[~out], y[~out], groups[~out], [str(i) for i in y.index[out]], pos[~out]
+
+
+def source_model(
+    cfg: SceneConfig, source: SampleTable, target: str, *, source_cv: bool = True
+) -> tuple[Pipeline, list[str], dict[str, Any]]:
+    """Screen factors, fit preprocessing and the source GA-BP net on the source year.
+
+    Returns the frozen target-year estimator (source preprocessing + Tr-GA-BP), the
+    factors it takes, and the source part of the report (with the source year's CV
+    unless ``source_cv`` is off: ``auto`` scoring a candidate needs no report).
+    """
+    p = cfg.preprocess
+    seed = cfg.validation.seed
+    Xs, ys, groups, removed, _ = _target_rows(source, target, cfg)
+    selector = _selector(cfg)
+    features = list(Xs.columns)
+    rep: dict[str, Any] = {"n": int(len(ys)), "outliers_removed": removed}
+    if selector is not None:
+        selector.fit(Xs, ys)
+        features = list(selector.selected_)
+        rep["selection"] = selector.scores_
+    params = dict(cfg.model.params)
+    source_params = dict(params.get("source_params") or {})
+    source_name = model_entry(cfg.model.name).source_model
+    assert source_name is not None
+    source_pipe = build_pipeline(
+        make_regressor(source_name, source_params, random_state=seed),
+        impute=p.impute,
+        scale=p.scale,
+        log=p.log_target,
+        n_neighbors=p.n_neighbors,
+    ).fit(Xs[features], ys)
+    net = source_pipe.named_steps["model"]
+    net = getattr(net, "regressor_", net)  # unwrap the log-target wrapper
+    prep = Pipeline(source_pipe.steps[:-2])  # columns, scale, impute: fitted on the source
+    if source_cv and len(ys) >= 4:
+        cv = cross_validate(
+            build_pipeline(
+                make_regressor(source_name, source_params, random_state=seed),
+                impute=p.impute,
+                scale=p.scale,
+                log=p.log_target,
+                n_neighbors=p.n_neighbors,
+            ),
+            Xs[features],
+            ys.to_numpy(),
+            folds=5,
+            seed=seed,
+            groups=groups,
+        )
+        cv.pop("predictions")
+        rep["cv"] = cv
+    transfer = make_regressor(cfg.model.name, params, random_state=seed)
+    transfer.set_params(source=FrozenEstimator(net))
+    estimator = Pipeline(
+        [
+            ("prep", FrozenEstimator(prep)),
+            ("model", log_target(transfer, enabled=p.log_target)),
+        ]
+    )
+    rep["source_only_estimator"] = FrozenEstimator(source_pipe)  # has its own preprocessing
+    return estimator, features, rep
+
+
+def split_rows(
+    cfg: SceneConfig, table: SampleTable, target: str
+) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """The target's rows (indexed by position), groups, outliers, positions in ``table``,
+    and the seeded hold-out split (train, test positions).
+
+    Raises
+    ------
+    SampleError
+        Fewer than :data:`MIN_TRAIN` training samples.
+    """
+    val = cfg.validation
+    X, y, groups, removed, pos = _target_rows(table, target, cfg)
+    train, test = holdout_split(
+        len(y), test_fraction=val.test_fraction, seed=val.seed, groups=groups
+    )
+    if len(train) < MIN_TRAIN:
+        raise SampleError(
+            f"only {len(train)} usable training samples for {target}; geohm needs at least "
+            f"{MIN_TRAIN} (see the dropped points in the report, or lower "
+            "validation.test_fraction)"
+        )
+    # Rows are labelled by position (sample ids need not be unique): auto's stacked
+    # ensemble finds each row's spatial fold by it (geohm.autoselect.RowFolds).
+    return X.reset_index(drop=True), y, groups, removed, pos, train, test
+
+
+def fit_model(
+    cfg: SceneConfig,
+    table: SampleTable,
+    target: str,
+    entry: ModelEntry,
+    *,
+    source: SampleTable | None = None,
+    estimator: Any = None,
+) -> FittedTarget:
+    """Fit, test and cross-validate one model for one target (see
+    :func:`geohm.training.fit_target`).
+
+    Parameters
+    ----------
+    cfg : SceneConfig
+        Model (``model.name`` is the one reported), preprocessing, selection and
+        validation settings.
+    table : SampleTable
+        Target-year samples: the columns the model may take.
+    target : str
+        Target column (``"Cu"``).
+    entry : ModelEntry
+        The registry entry of the model (its inputs, source year, screening and
+        predictive distribution).
+    source : SampleTable, optional
+        Source-year samples (required when ``entry.needs_source``).
+    estimator : estimator, optional
+        An unfitted estimator taking every column of ``table`` (``auto``'s stacked
+        ensemble); default: the pipeline of ``cfg``.
+
+    Raises
+    ------
+    SampleError
+        Too few samples to train.
+    """
+    val = cfg.validation
+    X, y, groups, removed, pos, train, test = split_rows(cfg, table, target)
+    ids = y.index
+    rep: dict[str, Any] = {"model": cfg.model.name, "outliers_removed": removed}
+    skipped: list[str] = []
+    n_groups = int(np.unique(groups).size)
+    rep["samples"] = {
+        "n": int(len(y)),
+        "locations": n_groups,
+        "train_locations": int(np.unique(groups[train]).size),
+        "test_locations": int(np.unique(groups[test]).size),
+    }
+    if val.test_fraction > 0 and len(test) == 0:
+        skipped.append(
+            f"no hold-out test set: {n_groups} location(s) cannot be split "
+            "(validation.test_fraction)"
+        )
+    source_only = None
+    cube_columns = list(X.columns)
+    if entry.needs_source:
+        if source is None:
+            raise SampleError(f"model '{entry.name}' needs the source year's samples")
+        estimator, features, src_rep = source_model(cfg, source, target)
+        source_only = src_rep.pop("source_only_estimator")
+        rep["source"] = src_rep
+        rep["selection"] = src_rep.get("selection")
+        rep["notes"] = [
+            "factors screened and preprocessing fitted on the source year, "
+            "reused unchanged for the target year"
+        ]
+        X = X[features]
+    elif estimator is None:
+        features = model_columns(cfg, cube_columns)
+        X = X[features]
+        estimator = model_pipeline(cfg, features)
+    else:
+        features = cube_columns
+    Xtr, ytr = X.iloc[train], y.to_numpy()[train]
+    estimator.fit(Xtr, ytr)
+    if not entry.needs_source:
+        sel = estimator.named_steps.get("select", "passthrough")
+        if sel != "passthrough":
+            rep["selection"] = sel.scores_
+            rep["features"] = list(sel.selected_)
+        else:
+            rep["features"] = features
+    else:
+        rep["features"] = features
+        model = estimator.named_steps["model"]
+        model = getattr(model, "regressor_", model)
+        rep["transfer"] = {
+            "beta0": float(model.beta0_),
+            "beta": float(model.beta_),
+            "retrain_epochs": int(model.n_epochs_),
+            "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
+        }
+
+    samples = pd.DataFrame(index=ids)
+    samples[f"{target}_observed"] = y.to_numpy()
+    samples[f"{target}_split"] = "train"
+    samples.iloc[test, samples.columns.get_loc(f"{target}_split")] = "test"
+    if len(test):
+        pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
+        rep["test"] = with_null(metrics(y.to_numpy()[test], pred), y.to_numpy()[test], ytr.mean())
+        col = np.full(len(y), np.nan)
+        col[test] = pred
+        samples[f"{target}_test_predicted"] = col  # positional: ids need not be unique here
+        if source_only is not None:
+            rep["source"]["test_source_only"] = metrics(
+                y.to_numpy()[test], np.maximum(source_only.predict(X.iloc[test]), 0.0)
+            )
+    else:
+        rep["test"] = None
+    oof = None
+    gtr = groups[train]
+    folds = min(val.cv_folds, int(np.unique(gtr).size))
+    if val.cv_folds < 2:
+        skipped.append("cross-validation off (validation.cv_folds: 0)")
+    elif folds < 2:
+        skipped.append(
+            f"cross-validation skipped: the training set has {np.unique(gtr).size} location(s)"
+        )
+    elif folds < val.cv_folds:
+        skipped.append(
+            f"validation.cv_folds is {val.cv_folds} but the training set has only {folds} "
+            f"locations: {folds}-fold cross-validation used"
+        )
+    if folds >= 2:
+        cv = cross_validate(estimator, Xtr, ytr, folds=folds, seed=val.seed, groups=gtr)
+        col = np.full(len(y), np.nan)
+        col[train] = oof = cv.pop("predictions")
+        samples[f"{target}_cv_predicted"] = col
+        rep["cv"] = cv
+        rep["cv_spatial"] = _spatial_cv(
+            cfg, estimator, Xtr, ytr, table.xy[pos[train]], folds, skipped
+        )
+    else:
+        rep["cv"] = None
+    rep["n_train"] = int(len(train))
+    rep["train_mean"] = float(ytr.mean())  # the flat map (mg/kg) that skill is measured against
+    if skipped:
+        rep["skipped"] = skipped
+        for note in skipped:
+            log.warning("%s: %s", target, note)
+    interval = None
+    if cfg.output.uncertainty:
+        interval, rep["uncertainty"] = _interval(
+            cfg, entry, estimator, Xtr, ytr, oof, X, y, test, groups=gtr
+        )
+    rep["skill"] = _skill_summary(rep)
+    warning = _trust_warning(target, rep)
+    if warning:
+        rep["warnings"] = [warning]
+        log.warning("%s", warning)
+    required = None
+    if entry.inputs == "coordinates":
+        # Kriging needs only x, y, but maps the same pixels as the other models: where
+        # every input layer is valid (the study area), not the whole grid rectangle.
+        required = cube_columns
+    elif rep.get("selection") and not entry.needs_source:
+        categorical = [n for n, c in cfg.covariates.items() if c.categorical]
+        required = source_columns(rep["features"], features, categorical)
+    return FittedTarget(estimator, features, rep, samples, required, interval)
+
+
+def _skill_summary(rep: dict[str, Any]) -> dict[str, Any] | None:
+    """The most honest skill against the flat map: spatial CV, else random CV, else test."""
+    for name in ("cv_spatial", "cv", "test"):
+        m = rep.get(name)
+        if m and np.isfinite(m.get("skill", np.nan)):
+            return {
+                "set": name,
+                "skill": m["skill"],
+                "rmse": m["rmse"],
+                "rmse_null": m["rmse_null"],
+            }
+    return None
+
+
+def _trust_warning(target: str, rep: dict[str, Any]) -> str | None:
+    """A line for the user when the map is no better than a flat one or its intervals miss."""
+    parts = []
+    s = rep.get("skill")
+    if s is not None and s["skill"] <= 0:
+        parts.append(
+            f"the map is not better than a flat map: {s['set']} skill {s['skill']:.2f} "
+            f"(RMSE {s['rmse']:.3g} vs {s['rmse_null']:.3g} mg/kg for the training mean "
+            "everywhere); try more samples, other covariates or another model"
+        )
+    test_cov = (rep.get("uncertainty") or {}).get("test") or {}
+    cov, nominal = test_cov.get("coverage"), test_cov.get("nominal")
+    if cov is not None and nominal is not None and np.isfinite(cov):
+        if abs(cov - nominal) > 0.10:
+            parts.append(
+                f"the {nominal:.0%} prediction intervals hold {cov:.0%} of the test samples: "
+                "the uncertainty map is off; more samples calibrate it better"
+            )
+    return f"{target}: " + "; ".join(parts) if parts else None
+
+
+#: The interval method of each predictive distribution of the model registry.
+_INTERVAL_METHOD: dict[str, Method] = {
+    "quantiles": "quantile-forest",
+    "std": "kriging",
+    "residuals": "residual",
+}
+
+
+def _interval(
+    cfg: SceneConfig,
+    entry: ModelEntry,
+    estimator: Any,
+    Xtr: pd.DataFrame,
+    ytr: np.ndarray,
+    oof: np.ndarray | None,
+    X: pd.DataFrame,
+    y: pd.Series,
+    test: np.ndarray,
+    *,
+    groups: np.ndarray,
+) -> tuple[IntervalModel, dict[str, Any]]:
+    """Prediction intervals of the fitted model, and their calibration on the test split.
+
+    The interval model sees the training samples only (its conformal calibration uses the
+    same seeded, location-grouped folds as the reported CV, reusing their out-of-fold
+    predictions), so the hold-out coverage is an honest check of the nominal coverage.
+    The method comes from the model's registry entry (quantile forest, kriging standard
+    deviation or conformal residuals).
+    """
+    val = cfg.validation
+    n_groups = int(np.unique(groups).size)
+    folds = min(val.cv_folds if val.cv_folds >= 2 else 5, n_groups)
+    # Replicates at one location stay in one fold here too; a single location leaves
+    # nothing to group, and the interval model's own folds (as many as samples) are used.
+    cv: Any = (
+        group_kfold(len(ytr), folds=folds, seed=val.seed, groups=groups)
+        if folds >= 2
+        else min(5, len(ytr))
+    )
+    interval = interval_model(
+        estimator,
+        Xtr,
+        ytr,
+        oof_predictions=oof,
+        coverage=val.interval_coverage,
+        # Regression kriging's std leaves out the trend model's error: calibrate it on the
+        # out-of-fold residuals (normalised conformal). Ordinary kriging keeps its own.
+        method=_INTERVAL_METHOD[entry.distribution],
+        calibrate=entry.calibrate_interval,
+        cv=cv,
+        random_state=val.seed,
+    )
+    rep: dict[str, Any] = {
+        "map": f"width (mg/kg) of the central {val.interval_coverage:.0%} prediction interval",
+        "method": interval.method_,
+        "calibrated": bool(interval.calibrated_),
+        "nominal": float(val.interval_coverage),
+    }
+    if np.isfinite(interval.raw_oof_coverage_):
+        rep["raw_oof_coverage"] = float(interval.raw_oof_coverage_)
+    if len(test):
+        lower, upper = interval.interval(X.iloc[test])
+        lower, upper = np.maximum(lower, 0.0), np.maximum(upper, 0.0)
+        rep["test"] = interval_metrics(
+            y.to_numpy()[test], lower, upper, coverage=val.interval_coverage
+        )
+    return interval, rep
+
+
+def _spatial_cv(
+    cfg: SceneConfig,
+    estimator: Any,
+    X: Any,
+    y: np.ndarray,
+    xy: np.ndarray,
+    folds: int,
+    skipped: list[str],
+) -> dict[str, Any] | None:
+    """Spatial block k-fold CV of ``estimator`` on the training samples (at ``xy``).
+
+    Random k-fold flatters spatially clustered samples (a test point usually has a
+    training neighbour a few metres away); here whole square blocks, by default as large
+    as the variogram range of the target, go to the test fold together (see
+    :func:`_spatial_folds`).
+    """
+    val = cfg.validation
+    if not val.spatial_cv:
+        skipped.append("spatial cross-validation off (validation.spatial_cv: false)")
+        return None
+    fold, block = spatial_folds(cfg, xy, y, folds)
+    if fold is None:
+        skipped.append(
+            f"spatial cross-validation skipped: fewer than {folds} occupied blocks even at "
+            f"{block:.0f} m"
+        )
+        return None
+    splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
+    cv = cross_validate(estimator, X, y, folds=folds, seed=val.seed, splits=splits)
+    cv.pop("predictions")
+    cv["block_size_m"] = float(block)
+    return cv
+
+
+def spatial_folds(
+    cfg: SceneConfig, xy: np.ndarray, y: np.ndarray, folds: int
+) -> tuple[np.ndarray | None, float]:
+    """The spatial block fold of each training sample, and the block size (m).
+
+    The block is ``validation.block_size``, by default the variogram range of the target;
+    a block size leaving fewer blocks than folds is halved until it fits (folds None when
+    it never does). The spatial CV and ``auto``'s scoring use these same folds.
+    """
+    from geohm.spatialcv import default_block_size, spatial_block_folds
+
+    val = cfg.validation
+    block = val.block_size or default_block_size(xy, y, random_state=val.seed)
+    for _ in range(12):
+        try:
+            fold = spatial_block_folds(xy, n_splits=folds, block_size=block, random_state=val.seed)
+            return fold, float(block)
+        except ValueError:  # fewer occupied blocks than folds
+            block /= 2
+    return None, float(block)
