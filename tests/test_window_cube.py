@@ -544,7 +544,9 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
         "landcover",
     ]
     cfg["output"].update({"tile": 40, "workers": 2, "quicklooks": False})
-    real_layers, real_predict = pipeline.window_source, pipeline.predict_map
+    from geohm.pipeline import outputs
+
+    real_layers, real_predict = outputs.window_source, outputs.predict_map
     used: dict[str, Any] = {}
 
     def lazy_cube(inputs: Any, features: list[str], risk: Any = None, **kw: Any) -> Any:
@@ -572,8 +574,8 @@ def test_geohm_run_maps_equal_those_of_the_lazy_cube(
         cfg["output"]["dir"] = str(tmp_path / path)
         (data / f"{path}.yaml").write_text(yaml.safe_dump(cfg))
         if path == "lazy":
-            monkeypatch.setattr(pipeline, "window_source", lazy_cube)
-            monkeypatch.setattr(pipeline, "predict_map", predict)
+            monkeypatch.setattr(outputs, "window_source", lazy_cube)
+            monkeypatch.setattr(outputs, "predict_map", predict)
         out = pipeline.run_scene(load_config(data / f"{path}.yaml")).output_dir
         maps[path] = {}
         for f in sorted(out.glob("*.tif")):

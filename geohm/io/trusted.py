@@ -51,6 +51,7 @@ _GEOHM_TYPES = frozenset(
         "geohm.models.classify._FeatureGuard",
         "geohm.models.classify._CappedStratifiedKFold",
         "geohm.pipeline._Probability",
+        "geohm.pipeline.run._Probability",  # (files before 2026-12-02: the line above)
         "geohm.autoselect.RowFolds",  # the stacked ensemble's folds (used by fit only)
     }
 )
