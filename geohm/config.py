@@ -54,8 +54,10 @@ class CovariateSpec(_Strict):
 
 
 class HyperspectralSpec(_Strict):
-    """A multi-band raster whose bands are wavelengths (airborne or satellite imaging
-    spectroscopy); aligned onto the scene grid like a covariate (bilinear)."""
+    """A multi-band raster whose bands are wavelengths (imaging spectroscopy).
+
+    Airborne or satellite; aligned onto the scene grid like a covariate (bilinear).
+    """
 
     path: Path
     wavelengths: list[float] | None = Field(

@@ -155,8 +155,9 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
 
 
 def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
-    """``spectral-resnet``: the spectra (in wavelength order), the optional spectral
-    preprocessing of ``model.params.preprocess``, then the net.
+    """The ``spectral-resnet`` pipeline: spectra, optional preprocessing, then the net.
+
+    The spectra come in wavelength order; the preprocessing is ``model.params.preprocess``.
 
     No per-band min-max scaling, imputation or factor screening: they would break the
     shape of the spectrum (the net standardises each wavelength itself). Only samples
@@ -177,8 +178,9 @@ def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
 def _target_rows(
     table: SampleTable, target: str, cfg: SceneConfig
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str], np.ndarray]:
-    """The samples with a value for ``target`` less the IQR outliers, their groups, the
-    ids of the outliers and the rows' positions in ``table``.
+    """The samples with a value for ``target``, less the IQR outliers.
+
+    Also their groups, the ids of the outliers and the rows' positions in ``table``.
 
     Samples without a value for this target (NaN, listed in ``table.dropped``) are left
     out of this target only.
@@ -258,8 +260,10 @@ def source_model(
 def split_rows(
     cfg: SceneConfig, table: SampleTable, target: str
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """The target's rows (indexed by position), groups, outliers, positions in ``table``,
-    and the seeded hold-out split (train, test positions).
+    """The target's rows and the seeded hold-out split (train, test positions).
+
+    The rows are indexed by position, with their groups, outliers and positions in
+    ``table``.
 
     Raises
     ------
@@ -291,8 +295,9 @@ def fit_model(
     source: SampleTable | None = None,
     estimator: Any = None,
 ) -> FittedTarget:
-    """Fit, test and cross-validate one model for one target (see
-    :func:`geohm.training.fit_target`).
+    """Fit, test and cross-validate one model for one target.
+
+    See :func:`geohm.training.fit_target`.
 
     Parameters
     ----------

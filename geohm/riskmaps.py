@@ -80,8 +80,10 @@ class RiskPlan:
     _exceedance: list[str] = field(default_factory=list)
 
     def exceedance_thresholds(self, block: np.ndarray, features: list[str]) -> dict[str, Any]:
-        """The screening value S of every pixel of one window, per target with an
-        exceedance map: the values whose P(C > S) the models give with their prediction.
+        """The screening value S of every pixel of one window, per target.
+
+        For the targets with an exceedance map: the values whose P(C > S) the models give
+        with their prediction.
 
         Parameters
         ----------

@@ -124,8 +124,10 @@ def fit_target(
 
 
 def uses_source(cfg: SceneConfig) -> bool:
-    """Whether the configured model fits on the ``source:`` year's samples too (Tr-GA-BP,
-    or ``auto`` with a transfer candidate and a ``source:`` block)."""
+    """Whether the configured model fits on the ``source:`` year's samples too.
+
+    Tr-GA-BP, or ``auto`` with a transfer candidate and a ``source:`` block.
+    """
     entry = model_entry(cfg.model.name)
     if entry.selects:
         return cfg.source is not None and any(
@@ -135,9 +137,11 @@ def uses_source(cfg: SceneConfig) -> bool:
 
 
 def wants_coordinates(cfg: SceneConfig) -> bool:
-    """Whether ``auto`` has candidates that take the map coordinates ``x``, ``y``
-    (kriging, RFsp): the cube then carries them where the grid is projected, and those
-    candidates are left out (and listed) where it is not."""
+    """Whether ``auto`` has candidates that take the map coordinates ``x``, ``y``.
+
+    Kriging and RFsp: the cube then carries them where the grid is projected, and those
+    candidates are left out (and listed) where it is not.
+    """
     entry = model_entry(cfg.model.name)
     return entry.selects and any(
         _takes_coordinates(c) for c, _ in auto_settings(cfg.model.params).candidates
@@ -216,9 +220,12 @@ def _proposal(
 def _fit_auto(
     cfg: SceneConfig, table: SampleTable, target: str, source: SampleTable | None
 ) -> FittedTarget:
-    """``auto``: score the candidates on the training samples' spatial folds, then fit the
-    chosen one (or the stacked ensemble) through :func:`geohm.fitting.fit_model`, as if it
-    had been named."""
+    """Fit ``auto``: score the candidates, then fit the chosen one.
+
+    The candidates are scored on the training samples' spatial folds; the chosen one (or
+    the stacked ensemble) is fitted through :func:`geohm.fitting.fit_model`, as if it had
+    been named.
+    """
     val = cfg.validation
     settings = auto_settings(cfg.model.params)
     X, y, groups, _, pos, train, _ = split_rows(cfg, table, target)

@@ -249,8 +249,10 @@ class CompiledForest(RegressorMixin, BaseEstimator):
         return x
 
     def _jobs(self, n_rows: int) -> int:
-        """Threads for ``n_rows`` rows: ``n_jobs`` (or the forest's), at most one per
-        :data:`MIN_ROWS_PER_THREAD` rows."""
+        """Threads for ``n_rows`` rows.
+
+        ``n_jobs`` (or the forest's), at most one per :data:`MIN_ROWS_PER_THREAD` rows.
+        """
         n_jobs = self.forest_.n_jobs if self.n_jobs is None else self.n_jobs
         return min(kernel.effective_jobs(n_jobs), max(n_rows // MIN_ROWS_PER_THREAD, 1))
 

@@ -1,5 +1,6 @@
-"""Predictive distributions per table of pixels: the concentration, its interval and
-P(concentration > threshold), from one traversal of the model.
+"""Predictive distributions per table of pixels, from one traversal of the model.
+
+The concentration, its interval and P(concentration > threshold).
 
 :func:`predict_distribution` is what the map prediction calls once per window and
 target: it returns the concentration and whatever the model's predictive distribution

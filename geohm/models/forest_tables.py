@@ -144,8 +144,9 @@ def walk_tables(structs: list[Any]) -> dict[str, np.ndarray]:
 
 
 def bit_vector_tables(structs: list[Any], n_feat: int, n_words: int) -> dict[str, Any] | None:
-    """QuickScorer's tables of the trees ``structs``, or None when larger than
-    :data:`MAX_QS_TABLE`.
+    """QuickScorer's tables of the trees ``structs``.
+
+    None when larger than :data:`MAX_QS_TABLE`.
 
     Parameters
     ----------

@@ -212,8 +212,10 @@ class _LeafWeights:
         return kernel
 
     def _table(self, forest: Any, Xt: Any) -> np.ndarray | None:
-        """``Xt`` as a float32 table the trees can take unchecked, or None (let
-        scikit-learn validate it: wrong shape, missing or infinite values)."""
+        """``Xt`` as a float32 table the trees can take unchecked, or None.
+
+        None lets scikit-learn validate it (wrong shape, missing or infinite values).
+        """
         Xf = np.ascontiguousarray(np.asarray(Xt, dtype=np.float32))
         if Xf.ndim != 2 or Xf.shape[1] != forest.n_features_in_ or not np.isfinite(Xf).all():
             return None

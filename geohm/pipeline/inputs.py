@@ -285,8 +285,11 @@ def build_cube(
 
 
 def _static_layers(spec: Any) -> list[tuple[str | None, Any, str, str]]:
-    """The DEM (name None) and covariates of a scene block: ``(name, path, resampling,
-    what)``, bilinear for continuous layers and nearest for categorical ones."""
+    """The DEM (name None) and covariates of a scene block.
+
+    As ``(name, path, resampling, what)``: bilinear for continuous layers and nearest for
+    categorical ones.
+    """
     out: list[tuple[str | None, Any, str, str]] = []
     if spec.dem is not None:
         out.append((None, spec.dem, "bilinear", "DEM"))
@@ -320,8 +323,10 @@ def window_source(
     *,
     assume_crs: str | None = None,
 ) -> WindowSource:
-    """The feature cube of a scene, built window by window: ``features`` from the opened
-    inputs, then the pH and land-use rasters of ``risk`` (see :func:`_risk_rasters`).
+    """The feature cube of a scene, built window by window.
+
+    ``features`` from the opened inputs, then the pH and land-use rasters of ``risk``
+    (see :func:`_risk_rasters`).
 
     The one feature path: the sample points (:func:`sample_points`), every map window
     and the lazy cube of :func:`build_cube` are read through it. The DEM and the

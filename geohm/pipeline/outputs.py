@@ -184,8 +184,10 @@ def _write_maps(
     target_layers: dict[str, _Layer] | None = None,
     plan: Any = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, list[Path]]:
-    """Predict every target tile by tile, derive the risk layers in the same pass, and
-    write GeoTIFFs, QGIS styles and quicklooks.
+    """Predict every target tile by tile and write the maps.
+
+    The risk layers are derived in the same pass; GeoTIFFs, QGIS styles and quicklooks
+    are written.
 
     Returns per-target info, the risk report (or None) and the files written.
     """

@@ -27,7 +27,8 @@ Derive = Callable[[dict[str, np.ndarray], np.ndarray, list[str]], dict[str, np.n
 class Sink(Protocol):
     """Receives predicted windows (``TileWriter`` satisfies it)."""
 
-    def write(self, row_off: int, col_off: int, data: np.ndarray) -> None: ...
+    def write(self, row_off: int, col_off: int, data: np.ndarray) -> None:
+        """Store a (rows, cols) window whose top-left pixel is (row_off, col_off)."""
 
 
 def _estimators(models: Mapping[str, TargetModel]) -> list[Any]:
