@@ -14,6 +14,8 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold, train_test_split
 
 __all__ = [
+    "skill_summary",
+    "trust_warning",
     "cross_validate",
     "cross_validate_interval",
     "group_kfold",
@@ -80,9 +82,7 @@ def null_skill(rmse: float, rmse_null: float) -> float:
     return float(1.0 - rmse / rmse_null) if rmse_null > 0 else float("nan")
 
 
-def with_null(
-    m: dict[str, Any], y_true: np.ndarray, y_null: np.ndarray | float
-) -> dict[str, Any]:
+def with_null(m: dict[str, Any], y_true: np.ndarray, y_null: np.ndarray | float) -> dict[str, Any]:
     """``m`` plus ``rmse_null`` (RMSE of the flat-map prediction ``y_null``) and ``skill``."""
     t = np.asarray(y_true, dtype=float)
     err = np.broadcast_to(np.asarray(y_null, dtype=float), t.shape) - t
@@ -330,3 +330,38 @@ def cross_validate_interval(
     out.update(folds=n_folds, fold_coverage=fold_coverage, method=method_used)
     out["lower"], out["upper"] = lower, upper
     return out
+
+
+def skill_summary(rep: dict[str, Any]) -> dict[str, Any] | None:
+    """The most honest skill against the flat map: spatial CV, else random CV, else test."""
+    for name in ("cv_spatial", "cv", "test"):
+        m = rep.get(name)
+        if m and np.isfinite(m.get("skill", np.nan)):
+            return {
+                "set": name,
+                "skill": m["skill"],
+                "rmse": m["rmse"],
+                "rmse_null": m["rmse_null"],
+            }
+    return None
+
+
+def trust_warning(target: str, rep: dict[str, Any]) -> str | None:
+    """A line for the user when the map is no better than a flat one or its intervals miss."""
+    parts = []
+    s = rep.get("skill")
+    if s is not None and s["skill"] <= 0:
+        parts.append(
+            f"the map is not better than a flat map: {s['set']} skill {s['skill']:.2f} "
+            f"(RMSE {s['rmse']:.3g} vs {s['rmse_null']:.3g} mg/kg for the training mean "
+            "everywhere); try more samples, other covariates or another model"
+        )
+    test_cov = (rep.get("uncertainty") or {}).get("test") or {}
+    cov, nominal = test_cov.get("coverage"), test_cov.get("nominal")
+    if cov is not None and nominal is not None and np.isfinite(cov):
+        if abs(cov - nominal) > 0.10:
+            parts.append(
+                f"the {nominal:.0%} prediction intervals hold {cov:.0%} of the test samples: "
+                "the uncertainty map is off; more samples calibrate it better"
+            )
+    return f"{target}: " + "; ".join(parts) if parts else None

@@ -29,6 +29,8 @@ from geohm.evaluate import (
     holdout_split,
     interval_metrics,
     metrics,
+    skill_summary,
+    trust_warning,
     with_null,
 )
 from geohm.models import COORDS, ModelEntry, make_regressor, model_entry
@@ -431,8 +433,8 @@ def fit_model(
         interval, rep["uncertainty"] = _interval(
             cfg, entry, estimator, Xtr, ytr, oof, X, y, test, groups=gtr
         )
-    rep["skill"] = _skill_summary(rep)
-    warning = _trust_warning(target, rep)
+    rep["skill"] = skill_summary(rep)
+    warning = trust_warning(target, rep)
     if warning:
         rep["warnings"] = [warning]
         log.warning("%s", warning)
@@ -445,41 +447,6 @@ def fit_model(
         categorical = [n for n, c in cfg.covariates.items() if c.categorical]
         required = source_columns(rep["features"], features, categorical)
     return FittedTarget(estimator, features, rep, samples, required, interval)
-
-
-def _skill_summary(rep: dict[str, Any]) -> dict[str, Any] | None:
-    """The most honest skill against the flat map: spatial CV, else random CV, else test."""
-    for name in ("cv_spatial", "cv", "test"):
-        m = rep.get(name)
-        if m and np.isfinite(m.get("skill", np.nan)):
-            return {
-                "set": name,
-                "skill": m["skill"],
-                "rmse": m["rmse"],
-                "rmse_null": m["rmse_null"],
-            }
-    return None
-
-
-def _trust_warning(target: str, rep: dict[str, Any]) -> str | None:
-    """A line for the user when the map is no better than a flat one or its intervals miss."""
-    parts = []
-    s = rep.get("skill")
-    if s is not None and s["skill"] <= 0:
-        parts.append(
-            f"the map is not better than a flat map: {s['set']} skill {s['skill']:.2f} "
-            f"(RMSE {s['rmse']:.3g} vs {s['rmse_null']:.3g} mg/kg for the training mean "
-            "everywhere); try more samples, other covariates or another model"
-        )
-    test_cov = (rep.get("uncertainty") or {}).get("test") or {}
-    cov, nominal = test_cov.get("coverage"), test_cov.get("nominal")
-    if cov is not None and nominal is not None and np.isfinite(cov):
-        if abs(cov - nominal) > 0.10:
-            parts.append(
-                f"the {nominal:.0%} prediction intervals hold {cov:.0%} of the test samples: "
-                "the uncertainty map is off; more samples calibrate it better"
-            )
-    return f"{target}: " + "; ".join(parts) if parts else None
 
 
 #: The interval method of each predictive distribution of the model registry.

@@ -11,18 +11,25 @@ never compare names. Adding a model is one entry here plus its estimator file.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import (
-    InvalidParameterError,
-    validate_parameter_constraints,
-)
 
 from geohm.errors import ConfigError
+from geohm.models.entry import ModelEntry
+from geohm.models.paramcheck import (
+    _check,
+    _check_gabp,
+    _check_gbm,
+    _check_kriging,
+    _check_ok,
+    _check_rf,
+    _check_spectral,
+    _classifier_check,
+    _mapping,
+)
 
 __all__ = [
     "CANDIDATES",
@@ -46,69 +53,6 @@ COORDS: tuple[str, str] = ("x", "y")
 #: keeps the nugget (measurement error and micro-scale variation) instead of copying the
 #: sample, and its kriging variance is not zero. With a zero nugget both are the same.
 _KRIGING_DEFAULTS: dict[str, Any] = {"exact_values": False}
-
-Inputs = Literal["features", "coordinates", "spectra"]
-Distribution = Literal["quantiles", "std", "residuals", "classes"]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """What geohm knows about one ``model.name``.
-
-    Attributes
-    ----------
-    name : str
-        The config name (``model.name``).
-    summary : str
-        One line for messages and docs.
-    build : callable
-        ``build(params, random_state)`` -> unfitted estimator; ``params`` is the
-        config's ``model.params`` (checked by ``check`` first).
-    check : callable
-        ``check(params, where)`` raises :class:`~geohm.errors.ConfigError` naming
-        ``<where>.<key>`` for a parameter the estimator does not take or accept.
-    inputs : {"features", "coordinates", "spectra"}
-        The sample-table columns it takes: all features, only ``x``/``y`` (kriging),
-        or only the hyperspectral bands (``wl_*``, spectral preprocessing, no scaling).
-    raw_coordinates : bool
-        Keeps ``x``/``y`` unscaled (metres) among its inputs, and needs them in the cube.
-    needs_source : bool
-        Transfers from the ``source:`` year: screening, preprocessing and a source net
-        are fitted on that year's samples (``source_model`` names that net's entry).
-    source_model : str or None
-        With ``needs_source``: the entry of the net fitted on the source year.
-    classifier : bool
-        Labels samples contaminated (probability maps) instead of regressing mg/kg.
-    screening : bool
-        Factor screening (correlation + VIF) applies to its inputs.
-    distribution : {"quantiles", "std", "residuals", "classes"}
-        Where its uncertainty map comes from: a quantile forest, the kriging standard
-        deviation, conformal out-of-fold residuals, or class probabilities.
-    calibrate_interval : bool or None
-        Passed to :func:`geohm.models.uncertainty.interval_model` (``True``: rescale
-        its own interval on out-of-fold residuals; ``None``: the method's default).
-    rk_base : bool
-        May be the trend model of regression kriging (``rk``'s ``params.base``).
-    selects : bool
-        Selects among candidate models (``auto``): no estimator of its own; training
-        scores the candidates of :func:`auto_settings` on the same spatial-block folds
-        and fits the best one, or their stacked ensemble (:data:`STACKED`).
-    """
-
-    name: str
-    summary: str
-    build: Callable[[dict[str, Any], int], Any]
-    check: Callable[[dict[str, Any], str], None]
-    inputs: Inputs = "features"
-    raw_coordinates: bool = False
-    needs_source: bool = False
-    source_model: str | None = None
-    classifier: bool = False
-    screening: bool = True
-    distribution: Distribution = "residuals"
-    calibrate_interval: bool | None = None
-    rk_base: bool = False
-    selects: bool = False
 
 
 def _checked(
@@ -216,139 +160,6 @@ def _build_auto(params: dict[str, Any], random_state: int) -> Any:
     )
 
 
-# --------------------------------------------------------------------------- checks
-
-#: Keys of ``model.params`` that no model takes from the config, and why.
-_RESERVED: dict[str, str] = {
-    "random_state": "the seed of every model is 'validation.seed'; set that instead",
-}
-
-
-def _must(exc: Exception) -> str:
-    """``must be ...`` from scikit-learn's InvalidParameterError message."""
-    found = re.search(r"\bmust be (.*?)\. Got .* instead\.?$", str(exc), flags=re.S)
-    return f"must be {found.group(1)}" if found else str(exc)
-
-
-def _check(
-    cls: type[BaseEstimator],
-    model: str,
-    params: dict[str, Any],
-    where: str,
-    *,
-    extra: tuple[str, ...] = (),
-    reserved: dict[str, str] | None = None,
-    cross: Callable[[Any], Any] | None = None,
-) -> None:
-    """Check ``params`` (the config's ``where`` mapping) against ``cls``.
-
-    Keys must be parameters of ``cls`` (or ``extra``, checked by the caller) and not
-    ``reserved``; values must meet ``cls._parameter_constraints`` (scikit-learn's
-    parameter validation, one key at a time so that the message names it); then
-    ``cross(estimator)`` runs the estimator's own checks of parameters that depend on
-    each other (a ``ValueError`` names the first key its message mentions).
-    """
-    reserved = {**_RESERVED, **(reserved or {})}
-    allowed = (set(cls._get_param_names()) - set(reserved)) | set(extra)
-    for key in params:
-        if key in reserved:
-            raise ConfigError(f"{where}.{key}: {reserved[key]}")
-        if key not in allowed:
-            hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            tip = f"; did you mean '{hint[0]}'?" if hint else ""
-            raise ConfigError(
-                f"{where}.{key}: model '{model}' has no parameter '{key}'{tip} "
-                f"(it takes: {', '.join(sorted(allowed))})"
-            )
-    own = {k: v for k, v in params.items() if k not in extra}
-    constraints: dict[str, Any] = getattr(cls, "_parameter_constraints", {})
-    for key, value in own.items():
-        if key not in constraints:
-            continue
-        try:
-            validate_parameter_constraints(
-                {key: constraints[key]}, {key: value}, caller_name=cls.__name__
-            )
-        except InvalidParameterError as exc:
-            raise ConfigError(
-                f"{where}.{key}: {value!r} is invalid for model '{model}' ({_must(exc)}); "
-                "fix the scene config"
-            ) from None
-    if cross is None:
-        return
-    try:
-        cross(cls(**own))
-    except (ValueError, TypeError) as exc:  # a list of strings where numbers go, ...
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        named = [k for k in own if re.search(rf"\b{re.escape(k)}\b", msg)]
-        key = f"{where}.{named[0]}" if named else where
-        raise ConfigError(f"{key}: {msg} (model '{model}'); fix the scene config") from None
-
-
-def _mapping(value: Any, where: str, model: str, what: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where}: {value!r} is invalid for model '{model}' (must be a mapping of "
-            f"{what}); fix the scene config"
-        )
-    return value
-
-
-def _check_kriging(model: str, params: dict[str, Any], where: str) -> None:
-    from geohm.models.kriging import OrdinaryKrigingRegressor
-
-    _check(
-        OrdinaryKrigingRegressor,
-        model,
-        {**params},
-        where,
-        reserved={
-            "coords": f"kriging uses the pixel-centre coordinates x and y; remove {where}.coords"
-        },
-        cross=lambda m: m._check_params(),
-    )
-
-
-def _check_rf(params: dict[str, Any], where: str) -> None:
-    from sklearn.ensemble import RandomForestRegressor
-
-    _check(RandomForestRegressor, "rf", params, where)
-
-
-def _check_gbm(params: dict[str, Any], where: str) -> None:
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    _check(
-        HistGradientBoostingRegressor,
-        "gbm",
-        params,
-        where,
-        reserved={
-            # They name columns by position, and the columns are known only after factor
-            # screening; categorical covariates are one-hot encoded before any model.
-            key: f"gbm's columns are chosen by factor screening; remove {where}.{key}"
-            for key in ("categorical_features", "monotonic_cst", "interaction_cst")
-        },
-    )
-    # model.geohm loads only what geohm's allowlist knows: the squared-error loss, and
-    # early stopping scored on that loss (scoring None would mean R2 through a scorer
-    # object that cannot be saved).
-    for key, allowed in (("loss", "squared_error"), ("scoring", "loss")):
-        if key in params and params[key] != allowed:
-            raise ConfigError(
-                f"{where}.{key}: {params[key]!r} is not supported for model 'gbm' (geohm "
-                f"saves and reloads gbm with {key} {allowed!r}); remove {where}.{key}"
-            )
-
-
-def _check_gabp(params: dict[str, Any], where: str) -> None:
-    from geohm.models.gabp import GABPRegressor
-
-    _check(GABPRegressor, "ga-bp", params, where, cross=lambda m: m._check_params())
-
-
 def _check_trgabp(params: dict[str, Any], where: str) -> None:
     from geohm.models.transfer import TransferGABPRegressor
 
@@ -375,10 +186,6 @@ def _check_trgabp(params: dict[str, Any], where: str) -> None:
         ),
         where=f"{where}.source_params",
     )
-
-
-def _check_ok(params: dict[str, Any], where: str) -> None:
-    _check_kriging("ok", params, where)
 
 
 def _check_rk(params: dict[str, Any], where: str) -> None:
@@ -412,31 +219,6 @@ def _check_rk(params: dict[str, Any], where: str) -> None:
         _mapping(params.get("kriging"), f"{where}.kriging", "rk", "ok parameters"),
         f"{where}.kriging",
     )
-
-
-def _check_spectral(params: dict[str, Any], where: str) -> None:
-    from geohm.models.spectral import SpectralResNetRegressor
-
-    # 'preprocess' builds steps before the net (geohm.spectra, arrays of spectra, not
-    # a model): geohm.training.check_model_config checks it.
-    _check(
-        SpectralResNetRegressor,
-        "spectral-resnet",
-        {k: v for k, v in params.items() if k != "preprocess"},
-        where,
-        cross=lambda m: m._check_params(tuple(m.freeze)),
-    )
-
-
-def _classifier_check(name: str) -> Callable[[dict[str, Any], str], None]:
-    def check(params: dict[str, Any], where: str) -> None:
-        if params:
-            raise ConfigError(
-                f"{where}.{next(iter(params))}: model '{name}' takes no parameters (it tunes "
-                f"its own by grid search); remove '{where}'"
-            )
-
-    return check
 
 
 def _check_auto(params: dict[str, Any], where: str) -> None:
