@@ -363,54 +363,19 @@ def fit_model(
         features = cube_columns
     Xtr, ytr = X.iloc[train], y.to_numpy()[train]
     estimator.fit(Xtr, ytr)
-    if not entry.needs_source:
-        sel = estimator.named_steps.get("select", "passthrough")
-        if sel != "passthrough":
-            rep["selection"] = sel.scores_
-            rep["features"] = list(sel.selected_)
-        else:
-            rep["features"] = features
-    else:
-        rep["features"] = features
-        model = estimator.named_steps["model"]
-        model = getattr(model, "regressor_", model)
-        rep["transfer"] = {
-            "beta0": float(model.beta0_),
-            "beta": float(model.beta_),
-            "retrain_epochs": int(model.n_epochs_),
-            "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
-        }
-
+    rep.update(_fitted_report(entry, estimator, features))
     samples = pd.DataFrame(index=ids)
     samples[f"{target}_observed"] = y.to_numpy()
     samples[f"{target}_split"] = "train"
     samples.iloc[test, samples.columns.get_loc(f"{target}_split")] = "test"
-    if len(test):
-        pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
-        rep["test"] = with_null(metrics(y.to_numpy()[test], pred), y.to_numpy()[test], ytr.mean())
-        col = np.full(len(y), np.nan)
-        col[test] = pred
-        samples[f"{target}_test_predicted"] = col  # positional: ids need not be unique here
-        if source_only is not None:
-            rep["source"]["test_source_only"] = metrics(
-                y.to_numpy()[test], np.maximum(source_only.predict(X.iloc[test]), 0.0)
-            )
-    else:
-        rep["test"] = None
+    rep["test"] = _test_scores(estimator, X, y, train, test, samples, target)
+    if source_only is not None and len(test):
+        rep["source"]["test_source_only"] = metrics(
+            y.to_numpy()[test], np.maximum(source_only.predict(X.iloc[test]), 0.0)
+        )
     oof = None
     gtr = groups[train]
-    folds = min(val.cv_folds, int(np.unique(gtr).size))
-    if val.cv_folds < 2:
-        skipped.append("cross-validation off (validation.cv_folds: 0)")
-    elif folds < 2:
-        skipped.append(
-            f"cross-validation skipped: the training set has {np.unique(gtr).size} location(s)"
-        )
-    elif folds < val.cv_folds:
-        skipped.append(
-            f"validation.cv_folds is {val.cv_folds} but the training set has only {folds} "
-            f"locations: {folds}-fold cross-validation used"
-        )
+    folds = _cv_folds(val.cv_folds, gtr, skipped)
     if folds >= 2:
         cv = cross_validate(estimator, Xtr, ytr, folds=folds, seed=val.seed, groups=gtr)
         col = np.full(len(y), np.nan)
@@ -438,15 +403,85 @@ def fit_model(
     if warning:
         rep["warnings"] = [warning]
         log.warning("%s", warning)
-    required = None
+    required = _required_inputs(cfg, entry, rep, features, cube_columns)
+    return FittedTarget(estimator, features, rep, samples, required, interval)
+
+
+def _fitted_report(entry: ModelEntry, estimator: Any, features: list[str]) -> dict[str, Any]:
+    """What the fitted pipeline chose: its factors (and screening scores) or transfer."""
+    if entry.needs_source:
+        model = estimator.named_steps["model"]
+        model = getattr(model, "regressor_", model)
+        return {
+            "features": features,
+            "transfer": {
+                "beta0": float(model.beta0_),
+                "beta": float(model.beta_),
+                "retrain_epochs": int(model.n_epochs_),
+                "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
+            },
+        }
+    sel = estimator.named_steps.get("select", "passthrough")
+    if sel != "passthrough":
+        return {"selection": sel.scores_, "features": list(sel.selected_)}
+    return {"features": features}
+
+
+def _test_scores(
+    estimator: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    train: np.ndarray,
+    test: np.ndarray,
+    samples: pd.DataFrame,
+    target: str,
+) -> dict[str, Any] | None:
+    """Hold-out scores (mg/kg, with skill against the training mean); None without a test set.
+
+    The test predictions go into ``samples`` (``<target>_test_predicted``).
+    """
+    if not len(test):
+        return None
+    pred = np.maximum(estimator.predict(X.iloc[test]), 0.0)
+    col = np.full(len(y), np.nan)
+    col[test] = pred
+    samples[f"{target}_test_predicted"] = col  # positional: ids need not be unique here
+    y_all = y.to_numpy()
+    return with_null(metrics(y_all[test], pred), y_all[test], y_all[train].mean())
+
+
+def _cv_folds(asked: int, groups: np.ndarray, skipped: list[str]) -> int:
+    """Folds of the random CV: at most one per training location (why fewer: ``skipped``)."""
+    n = int(np.unique(groups).size)
+    folds = min(asked, n)
+    if asked < 2:
+        skipped.append("cross-validation off (validation.cv_folds: 0)")
+    elif folds < 2:
+        skipped.append(f"cross-validation skipped: the training set has {n} location(s)")
+    elif folds < asked:
+        skipped.append(
+            f"validation.cv_folds is {asked} but the training set has only {folds} "
+            f"locations: {folds}-fold cross-validation used"
+        )
+    return folds
+
+
+def _required_inputs(
+    cfg: SceneConfig,
+    entry: ModelEntry,
+    rep: dict[str, Any],
+    features: list[str],
+    cube_columns: list[str],
+) -> list[str] | None:
+    """The inputs that must be valid for a pixel to be mapped (None: all the features)."""
     if entry.inputs == "coordinates":
         # Kriging needs only x, y, but maps the same pixels as the other models: where
         # every input layer is valid (the study area), not the whole grid rectangle.
-        required = cube_columns
-    elif rep.get("selection") and not entry.needs_source:
+        return cube_columns
+    if rep.get("selection") and not entry.needs_source:
         categorical = [n for n, c in cfg.covariates.items() if c.categorical]
-        required = source_columns(rep["features"], features, categorical)
-    return FittedTarget(estimator, features, rep, samples, required, interval)
+        return source_columns(rep["features"], features, categorical)
+    return None
 
 
 #: The interval method of each predictive distribution of the model registry.
