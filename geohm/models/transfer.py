@@ -70,128 +70,13 @@ from sklearn.utils.validation import NotFittedError, check_is_fitted, check_X_y
 from geohm.models.base import GeohmEstimator
 from geohm.models.gabp import GABPRegressor, _torch_device
 from geohm.models.lm import forward_nets, single_threaded
+from geohm.models.retrain import retrain_transfer
 
-__all__ = ["TransferGABPRegressor"]
+__all__ = ["TransferGABPRegressor", "retrain_transfer"]
 
 _DTYPE = torch.float64
 _SEED_MAX = 2**31 - 1
 #: Gradient clipping of the retraining (weight-space norm, scaled units).
-_MAX_GRAD_NORM = 1.0
-
-
-def retrain_transfer(
-    source_weights: np.ndarray,
-    beta0: np.ndarray,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    masks: np.ndarray,
-    *,
-    hidden: int,
-    activation: str,
-    epochs: int,
-    learning_rate: float,
-    momentum: float,
-    snapshot_every: int = 0,
-    max_grad_norm: float | None = _MAX_GRAD_NORM,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Retrain ``M`` transferred nets at once by full-batch gradient descent.
-
-    Net ``m`` has weights ``W_T[m] = beta[m] * W_S* + D[m]`` with ``beta[m]`` starting
-    at ``beta0[m]`` and ``D[m]`` at 0, and minimises the MSE over the rows where
-    ``masks[m]`` is true. The update is gradient descent with heavy-ball momentum,
-    ``v <- momentum * v - learning_rate * g``, ``theta <- theta + v``, on
-    ``theta = (beta, D)``; ``momentum = 0`` is plain gradient descent. The nets are
-    independent: one batched forward/backward pass trains them all.
-
-    A change ``d beta`` moves ``W_T`` by ``d beta * W_S*``, so a source net with large
-    weights (members of a source ensemble reach 10-20) makes the step along ``W_S*``
-    ``|W_S*|^2`` times that of the same gradient on ``D`` and the descent diverges. Each
-    net's step is therefore clipped (Pascanu et al. 2013) to a gradient of norm
-    ``max_grad_norm`` measured in weight space, ``sqrt(|W_S*|^2 g_beta^2 + |g_D|^2)``.
-
-    Parameters
-    ----------
-    source_weights : ndarray of shape (n_params,) or (M, n_params)
-        ``W_S*``: one for all nets, or one per net (an ensemble's members).
-    beta0 : ndarray of shape (M,)
-        Start of ``beta`` for each net.
-    X : Tensor of shape (n, n_in)
-        Scaled inputs.
-    y : Tensor of shape (n,)
-        Scaled targets.
-    masks : ndarray of bool, shape (M, n)
-        Training rows of each net.
-    hidden, activation
-        Net shape, as in :func:`geohm.models.gabp.forward_nets`.
-    epochs : int
-        Gradient steps.
-    learning_rate, momentum : float
-        Step size and momentum.
-    snapshot_every : int
-        Keep the weights of every net every this many steps (0: only at the end).
-    max_grad_norm : float or None
-        Longest gradient (weight-space norm, scaled units) of a step; None: unclipped.
-
-    Returns
-    -------
-    beta : ndarray of shape (M,)
-        Final ``beta`` of each net.
-    weights : ndarray of shape (M, n_params)
-        Final ``W_T`` of each net.
-    history : ndarray of shape (epochs + 1, M)
-        Training MSE (scaled units) of each net before each step and at the end.
-    snapshots : ndarray of shape (n_snapshots, M, n_params)
-        ``W_T`` after 0, ``snapshot_every``, 2 ``snapshot_every``, ... steps (the last
-        one is always after ``epochs`` steps).
-    beta_snapshots : ndarray of shape (n_snapshots, M)
-        ``beta`` at the same steps.
-    """
-    device = X.device
-    ws = torch.as_tensor(np.atleast_2d(source_weights), dtype=_DTYPE, device=device)
-    ws_norm2 = (ws**2).sum(dim=1).clamp(min=1e-12)
-    beta = torch.tensor(beta0, dtype=_DTYPE, device=device, requires_grad=True)
-    delta = torch.zeros(len(beta0), ws.shape[1], dtype=_DTYPE, device=device, requires_grad=True)
-    m = torch.as_tensor(masks, dtype=_DTYPE, device=device)
-    counts = m.sum(dim=1).clamp(min=1.0)
-    v_beta, v_delta = torch.zeros_like(beta), torch.zeros_like(delta)
-    history = []
-    snapshots = []
-    beta_snapshots = []
-
-    def losses() -> torch.Tensor:
-        w = beta[:, None] * ws + delta
-        out = forward_nets(w, X, hidden=hidden, activation=activation)
-        return (m * (out - y) ** 2).sum(dim=1) / counts
-
-    for epoch in range(epochs):
-        if snapshot_every and epoch % snapshot_every == 0:
-            with torch.no_grad():
-                snapshots.append((beta[:, None] * ws + delta).cpu().numpy())
-                beta_snapshots.append(beta.detach().cpu().numpy().copy())
-        loss = losses()
-        history.append(loss.detach().cpu().numpy())
-        g_beta, g_delta = torch.autograd.grad(loss.sum(), (beta, delta))
-        with torch.no_grad():
-            if max_grad_norm is not None:
-                norm = torch.sqrt(g_beta**2 * ws_norm2 + (g_delta**2).sum(dim=1))
-                clip = (max_grad_norm / norm.clamp(min=max_grad_norm)).nan_to_num(0.0)
-                g_beta, g_delta = g_beta * clip, g_delta * clip[:, None]
-            v_beta.mul_(momentum).sub_(learning_rate * g_beta)
-            v_delta.mul_(momentum).sub_(learning_rate * g_delta)
-            beta.add_(v_beta)
-            delta.add_(v_delta)
-    with torch.no_grad():
-        history.append(losses().cpu().numpy())
-        weights = beta[:, None] * ws + delta
-    snapshots.append(weights.cpu().numpy())
-    beta_snapshots.append(beta.detach().cpu().numpy().copy())
-    return (
-        beta.detach().cpu().numpy(),
-        weights.cpu().numpy(),
-        np.asarray(history),
-        np.asarray(snapshots),
-        np.asarray(beta_snapshots),
-    )
 
 
 class TransferGABPRegressor(RegressorMixin, GeohmEstimator):
@@ -467,18 +352,8 @@ class TransferGABPRegressor(RegressorMixin, GeohmEstimator):
 
         Xt = source._scale_X(torch.tensor(X, dtype=_DTYPE, device=device))
         yt = torch.tensor(source._scale_y(y), dtype=_DTYPE, device=device)
-        # One batch of nets, indexed [member, beta0, fold]: per member and beta0, one
-        # net per inner-CV fold of the member's own shuffle, then one on all samples.
-        folds: list[list[np.ndarray]] = []
-        if n_splits >= 2:
-            for _ in range(n_members):
-                kfold = KFold(n_splits, shuffle=True, random_state=rng.randint(_SEED_MAX))
-                folds.append([test for _, test in kfold.split(X)])
-        n_per = n_splits + 1 if folds else 1
-        masks = np.ones((n_members, grid.size, n_per, n), dtype=bool)
-        for m, member_folds in enumerate(folds):
-            for k, test in enumerate(member_folds):
-                masks[m, :, k, test] = False
+        folds, masks = _fold_masks(X, n_members, n_splits, grid.size, rng)
+        n_per = masks.shape[2]
         step = self.epoch_step if self.select_epochs and folds else 0
         with single_threaded():
             _, _, history, snaps, beta_snaps = retrain_transfer(
@@ -504,34 +379,7 @@ class TransferGABPRegressor(RegressorMixin, GeohmEstimator):
         beta_snaps = beta_snaps.reshape(n_snaps, n_members, grid.size, n_per)
         history = history.reshape(-1, n_members, grid.size, n_per)
 
-        cv_curve: dict[float, np.ndarray] = {}
-        if folds:
-            with torch.no_grad():
-                out = forward_nets(
-                    torch.as_tensor(snaps[:, :, :, :-1].reshape(-1, snaps.shape[-1])),
-                    Xt,
-                    hidden=source.hidden,
-                    activation=source.activation,
-                )
-            # (snapshot, member, beta0, fold, row) predictions in target units
-            pred = source._unscale_y(out.cpu().numpy()).reshape(
-                n_snaps, n_members, grid.size, n_splits, n
-            )
-            oof = np.empty((n_snaps, n_members, grid.size, n))
-            for m, member_folds in enumerate(folds):
-                for k, test in enumerate(member_folds):
-                    oof[:, m][:, :, test] = pred[:, m, :, k][:, :, test]
-            # the ensemble's out-of-fold prediction: the members' mean
-            rmse = np.sqrt(np.mean((oof.mean(axis=1) - y) ** 2, axis=-1))  # (snap, beta0)
-            rmse = np.where(np.isfinite(rmse), rmse, np.inf)
-            cv_curve = {float(b): rmse[:, g] for g, b in enumerate(grid)}
-            cv_scores = {b: float(np.min(c)) for b, c in cv_curve.items()}
-            best = int(np.argmin(list(cv_scores.values())))
-            snap = int(np.argmin(rmse[:, best]))
-        else:
-            cv_curve = {float(b): np.full(n_snaps, np.nan) for b in grid}
-            cv_scores = {b: float("nan") for b in cv_curve}
-            best, snap = 0, n_snaps - 1
+        cv_curve, cv_scores, best, snap = _choose(source, snaps, folds, Xt, y, grid)
         chosen = snaps[snap, :, best, -1]
         if not np.all(np.isfinite(chosen)):
             raise ValueError(
@@ -597,3 +445,69 @@ class TransferGABPRegressor(RegressorMixin, GeohmEstimator):
         """
         scaled = self._members_scaled(X).mean(axis=0)
         return self.source_estimator_._unscale_y(scaled)
+
+
+def _fold_masks(
+    X: np.ndarray, n_members: int, n_splits: int, n_beta: int, rng: Any
+) -> tuple[list[list[np.ndarray]], np.ndarray]:
+    """Inner-CV folds of each member and the training mask of every net of the batch.
+
+    One batch of nets, indexed [member, beta0, fold]: per member and beta0, one net per
+    inner-CV fold of the member's own shuffle, then one on all samples. Returns the
+    folds (test rows per member and fold; none when ``n_splits < 2``) and the
+    (member, beta0, net, row) boolean masks of the rows each net trains on.
+    """
+    n = X.shape[0]
+    folds: list[list[np.ndarray]] = []
+    if n_splits >= 2:
+        for _ in range(n_members):
+            kfold = KFold(n_splits, shuffle=True, random_state=rng.randint(_SEED_MAX))
+            folds.append([test for _, test in kfold.split(X)])
+    n_per = n_splits + 1 if folds else 1
+    masks = np.ones((n_members, n_beta, n_per, n), dtype=bool)
+    for m, member_folds in enumerate(folds):
+        for k, test in enumerate(member_folds):
+            masks[m, :, k, test] = False
+    return folds, masks
+
+
+def _choose(
+    source: Any,
+    snaps: np.ndarray,
+    folds: list[list[np.ndarray]],
+    Xt: torch.Tensor,
+    y: np.ndarray,
+    grid: np.ndarray,
+) -> tuple[dict[float, np.ndarray], dict[float, float], int, int]:
+    """beta0 and the retraining snapshot with the lowest inner-CV RMSE of the ensemble.
+
+    ``snaps`` is (snapshot, member, beta0, net, weights); the ensemble's out-of-fold
+    prediction is the members' mean. Returns the CV curve per beta0 (RMSE per snapshot,
+    target units), the best RMSE per beta0, the chosen beta0's index and snapshot
+    (the last snapshot and the first beta0 without folds).
+    """
+    n_snaps, n_members = snaps.shape[0], snaps.shape[1]
+    n = len(y)
+    if not folds:
+        curve = {float(b): np.full(n_snaps, np.nan) for b in grid}
+        return curve, {b: float("nan") for b in curve}, 0, n_snaps - 1
+    n_splits = len(folds[0])
+    with torch.no_grad():
+        out = forward_nets(
+            torch.as_tensor(snaps[:, :, :, :-1].reshape(-1, snaps.shape[-1])),
+            Xt,
+            hidden=source.hidden,
+            activation=source.activation,
+        )
+    # (snapshot, member, beta0, fold, row) predictions in target units
+    pred = source._unscale_y(out.cpu().numpy()).reshape(n_snaps, n_members, grid.size, n_splits, n)
+    oof = np.empty((n_snaps, n_members, grid.size, n))
+    for m, member_folds in enumerate(folds):
+        for k, test in enumerate(member_folds):
+            oof[:, m][:, :, test] = pred[:, m, :, k][:, :, test]
+    rmse = np.sqrt(np.mean((oof.mean(axis=1) - y) ** 2, axis=-1))  # (snap, beta0)
+    rmse = np.where(np.isfinite(rmse), rmse, np.inf)
+    curve = {float(b): rmse[:, g] for g, b in enumerate(grid)}
+    scores = {b: float(np.min(c)) for b, c in curve.items()}
+    best = int(np.argmin(list(scores.values())))
+    return curve, scores, best, int(np.argmin(rmse[:, best]))
