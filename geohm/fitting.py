@@ -39,6 +39,7 @@ from geohm.models.uncertainty import IntervalModel, Method, interval_model
 from geohm.preprocess import build_pipeline, iqr_outliers, log_target, source_columns
 from geohm.sampling import SampleTable
 from geohm.selection import CorrelationVIFSelector
+from geohm.spatialcv import block_folds
 from geohm.spectra import spectral_preprocessors
 
 __all__ = [
@@ -592,18 +593,8 @@ def spatial_folds(
 ) -> tuple[np.ndarray | None, float]:
     """The spatial block fold of each training sample, and the block size (m).
 
-    The block is ``validation.block_size``, by default the variogram range of the target;
-    a block size leaving fewer blocks than folds is halved until it fits (folds None when
-    it never does). The spatial CV and ``auto``'s scoring use these same folds.
+    :func:`geohm.spatialcv.block_folds` with ``validation.block_size`` and ``seed``; the
+    spatial CV and ``auto``'s scoring use these same folds.
     """
-    from geohm.spatialcv import default_block_size, spatial_block_folds
-
     val = cfg.validation
-    block = val.block_size or default_block_size(xy, y, random_state=val.seed)
-    for _ in range(12):
-        try:
-            fold = spatial_block_folds(xy, n_splits=folds, block_size=block, random_state=val.seed)
-            return fold, float(block)
-        except ValueError:  # fewer occupied blocks than folds
-            block /= 2
-    return None, float(block)
+    return block_folds(xy, y, folds, block_size=val.block_size, seed=val.seed)

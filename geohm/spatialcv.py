@@ -24,7 +24,13 @@ import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import check_random_state
 
-__all__ = ["SpatialBlockKFold", "block_ids", "default_block_size", "spatial_block_folds"]
+__all__ = [
+    "block_folds",
+    "SpatialBlockKFold",
+    "block_ids",
+    "default_block_size",
+    "spatial_block_folds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -314,3 +320,43 @@ class SpatialBlockKFold(BaseCrossValidator):
         for k in range(self.get_n_splits()):
             test = folds == k
             yield np.flatnonzero(~test), np.flatnonzero(test)
+
+
+def block_folds(
+    xy: np.ndarray,
+    y: np.ndarray,
+    folds: int,
+    *,
+    block_size: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray | None, float]:
+    """The spatial block fold of each sample, and the block size (map units, metres).
+
+    Parameters
+    ----------
+    xy : numpy.ndarray
+        (n, 2) sample coordinates in a projected CRS.
+    y : numpy.ndarray
+        (n,) target values (mg/kg), for the default block size.
+    folds : int
+        Number of folds.
+    block_size : float, optional
+        Block side; default: the variogram range of ``y`` (:func:`default_block_size`).
+    seed : int
+        Seed of the block-to-fold assignment.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray or None, float)
+        The fold of each sample and the block size used: a block size leaving fewer
+        occupied blocks than folds is halved until it fits (folds None when it never
+        does).
+    """
+    block = block_size or default_block_size(xy, y, random_state=seed)
+    for _ in range(12):
+        try:
+            fold = spatial_block_folds(xy, n_splits=folds, block_size=block, random_state=seed)
+            return fold, float(block)
+        except ValueError:  # fewer occupied blocks than folds
+            block /= 2
+    return None, float(block)
