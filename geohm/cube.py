@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 import dask.array
@@ -20,7 +20,7 @@ import xarray as xr
 
 from geohm.errors import ConfigError, GridError, InputError
 from geohm.indices import INDEX_BANDS, INDEX_NAMES, index_array
-from geohm.io.reading import TILE, read_block
+from geohm.io.reading import TILE, read_block, window_index
 from geohm.terrain import TerrainWindows
 
 __all__ = [
@@ -313,6 +313,10 @@ class WindowSource:
         Reads windows of ``dem`` directly.
     layer_readers : mapping of str to WindowReader, optional
         Covariate or extra layer name -> reads windows of that layer directly.
+    owned_readers : collection of str, optional
+        The layer readers :meth:`close` closes; default: every reader given. Readers
+        shared with other sources or lazy layers (the scene's tile readers) are left
+        open: closing them under another thread's read would fail that read.
 
     Attributes
     ----------
@@ -338,6 +342,7 @@ class WindowSource:
         extra: Mapping[str, xr.DataArray] | None = None,
         dem_reader: WindowReader | None = None,
         layer_readers: Mapping[str, WindowReader] | None = None,
+        owned_readers: Collection[str] | None = None,
     ) -> None:
         covariates = dict(covariates or {})
         extra = dict(extra or {})
@@ -416,6 +421,7 @@ class WindowSource:
             self._check_reader(reader, f"layer '{name}'")
             if name in self._layers:  # covariates no feature uses are never read
                 self._readers[name] = reader
+        self._owned = None if owned_readers is None else set(owned_readers)
         self._dem_reader = None
         if dem_reader is not None:
             if dem is None:
@@ -502,14 +508,13 @@ class WindowSource:
         """The grid's affine transform (pixel to map coordinates)."""
         return self._georef.rio.transform()
 
-    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
-        """``source[features, rows, cols]`` with slices of step 1 (what dask asks for)."""
-        fs, ys, xs = key
-        r0, r1, _ = ys.indices(self.shape[0])
-        c0, c1, _ = xs.indices(self.shape[1])
-        if r1 <= r0 or c1 <= c0:
-            return np.empty((len(self.features), 0, 0), dtype=np.float32)[fs]
-        return self.read(r0, c0, r1 - r0, c1 - c0)[fs]
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """``source[features, rows, cols]``: numpy basic or integer-array indexing.
+
+        What dask asks for (slices of any step, integers, integer arrays); only the
+        bounding box of the rows and columns is read.
+        """
+        return window_index(self.read, self.shape, key, lead=1)
 
     @property
     def dtype(self) -> np.dtype:
@@ -555,9 +560,10 @@ class WindowSource:
             )
 
     def close(self) -> None:
-        """Close the window readers (those that can be closed)."""
-        readers = list(self._readers.values())
-        if self._dem_reader is not None:
+        """Close the window readers this source owns (those that can be closed)."""
+        owned = self._owned
+        readers = [r for n, r in self._readers.items() if owned is None or n in owned]
+        if self._dem_reader is not None and owned is None:
             readers.append(self._dem_reader)
         for reader in readers:
             close = getattr(reader, "close", None)
@@ -580,7 +586,7 @@ class _Shaped:
         self.dtype = source.dtype
         self.ndim = 3
 
-    def __getitem__(self, key: tuple[slice, slice, slice]) -> np.ndarray:
+    def __getitem__(self, key: Any) -> np.ndarray:
         return self.source[key]
 
 

@@ -436,8 +436,9 @@ def _window_values(cube: xr.DataArray | WindowSource, rr: np.ndarray, cc: np.nda
     """(point, feature, k) values of the cube at rows ``rr`` and columns ``cc`` (point, k).
 
     From a window source: one read per tile of :data:`~geohm.io.reading.TILE` pixels that
-    holds points (the box around its points), so scattered points cost one small read
-    each and clustered ones share it. From a DataArray: vectorised point-wise selection
+    holds points (the box around its points, at most a tile and the window): points in
+    different tiles cost one small read each, points in one tile share a read. The
+    values do not depend on the window read. From a DataArray: vectorised point-wise selection
     (only the chunks under the points are read).
     """
     if not isinstance(cube, WindowSource):

@@ -607,3 +607,18 @@ def test_the_lazy_cube_is_the_window_source_chunk_by_chunk(landsat_case) -> None
     assert lazy.rio.crs == refl.rio.crs
     assert _same(read_block(lazy), read_block(_whole_grid_cube(refl, feats, **kw)))
     assert _same(read_block(lazy[:, 5:17, 3:40]), read_block(lazy)[:, 5:17, 3:40])
+    # Integer, stepped, reversed and empty indexing reach the source's reads through
+    # dask's getter (a point, a row, every other pixel): numpy's results, shapes included.
+    whole = read_block(lazy)
+    for key in [
+        (slice(None), 3, 7),
+        (2, slice(None), -1),
+        (slice(None), slice(None, None, 3), slice(4, None, 2)),
+        (slice(None), slice(None, None, -1), 5),
+        (slice(None), slice(6, 6), slice(None)),
+    ]:
+        got = lazy[key].values
+        assert got.shape == whole[key].shape and _same(got, whole[key]), key
+    assert _same(lazy.isel(x=3, y=4).values, whole[:, 4, 3])
+    dem = open_aligned(landsat_case["paths"]["dem"], landsat_case["grid"])
+    assert _same(dem.isel(x=2).values, read_block(dem)[:, 2])

@@ -42,6 +42,7 @@ __all__ = [
     "raster_grid",
     "read_block",
     "read_overview",
+    "window_index",
 ]
 
 #: Side (pixels) of the tiles every warped layer is read in, and the chunk size of the
@@ -57,6 +58,50 @@ def _open_error(path: str | os.PathLike[str], exc: Exception, what: str) -> Inpu
         f"{what} '{p}' cannot be read as a raster ({exc}); it may be corrupt or truncated: "
         "download or export it again."
     )
+
+
+def index_span(k: Any, n: int) -> tuple[int, int, Any]:
+    """The cells ``[lo, hi)`` to read for one axis index ``k``, and the index after.
+
+    Returns ``(lo, hi, local)`` for an axis of ``n`` cells: ``local`` is applied to the
+    cells read (an int drops the axis).
+    """
+    if isinstance(k, slice) and k.step in (None, 1):
+        lo, hi, _ = k.indices(n)
+        hi = max(hi, lo)
+        return lo, hi, slice(0, hi - lo)
+    idx = np.arange(n)[k]
+    if idx.ndim == 0:
+        return int(idx), int(idx) + 1, 0
+    if idx.size == 0:
+        return 0, 0, slice(0, 0)
+    lo, hi = int(idx.min()), int(idx.max()) + 1
+    return lo, hi, idx - lo
+
+
+def window_index(read: Any, shape: tuple[int, int], key: Any, lead: int = 0) -> np.ndarray:
+    """Index a window source like an array of ``lead`` leading axes + ``shape``.
+
+    ``read(row_off, col_off, rows, cols)`` returns ``(..., rows, cols)``; ``key`` indexes
+    the two spatial axes (after ``lead`` leading ones, indexed whole here), with slices
+    of any step, integers or integer arrays. Only the bounding box is read.
+    """
+    if not isinstance(key, tuple):
+        key = (key,)
+    key = key + (slice(None),) * (lead + 2 - len(key))
+    (r0, r1, ly), (c0, c1, lx) = (
+        index_span(key[lead], shape[0]),
+        index_span(key[lead + 1], shape[1]),
+    )
+    if r1 > r0 and c1 > c0:
+        block = read(r0, c0, r1 - r0, c1 - c0)
+    else:
+        block = read(0, 0, 1, 1)[..., :0, :0]
+        block = np.empty((*block.shape[:-2], r1 - r0, c1 - c0), dtype=np.float32)
+    block = block[(slice(None),) * lead + (ly,)]
+    x_axis = lead + (0 if isinstance(ly, int) else 1)
+    block = block[(slice(None),) * x_axis + (lx,)]
+    return block[key[:lead]] if lead else block
 
 
 def _block_error(exc: Exception, what: str) -> InputError:
@@ -394,15 +439,14 @@ class AlignedRaster:
                 ]
         return out
 
-    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
-        """``reader[rows, cols]`` with two slices of step 1 (what dask asks for)."""
-        ys, xs = key
-        height, width = self.grid.shape
-        r0, r1, _ = ys.indices(height)
-        c0, c1, _ = xs.indices(width)
-        if r1 <= r0 or c1 <= c0:
-            return np.empty((max(r1 - r0, 0), max(c1 - c0, 0)), dtype=np.float32)
-        return self.read(r0, c0, r1 - r0, c1 - c0)
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """``reader[rows, cols]``: numpy basic or integer-array indexing of the grid.
+
+        What dask asks for: slices (of any step), integers (``isel(x=3)`` folded into the
+        read), integer arrays. The bounding box of the rows and columns is read, then
+        indexed.
+        """
+        return window_index(self.read, self.grid.shape, key)
 
     def lazy(self) -> xr.DataArray:
         """The layer as a lazy (y, x) float32 DataArray on the grid (chunks = tiles)."""

@@ -76,7 +76,6 @@ __all__ = ["TransferGABPRegressor", "retrain_transfer"]
 
 _DTYPE = torch.float64
 _SEED_MAX = 2**31 - 1
-#: Gradient clipping of the retraining (weight-space norm, scaled units).
 
 
 class TransferGABPRegressor(RegressorMixin, GeohmEstimator):

@@ -370,4 +370,5 @@ def window_source(
         extra=extra,
         dem_reader=inputs.readers.get(None) if inputs.dem is not None else None,
         layer_readers=readers,
+        owned_readers=list(extra),  # the scene's tile readers stay open: shared
     )
