@@ -141,7 +141,7 @@ def synthetic_cases(work: Path, seeds: int, size: int) -> list[dict[str, Any]]:
 def score_synthetic(case: dict[str, Any], params: dict[str, Any], n_train: int) -> dict:
     """RMSE / null RMSE on the 16-sample split and in 5-fold CV on the source year."""
     seed, target, feats = case["seed"], case["target"], case["features"]
-    pipe = model_pipeline(_with_model(case["base"], params, seed), feats)
+    pipe = model_pipeline(_with_model(case["base"], params, seed).fit_spec(), feats)
     table = case["table"]
     order = np.random.default_rng(1000 + seed).permutation(len(table.X))  # transfer.py's
     train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
@@ -174,7 +174,7 @@ def score_meuse(params: dict[str, Any], reps: int) -> list[dict[str, Any]]:
     inputs, cube, _ = build_cube(cfg, cfg.features, coordinates=True)
     table, _ = sample_points(cfg, inputs, cube)
     columns = list(table.X.columns)
-    pipe = model_pipeline(cfg, columns)
+    pipe = model_pipeline(cfg.fit_spec(), columns)
     rows = []
     for metal in ("copper", "lead", "zinc", "cadmium"):
         y = table.y[metal].to_numpy(dtype=float)

@@ -117,9 +117,9 @@ def evaluate(
     cfg: SceneConfig, X: pd.DataFrame, y: np.ndarray, reps: int, folds: int
 ) -> list[dict[str, float]]:
     """Metrics of the pooled out-of-fold predictions, one dict per repetition."""
-    columns = model_columns(cfg, [c for c in X.columns if c in _cube_columns(cfg, X)])
+    columns = model_columns(cfg.fit_spec(), [c for c in X.columns if c in _cube_columns(cfg, X)])
     Xm = X[columns]
-    pipe = model_pipeline(cfg, columns)
+    pipe = model_pipeline(cfg.fit_spec(), columns)
     out = []
     for rep in range(reps):
         oof = np.empty_like(y)
@@ -132,8 +132,8 @@ def evaluate(
 
 def coverage(cfg: SceneConfig, X: pd.DataFrame, y: np.ndarray, folds: int) -> dict[str, Any]:
     """Nested-CV calibration of the 90 % intervals geohm maps for this model."""
-    columns = model_columns(cfg, [c for c in X.columns if c in _cube_columns(cfg, X)])
-    pipe = model_pipeline(cfg, columns)
+    columns = model_columns(cfg.fit_spec(), [c for c in X.columns if c in _cube_columns(cfg, X)])
+    pipe = model_pipeline(cfg.fit_spec(), columns)
     return cross_validate_interval(
         pipe,
         X[columns],

@@ -120,7 +120,7 @@ def child_fit(demo: Path, models_path: Path) -> dict[str, Any]:
             inputs, cube, features = build_cube(cfg, cfg.features)
             table, _ = sample_points(cfg, inputs, cube)
             t = time.perf_counter()
-            fitted = fit_target(cfg, table, TARGET)
+            fitted = fit_target(cfg.fit_spec(), table, TARGET)
             out[key] = {
                 "estimator": fitted.estimator,
                 "features": fitted.features,

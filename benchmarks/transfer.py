@@ -131,7 +131,7 @@ def run_seed(
             }
         )
         t = time.perf_counter()
-        tr = fit_target(cfg, _subset(table, train), target, source=source)
+        tr = fit_target(cfg.fit_spec(), _subset(table, train), target, source=source)
         timings["Tr-GA-BP"] = time.perf_counter() - t
         feats = tr.features
         fitted["Tr-GA-BP"] = tr
@@ -158,7 +158,7 @@ def run_seed(
                 }
             )
             t = time.perf_counter()
-            fitted[name] = fit_target(c, tab, target)
+            fitted[name] = fit_target(c.fit_spec(), tab, target)
             timings[name] = time.perf_counter() - t
         test_X = table.X.iloc[test]
         test_y = table.y[target].to_numpy()[test]

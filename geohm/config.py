@@ -22,6 +22,7 @@ from geohm.models.registry import model_entry, model_names
 
 __all__ = [
     "CovariateSpec",
+    "FitSpec",
     "HyperspectralSpec",
     "ModelSpec",
     "OutputSpec",
@@ -309,6 +310,42 @@ class OutputSpec(_Strict):
     )
 
 
+class FitSpec(_Strict):
+    """What fitting and validating a target needs of a scene config, and nothing more.
+
+    The layers below the pipeline (:mod:`geohm.fitting`, :mod:`geohm.training`) see this
+    small spec, never the whole :class:`SceneConfig` (its inputs, outputs and risk block
+    are not theirs). Made by :meth:`SceneConfig.fit_spec`.
+
+    Attributes
+    ----------
+    name : str
+        The scene's name (starts messages).
+    model, selection, preprocess, spatial_features, validation, classification
+        The scene config's blocks of the same names.
+    features : "auto" or list of str
+        The factors asked for (``x``, ``y`` among them ask for the coordinates).
+    categorical : list of str
+        Covariates that are class codes (one-hot, never scaled).
+    uncertainty : bool
+        Whether prediction intervals are built (``output.uncertainty``).
+    has_source : bool
+        Whether a ``source:`` year (imagery and samples) is given.
+    """
+
+    name: str = "scene"
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    selection: SelectionSpec = Field(default_factory=SelectionSpec)
+    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
+    spatial_features: SpatialFeaturesSpec = Field(default_factory=SpatialFeaturesSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
+    features: Literal["auto"] | list[str] = "auto"
+    categorical: list[str] = Field(default_factory=list)
+    uncertainty: bool = True
+    has_source: bool = False
+
+
 class SceneConfig(_ImagerySpec):
     """One scene job (see ``design.md`` for the contract)."""
 
@@ -333,6 +370,30 @@ class SceneConfig(_ImagerySpec):
     risk: RiskSpec | None = None
     classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+
+    def fit_spec(self) -> FitSpec:
+        """The part of this config that fitting and validating a target needs.
+
+        Returns
+        -------
+        FitSpec
+            Model, selection, preprocessing, spatial features, validation and
+            classification settings, the categorical covariates, whether intervals are
+            built and whether a source year is given.
+        """
+        return FitSpec(
+            name=self.name,
+            model=self.model,
+            selection=self.selection,
+            preprocess=self.preprocess,
+            spatial_features=self.spatial_features,
+            validation=self.validation,
+            classification=self.classification,
+            features=self.features,
+            categorical=[n for n, c in self.covariates.items() if c.categorical],
+            uncertainty=self.output.uncertainty,
+            has_source=self.source is not None,
+        )
 
     @model_validator(mode="after")
     def _has_grid(self) -> SceneConfig:

@@ -20,7 +20,7 @@ import pandas as pd
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from geohm.config import SceneConfig
+from geohm.config import FitSpec
 from geohm.cube import spectral_columns
 from geohm.errors import ConfigError, SampleError
 from geohm.evaluate import (
@@ -84,15 +84,15 @@ class FittedTarget:
     interval: IntervalModel | None = None
 
 
-def _selector(cfg: SceneConfig, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:
-    s = cfg.selection
+def _selector(spec: FitSpec, force: tuple[str, ...] = ()) -> CorrelationVIFSelector | None:
+    s = spec.selection
     if s.method == "none":
         return None
     keep = tuple(dict.fromkeys((*s.force, *force)))
     return CorrelationVIFSelector(max_p=s.max_p, max_vif=s.max_vif, force=keep)
 
 
-def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
+def model_columns(spec: FitSpec, columns: list[str]) -> list[str]:
     """The sample-table columns the configured model takes.
 
     Ordinary kriging takes the coordinates only; ``spectral-resnet`` the hyperspectral
@@ -104,7 +104,7 @@ def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
     ConfigError
         ``spectral-resnet`` without hyperspectral band features.
     """
-    entry = model_entry(cfg.model.name)
+    entry = model_entry(spec.model.name)
     if entry.inputs == "coordinates":
         return list(COORDS)
     if entry.inputs == "spectra":
@@ -119,19 +119,19 @@ def model_columns(cfg: SceneConfig, columns: list[str]) -> list[str]:
     return list(columns)
 
 
-def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
-    """The unfitted model pipeline of ``cfg`` for these sample-table columns.
+def model_pipeline(spec: FitSpec, columns: list[str]) -> Pipeline:
+    """The unfitted model pipeline of ``spec`` for these sample-table columns.
 
     Coordinates stay unscaled for kriging and buffer distances (metres); with
     ``spatial_features.buffer_distances`` a :class:`~geohm.models.spatial.BufferDistances`
     step before the model adds the distance to every training sample (RFsp).
     """
-    p = cfg.preprocess
-    entry = model_entry(cfg.model.name)
+    p = spec.preprocess
+    entry = model_entry(spec.model.name)
     if entry.inputs == "spectra":
-        return _spectral_pipeline(cfg)
+        return _spectral_pipeline(spec)
     kriging = entry.raw_coordinates
-    buffers = cfg.spatial_features.buffer_distances and not kriging
+    buffers = spec.spatial_features.buffer_distances and not kriging
     raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()
     if buffers and len(raw) < 2:
         raise ConfigError(
@@ -139,11 +139,11 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
             "features (set spatial_features.coordinates or list x and y in 'features')"
         )
     categorical = tuple(
-        name for name, cov in cfg.covariates.items() if cov.categorical and name in columns
+        name for name in spec.categorical if name in columns
     )
     pipe = build_pipeline(
-        make_regressor(cfg.model.name, cfg.model.params, random_state=cfg.validation.seed),
-        selector=_selector(cfg, force=raw) if entry.screening else None,
+        make_regressor(spec.model.name, spec.model.params, random_state=spec.validation.seed),
+        selector=_selector(spec, force=raw) if entry.screening else None,
         impute=p.impute,
         scale=p.scale,
         log=p.log_target,
@@ -157,7 +157,7 @@ def model_pipeline(cfg: SceneConfig, columns: list[str]) -> Pipeline:
     return pipe
 
 
-def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
+def _spectral_pipeline(spec: FitSpec) -> Pipeline:
     """The ``spectral-resnet`` pipeline: spectra, optional preprocessing, then the net.
 
     The spectra come in wavelength order; the preprocessing is ``model.params.preprocess``.
@@ -166,12 +166,12 @@ def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
     shape of the spectrum (the net standardises each wavelength itself). Only samples
     and pixels with every band valid are used.
     """
-    params = dict(cfg.model.params)
+    params = dict(spec.model.params)
     pipe = build_pipeline(
-        make_regressor(cfg.model.name, params, random_state=cfg.validation.seed),
+        make_regressor(spec.model.name, params, random_state=spec.validation.seed),
         impute="none",
         scale="none",
-        log=cfg.preprocess.log_target,
+        log=spec.preprocess.log_target,
     )
     # After "columns" (which names the spectra of a numpy table in wavelength order).
     pipe.steps[1:1] = spectral_preprocessors(params.get("preprocess"))
@@ -179,7 +179,7 @@ def _spectral_pipeline(cfg: SceneConfig) -> Pipeline:
 
 
 def _target_rows(
-    table: SampleTable, target: str, cfg: SceneConfig
+    table: SampleTable, target: str, spec: FitSpec
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str], np.ndarray]:
     """The samples with a value for ``target``, less the IQR outliers.
 
@@ -192,14 +192,14 @@ def _target_rows(
     X, y = table.X[has], table.y[target][has]
     groups = np.asarray(table.groups)[has]
     pos = np.flatnonzero(has)
-    if cfg.preprocess.outliers != "iqr":
+    if spec.preprocess.outliers != "iqr":
         return X, y, groups, [], pos
-    out = iqr_outliers(y.to_numpy(), k=cfg.preprocess.iqr_k)
+    out = iqr_outliers(y.to_numpy(), k=spec.preprocess.iqr_k)
     return X[~out], y[~out], groups[~out], [str(i) for i in y.index[out]], pos[~out]
 
 
 def source_model(
-    cfg: SceneConfig, source: SampleTable, target: str, *, source_cv: bool = True
+    spec: FitSpec, source: SampleTable, target: str, *, source_cv: bool = True
 ) -> tuple[Pipeline, list[str], dict[str, Any]]:
     """Screen factors, fit preprocessing and the source GA-BP net on the source year.
 
@@ -207,19 +207,19 @@ def source_model(
     factors it takes, and the source part of the report (with the source year's CV
     unless ``source_cv`` is off: ``auto`` scoring a candidate needs no report).
     """
-    p = cfg.preprocess
-    seed = cfg.validation.seed
-    Xs, ys, groups, removed, _ = _target_rows(source, target, cfg)
-    selector = _selector(cfg)
+    p = spec.preprocess
+    seed = spec.validation.seed
+    Xs, ys, groups, removed, _ = _target_rows(source, target, spec)
+    selector = _selector(spec)
     features = list(Xs.columns)
     rep: dict[str, Any] = {"n": int(len(ys)), "outliers_removed": removed}
     if selector is not None:
         selector.fit(Xs, ys)
         features = list(selector.selected_)
         rep["selection"] = selector.scores_
-    params = dict(cfg.model.params)
+    params = dict(spec.model.params)
     source_params = dict(params.get("source_params") or {})
-    source_name = model_entry(cfg.model.name).source_model
+    source_name = model_entry(spec.model.name).source_model
     assert source_name is not None
     source_pipe = build_pipeline(
         make_regressor(source_name, source_params, random_state=seed),
@@ -248,7 +248,7 @@ def source_model(
         )
         cv.pop("predictions")
         rep["cv"] = cv
-    transfer = make_regressor(cfg.model.name, params, random_state=seed)
+    transfer = make_regressor(spec.model.name, params, random_state=seed)
     transfer.set_params(source=FrozenEstimator(net))
     estimator = Pipeline(
         [
@@ -261,7 +261,7 @@ def source_model(
 
 
 def split_rows(
-    cfg: SceneConfig, table: SampleTable, target: str
+    spec: FitSpec, table: SampleTable, target: str
 ) -> tuple[pd.DataFrame, pd.Series, np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
     """The target's rows and the seeded hold-out split (train, test positions).
 
@@ -273,8 +273,8 @@ def split_rows(
     SampleError
         Fewer than :data:`MIN_TRAIN` training samples.
     """
-    val = cfg.validation
-    X, y, groups, removed, pos = _target_rows(table, target, cfg)
+    val = spec.validation
+    X, y, groups, removed, pos = _target_rows(table, target, spec)
     train, test = holdout_split(
         len(y), test_fraction=val.test_fraction, seed=val.seed, groups=groups
     )
@@ -290,7 +290,7 @@ def split_rows(
 
 
 def fit_model(
-    cfg: SceneConfig,
+    spec: FitSpec,
     table: SampleTable,
     target: str,
     entry: ModelEntry,
@@ -304,7 +304,7 @@ def fit_model(
 
     Parameters
     ----------
-    cfg : SceneConfig
+    spec : FitSpec
         Model (``model.name`` is the one reported), preprocessing, selection and
         validation settings.
     table : SampleTable
@@ -318,17 +318,17 @@ def fit_model(
         Source-year samples (required when ``entry.needs_source``).
     estimator : estimator, optional
         An unfitted estimator taking every column of ``table`` (``auto``'s stacked
-        ensemble); default: the pipeline of ``cfg``.
+        ensemble); default: the pipeline of ``spec``.
 
     Raises
     ------
     SampleError
         Too few samples to train.
     """
-    val = cfg.validation
-    X, y, groups, removed, pos, train, test = split_rows(cfg, table, target)
+    val = spec.validation
+    X, y, groups, removed, pos, train, test = split_rows(spec, table, target)
     ids = y.index
-    rep: dict[str, Any] = {"model": cfg.model.name, "outliers_removed": removed}
+    rep: dict[str, Any] = {"model": spec.model.name, "outliers_removed": removed}
     skipped: list[str] = []
     n_groups = int(np.unique(groups).size)
     rep["samples"] = {
@@ -347,7 +347,7 @@ def fit_model(
     if entry.needs_source:
         if source is None:
             raise SampleError(f"model '{entry.name}' needs the source year's samples")
-        estimator, features, src_rep = source_model(cfg, source, target)
+        estimator, features, src_rep = source_model(spec, source, target)
         source_only = src_rep.pop("source_only_estimator")
         rep["source"] = src_rep
         rep["selection"] = src_rep.get("selection")
@@ -357,9 +357,9 @@ def fit_model(
         ]
         X = X[features]
     elif estimator is None:
-        features = model_columns(cfg, cube_columns)
+        features = model_columns(spec, cube_columns)
         X = X[features]
-        estimator = model_pipeline(cfg, features)
+        estimator = model_pipeline(spec, features)
     else:
         features = cube_columns
     Xtr, ytr = X.iloc[train], y.to_numpy()[train]
@@ -384,7 +384,7 @@ def fit_model(
         samples[f"{target}_cv_predicted"] = col
         rep["cv"] = cv
         rep["cv_spatial"] = _spatial_cv(
-            cfg, estimator, Xtr, ytr, table.xy[pos[train]], folds, skipped
+            spec, estimator, Xtr, ytr, table.xy[pos[train]], folds, skipped
         )
     else:
         rep["cv"] = None
@@ -395,16 +395,16 @@ def fit_model(
         for note in skipped:
             log.warning("%s: %s", target, note)
     interval = None
-    if cfg.output.uncertainty:
+    if spec.uncertainty:
         interval, rep["uncertainty"] = _interval(
-            cfg, entry, estimator, Xtr, ytr, oof, X, y, test, groups=gtr
+            spec, entry, estimator, Xtr, ytr, oof, X, y, test, groups=gtr
         )
     rep["skill"] = skill_summary(rep)
     warning = trust_warning(target, rep)
     if warning:
         rep["warnings"] = [warning]
         log.warning("%s", warning)
-    required = _required_inputs(cfg, entry, rep, features, cube_columns)
+    required = _required_inputs(spec, entry, rep, features, cube_columns)
     return FittedTarget(estimator, features, rep, samples, required, interval)
 
 
@@ -468,7 +468,7 @@ def _cv_folds(asked: int, groups: np.ndarray, skipped: list[str]) -> int:
 
 
 def _required_inputs(
-    cfg: SceneConfig,
+    spec: FitSpec,
     entry: ModelEntry,
     rep: dict[str, Any],
     features: list[str],
@@ -480,7 +480,7 @@ def _required_inputs(
         # every input layer is valid (the study area), not the whole grid rectangle.
         return cube_columns
     if rep.get("selection") and not entry.needs_source:
-        categorical = [n for n, c in cfg.covariates.items() if c.categorical]
+        categorical = list(spec.categorical)
         return source_columns(rep["features"], features, categorical)
     return None
 
@@ -494,7 +494,7 @@ _INTERVAL_METHOD: dict[str, Method] = {
 
 
 def _interval(
-    cfg: SceneConfig,
+    spec: FitSpec,
     entry: ModelEntry,
     estimator: Any,
     Xtr: pd.DataFrame,
@@ -514,7 +514,7 @@ def _interval(
     The method comes from the model's registry entry (quantile forest, kriging standard
     deviation or conformal residuals).
     """
-    val = cfg.validation
+    val = spec.validation
     n_groups = int(np.unique(groups).size)
     folds = min(val.cv_folds if val.cv_folds >= 2 else 5, n_groups)
     # Replicates at one location stay in one fold here too; a single location leaves
@@ -555,7 +555,7 @@ def _interval(
 
 
 def _spatial_cv(
-    cfg: SceneConfig,
+    spec: FitSpec,
     estimator: Any,
     X: Any,
     y: np.ndarray,
@@ -570,11 +570,11 @@ def _spatial_cv(
     as the variogram range of the target, go to the test fold together (see
     :func:`_spatial_folds`).
     """
-    val = cfg.validation
+    val = spec.validation
     if not val.spatial_cv:
         skipped.append("spatial cross-validation off (validation.spatial_cv: false)")
         return None
-    fold, block = spatial_folds(cfg, xy, y, folds)
+    fold, block = spatial_folds(spec, xy, y, folds)
     if fold is None:
         skipped.append(
             f"spatial cross-validation skipped: fewer than {folds} occupied blocks even at "
@@ -589,12 +589,12 @@ def _spatial_cv(
 
 
 def spatial_folds(
-    cfg: SceneConfig, xy: np.ndarray, y: np.ndarray, folds: int
+    spec: FitSpec, xy: np.ndarray, y: np.ndarray, folds: int
 ) -> tuple[np.ndarray | None, float]:
     """The spatial block fold of each training sample, and the block size (m).
 
     :func:`geohm.spatialcv.block_folds` with ``validation.block_size`` and ``seed``; the
     spatial CV and ``auto``'s scoring use these same folds.
     """
-    val = cfg.validation
+    val = spec.validation
     return block_folds(xy, y, folds, block_size=val.block_size, seed=val.seed)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from geohm.autoselect import Proposal, select_model, stacked_estimator
-from geohm.config import ModelSpec, SceneConfig
+from geohm.config import FitSpec, ModelSpec
 from geohm.errors import ConfigError, SampleError
 from geohm.evaluate import group_kfold
 from geohm.fitting import (
@@ -50,8 +50,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
-    """Check ``model.params`` of a scene config without reading or fitting anything.
+def check_model_config(spec: FitSpec, *, source: str | None = None) -> None:
+    """Check ``model.params`` of a fit spec without reading or fitting anything.
 
     The estimators' own parameter constraints (:func:`geohm.models.check_model_params`)
     and the spectral ``preprocess`` steps. Called when a job's config is loaded
@@ -60,8 +60,8 @@ def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
 
     Parameters
     ----------
-    cfg : SceneConfig
-        The validated config.
+    spec : FitSpec
+        The scene's fit settings (:meth:`geohm.config.SceneConfig.fit_spec`).
     source : str, optional
         The config file, to start the message with (default: the scene's name).
 
@@ -70,10 +70,10 @@ def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
     ConfigError
         One line naming ``model.params.<key>``, its value and what it must be.
     """
-    prefix = f"{source}: " if source is not None else f"scene '{cfg.name}': "
-    params = dict(cfg.model.params or {})
+    prefix = f"{source}: " if source is not None else f"scene '{spec.name}': "
+    params = dict(spec.model.params or {})
     try:
-        check_model_params(cfg.model.name, params)
+        check_model_params(spec.model.name, params)
         if "preprocess" in params:
             try:
                 spectral_preprocessors(params.get("preprocess"))
@@ -85,7 +85,7 @@ def check_model_config(cfg: SceneConfig, *, source: str | None = None) -> None:
 
 
 def fit_target(
-    cfg: SceneConfig,
+    spec: FitSpec,
     table: SampleTable,
     target: str,
     *,
@@ -100,7 +100,7 @@ def fit_target(
 
     Parameters
     ----------
-    cfg : SceneConfig
+    spec : FitSpec
         Model, preprocessing, selection and validation settings.
     table : SampleTable
         Target-year samples (all cube features).
@@ -114,37 +114,36 @@ def fit_target(
     SampleError
         Too few samples to train.
     """
-    entry = model_entry(cfg.model.name)
+    entry = model_entry(spec.model.name)
     if entry.selects:
-        return _fit_auto(cfg, table, target, source)
-    return fit_model(cfg, table, target, entry, source=source)
+        return _fit_auto(spec, table, target, source)
+    return fit_model(spec, table, target, entry, source=source)
 
 
 # --------------------------------------------------------------------------- auto
 
 
-def uses_source(cfg: SceneConfig) -> bool:
+def uses_source(spec: FitSpec) -> bool:
     """Whether the configured model fits on the ``source:`` year's samples too.
 
     Tr-GA-BP, or ``auto`` with a transfer candidate and a ``source:`` block.
     """
-    entry = model_entry(cfg.model.name)
+    entry = model_entry(spec.model.name)
     if entry.selects:
-        return cfg.source is not None and any(
-            model_entry(c.model).needs_source for c, _ in auto_settings(cfg.model.params).candidates
-        )
+        candidates = auto_settings(spec.model.params).candidates
+        return spec.has_source and any(model_entry(c.model).needs_source for c, _ in candidates)
     return entry.needs_source
 
 
-def wants_coordinates(cfg: SceneConfig) -> bool:
+def wants_coordinates(spec: FitSpec) -> bool:
     """Whether ``auto`` has candidates that take the map coordinates ``x``, ``y``.
 
     Kriging and RFsp: the cube then carries them where the grid is projected, and those
     candidates are left out (and listed) where it is not.
     """
-    entry = model_entry(cfg.model.name)
+    entry = model_entry(spec.model.name)
     return entry.selects and any(
-        _takes_coordinates(c) for c, _ in auto_settings(cfg.model.params).candidates
+        _takes_coordinates(c) for c, _ in auto_settings(spec.model.params).candidates
     )
 
 
@@ -152,31 +151,31 @@ def _takes_coordinates(cand: Candidate) -> bool:
     return model_entry(cand.model).raw_coordinates or cand.coordinates or cand.buffer_distances
 
 
-def _user_coordinates(cfg: SceneConfig) -> bool:
+def _user_coordinates(spec: FitSpec) -> bool:
     """Whether the user asked for ``x``, ``y`` as features (then every candidate gets them)."""
-    sf = cfg.spatial_features
-    listed = isinstance(cfg.features, list) and any(c in cfg.features for c in COORDS)
+    sf = spec.spatial_features
+    listed = isinstance(spec.features, list) and any(c in spec.features for c in COORDS)
     return sf.coordinates or sf.buffer_distances or listed
 
 
 def _candidate(
-    cfg: SceneConfig, cand: Candidate, params: dict[str, Any], table: SampleTable
-) -> tuple[SceneConfig, list[str]]:
-    """The scene config of a candidate (as if the user had named it) and its table columns."""
-    sf = cfg.spatial_features
+    spec: FitSpec, cand: Candidate, params: dict[str, Any], table: SampleTable
+) -> tuple[FitSpec, list[str]]:
+    """The fit spec of a candidate (as if the user had named it) and its table columns."""
+    sf = spec.spatial_features
     spatial = sf.model_copy(
         update={
             "coordinates": sf.coordinates or cand.coordinates,
             "buffer_distances": sf.buffer_distances or cand.buffer_distances,
         }
     )
-    ccfg = cfg.model_copy(
+    cspec = spec.model_copy(
         update={"model": ModelSpec(name=cand.model, params=params), "spatial_features": spatial}
     )
     columns = list(table.X.columns)
-    if not (_takes_coordinates(cand) or _user_coordinates(cfg)):
+    if not (_takes_coordinates(cand) or _user_coordinates(spec)):
         columns = [c for c in columns if c not in COORDS]
-    return ccfg, columns
+    return cspec, columns
 
 
 def _restrict(table: SampleTable, columns: list[str]) -> SampleTable:
@@ -184,7 +183,7 @@ def _restrict(table: SampleTable, columns: list[str]) -> SampleTable:
 
 
 def _proposal(
-    cfg: SceneConfig,
+    spec: FitSpec,
     cand: Candidate,
     params: dict[str, Any],
     table: SampleTable,
@@ -202,23 +201,23 @@ def _proposal(
         reason = f"the source year's samples have no {target}"
     if reason is not None:
         return Proposal(cand.name, cand.summary, entry.distribution, None, reason)
-    ccfg, columns = _candidate(cfg, cand, params, table)
+    cspec, columns = _candidate(spec, cand, params, table)
 
     def build() -> tuple[Any, list[str]]:
         if entry.needs_source:
             assert source is not None
             est, features, _ = source_model(
-                ccfg, _restrict(source, columns), target, source_cv=False
+                cspec, _restrict(source, columns), target, source_cv=False
             )
             return est, features
-        features = model_columns(ccfg, columns)
-        return model_pipeline(ccfg, features), features
+        features = model_columns(cspec, columns)
+        return model_pipeline(cspec, features), features
 
     return Proposal(cand.name, cand.summary, entry.distribution, build)
 
 
 def _fit_auto(
-    cfg: SceneConfig, table: SampleTable, target: str, source: SampleTable | None
+    spec: FitSpec, table: SampleTable, target: str, source: SampleTable | None
 ) -> FittedTarget:
     """Fit ``auto``: score the candidates, then fit the chosen one.
 
@@ -226,9 +225,9 @@ def _fit_auto(
     the stacked ensemble) is fitted through :func:`geohm.fitting.fit_model`, as if it had
     been named.
     """
-    val = cfg.validation
-    settings = auto_settings(cfg.model.params)
-    X, y, groups, _, pos, train, _ = split_rows(cfg, table, target)
+    val = spec.validation
+    settings = auto_settings(spec.model.params)
+    X, y, groups, _, pos, train, _ = split_rows(spec, table, target)
     ytr, gtr = y.to_numpy()[train], groups[train]
     n_folds = min(val.cv_folds if val.cv_folds >= 2 else 5, int(np.unique(gtr).size))
     if n_folds < 2:
@@ -236,7 +235,7 @@ def _fit_auto(
             f"model 'auto' compares candidates by cross-validation, but the {target} "
             f"training samples lie at {np.unique(gtr).size} location(s); name a model instead"
         )
-    fold, block = spatial_folds(cfg, table.xy[pos[train]], ytr, n_folds)
+    fold, block = spatial_folds(spec, table.xy[pos[train]], ytr, n_folds)
     if fold is not None:
         folds_rep: dict[str, Any] = {"kind": "spatial blocks", "block_size_m": block}
         splits = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
@@ -245,7 +244,7 @@ def _fit_auto(
         folds_rep = {"kind": "random (too few spatial blocks)"}
     folds_rep["n"] = n_folds
     proposals = [
-        _proposal(cfg, cand, params, table, source, target) for cand, params in settings.candidates
+        _proposal(spec, cand, params, table, source, target) for cand, params in settings.candidates
     ]
     found_sel = select_model(
         proposals,
@@ -263,18 +262,18 @@ def _fit_auto(
         used = {c for _, cols in found_sel.members.values() for c in cols}
         union = [c for c in table.X.columns if c in used]
         stack = stacked_estimator(found_sel.members, fold_of)
-        fit = fit_model(cfg, _restrict(table, union), target, STACKED, estimator=stack)
+        fit = fit_model(spec, _restrict(table, union), target, STACKED, estimator=stack)
     else:
         cand, params = {c.name: (c, p) for c, p in settings.candidates}[found_sel.chosen]
-        ccfg, columns = _candidate(cfg, cand, params, table)
+        cspec, columns = _candidate(spec, cand, params, table)
         fit = fit_model(
-            ccfg,
+            cspec,
             _restrict(table, columns),
             target,
             model_entry(cand.model),
             source=None if source is None else _restrict(source, columns),
         )
-    fit.report["model"] = cfg.model.name
+    fit.report["model"] = spec.model.name
     fit.report["auto"] = {
         "chosen": found_sel.chosen,
         "why": found_sel.why,
@@ -305,7 +304,7 @@ class FittedClassifier:
 
 
 def fit_classifier(
-    cfg: SceneConfig, table: SampleTable, limits: dict[str, float]
+    spec: FitSpec, table: SampleTable, limits: dict[str, float]
 ) -> FittedClassifier:
     """Label samples (1 when any metal exceeds its limit), cross-validate, fit.
 
@@ -324,7 +323,7 @@ def fit_classifier(
         make_classifier,
     )
 
-    c = cfg.classification
+    c = spec.classification
     labels = pd.Series(contamination_labels(table.y, limits), index=table.X.index)
     keep = labels != UNKNOWN_LABEL
     X, y = table.X[keep], labels[keep].to_numpy()
@@ -334,13 +333,13 @@ def fit_classifier(
             f"classification needs at least 2 samples in each class, got {counts} with limits "
             f"{limits}; change 'classification.limits' or use a regression model"
         )
-    estimator = make_classifier(cfg.model.name, random_state=cfg.validation.seed)
+    estimator = make_classifier(spec.model.name, random_state=spec.validation.seed)
     cv = evaluate_classifier(
-        estimator, X, y, folds=c.folds, repeats=c.repeats, seed=cfg.validation.seed
+        estimator, X, y, folds=c.folds, repeats=c.repeats, seed=spec.validation.seed
     )
     estimator.fit(X, y)
     report = {
-        "model": cfg.model.name,
+        "model": spec.model.name,
         "limits_mg_kg": limits,
         "labels": {"not contaminated (0)": counts["0"], "contaminated (1)": counts["1"]},
         "cv": cv,

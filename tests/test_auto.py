@@ -65,7 +65,7 @@ def _cfg(candidates: list[Any], block: float | None = 600.0, **params: Any) -> A
             "model": {"name": "auto", "params": {"candidates": candidates, **params}},
             "validation": {"test_fraction": 0.2, "cv_folds": 5, "seed": 0, "block_size": block},
         }
-    )
+    ).fit_spec()
 
 
 def _scored(rep: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -198,9 +198,9 @@ def test_unknown_spectral_preprocessing_step(case: dict[str, Any]) -> None:
     cfg = load_config(_scene(case, "badstep"))
     cfg.model.params["preprocess"] = ["snv", "msc"]
     with pytest.raises(ConfigError, match="unknown step 'msc'"):
-        model_pipeline(cfg, ["wl_1.0", "wl_2.0"])
+        model_pipeline(cfg.fit_spec(), ["wl_1.0", "wl_2.0"])
     cfg.model.params["preprocess"] = [{"savgol": {"window_length": 5, "deriv": 1}}, "snv"]
-    pipe = model_pipeline(cfg, ["wl_1.0", "wl_2.0"])
+    pipe = model_pipeline(cfg.fit_spec(), ["wl_1.0", "wl_2.0"])
     assert [n for n, _ in pipe.steps] == [
         "columns",
         "spectra_0_savgol",

@@ -80,14 +80,17 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
         "spectra",
         "models",
         "spatialcv",
+        "aoa",
         "config",
         "evaluate",
+        "importance",
         "autoselect",
         "fitting",
         "training",
         "predict",
         "risk",
         "riskmaps",
+        "sampledesign",
         "report",
         "pipeline",
         "synth",
@@ -158,3 +161,26 @@ def test_risk_sees_arrays_and_standards_only() -> None:
         if mod.split("/")[0].removesuffix(".py") in {"risk", "riskmaps"}:
             bad = {i for i in imports if i.startswith("geohm.models")}
             assert not bad, f"geohm/{mod} imports {bad}; risk sees arrays, never an estimator"
+
+
+#: The modules that may know the whole scene config; every layer below them gets a small
+#: typed spec (``FitSpec``, ``RiskSpec``, ...) or arrays.
+SCENE_CONFIG_OWNERS = ("config.py", "pipeline/", "batch/", "cli.py", "__init__.py")
+
+
+def test_only_the_orchestration_knows_the_scene_config() -> None:
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        mod = str(path.relative_to(PKG))
+        if mod.startswith(SCENE_CONFIG_OWNERS):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            named = (isinstance(node, ast.Name) and node.id == "SceneConfig") or (
+                isinstance(node, ast.alias) and node.name == "SceneConfig"
+            )
+            if named:
+                offenders.append(f"geohm/{mod}:{getattr(node, 'lineno', '?')}")
+    assert not offenders, (
+        "SceneConfig below the orchestration (give these a FitSpec, RiskSpec or arrays): "
+        + ", ".join(offenders)
+    )

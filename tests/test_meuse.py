@@ -182,7 +182,7 @@ def test_ga_bp_stays_finite_in_every_fold_with_a_log_target(tmp_path: Path) -> N
     table, _ = sample_points(cfg, inputs, cube)
     X = table.X
     assert list(X.columns) == ["dist", "elev", "ffreq", "soil", "x", "y"]
-    pipe = model_pipeline(cfg, list(X.columns))
+    pipe = model_pipeline(cfg.fit_spec(), list(X.columns))
     for metal in METALS:
         y = table.y[metal].to_numpy()
         oof, null = np.empty_like(y), np.empty_like(y)

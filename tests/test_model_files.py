@@ -74,7 +74,7 @@ def _cfg(name: str, params: dict[str, Any], **extra: Any) -> Any:
             "validation": {"test_fraction": 0.25, "cv_folds": 4, "seed": 0},
             **extra,
         }
-    )
+    ).fit_spec()
 
 
 def _bundle(estimator: Any, features: list[str], interval: Any = None) -> dict[str, Any]:

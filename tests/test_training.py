@@ -44,7 +44,7 @@ def _cfg(**model):
             "model": model,
             "validation": {"test_fraction": 0.25, "cv_folds": 4, "seed": 0},
         }
-    )
+    ).fit_spec()
 
 
 def test_rf_pipeline_screens_factors_and_reports() -> None:

@@ -89,7 +89,7 @@ def run_scene(cfg: SceneConfig, *, progress: Progress | None = None) -> RunResul
             f"scene '{cfg.name}': 'samples:' is required by geohm run "
             "(geohm predict --model can map without samples)"
         )
-    check_model_config(cfg)
+    check_model_config(cfg.fit_spec())
     if cfg.risk is not None and not model_entry(cfg.model.name).classifier:
         plan_risk(cfg.risk, cfg.samples.targets)  # a bad risk block fails before training
     with output_folder(cfg.output.dir) as folder:
@@ -163,7 +163,7 @@ def load_job(
         the file (:func:`geohm.training.check_model_config`).
     """
     cfg = load_config(path, output_dir=output_dir)
-    check_model_config(cfg, source=str(path))
+    check_model_config(cfg.fit_spec(), source=str(path))
     return cfg
 
 
@@ -177,7 +177,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
             cfg,
             cfg.features,
             coordinates=needs_coordinates(cfg),
-            optional_coordinates=wants_coordinates(cfg),
+            optional_coordinates=wants_coordinates(cfg.fit_spec()),
         )
         timings["open"] = time.perf_counter() - t0
 
@@ -191,7 +191,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
             )
         source_table = None
         source_info: dict[str, Any] = {}
-        if uses_source(cfg):
+        if uses_source(cfg.fit_spec()):
             spec = source_spec(cfg)
             s_inputs, s_cube, _ = build_cube(spec, features)
             source_table, s_points = sample_points(spec, s_inputs, s_cube)
@@ -206,7 +206,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
 
         t = time.perf_counter()
         fitted = {
-            target: fit_target(cfg, table, target, source=source_table)
+            target: fit_target(cfg.fit_spec(), table, target, source=source_table)
             for target in cfg.samples.targets
         }
         timings["train"] = time.perf_counter() - t
@@ -303,7 +303,7 @@ def _run_classifier(
         )
         limits = {k: v for k, v in plan.screening.items() if v is not None}
     t = time.perf_counter()
-    fitted = fit_classifier(cfg, table, limits)
+    fitted = fit_classifier(cfg.fit_spec(), table, limits)
     timings["train"] = time.perf_counter() - t
     t = time.perf_counter()
     models = {
