@@ -31,7 +31,9 @@ __all__ = [
     "SceneConfig",
     "SelectionSpec",
     "SourceSpec",
+    "SamplingDesignSpec",
     "ValidationSpec",
+    "ZonesSpec",
     "load_config",
     "parse_config",
 ]
@@ -266,6 +268,12 @@ class RiskSpec(_Strict):
         lt=1.0,
         description="P(C > screening value) from which a pixel is 'likely exceeds'",
     )
+    outside_aoa: Literal["class", "mask", "ignore"] = Field(
+        default="class",
+        description="pixels outside the area of applicability in the risk and exceedance "
+        "class rasters: their own class 'outside the area of applicability', nodata, or "
+        "classed as any other pixel",
+    )
 
     @field_validator("ph")
     @classmethod
@@ -308,6 +316,32 @@ class OutputSpec(_Strict):
         default_factory=dict,
         description="per target, edges (mg/kg) of the area-by-concentration table",
     )
+    applicability: bool = Field(
+        default=True,
+        description="the area of applicability: <target>_di.tif (dissimilarity index) and "
+        "<target>_aoa.tif (1 inside, 0 outside), weighted by permutation importance on the "
+        "spatial CV folds (Meyer & Pebesma 2021)",
+    )
+
+
+class ZonesSpec(_Strict):
+    """Polygons (parcels, land-use units) to total the area above the standard in."""
+
+    path: Path
+    id: str = Field(description="column with each zone's id")
+    layer: str | None = None
+
+
+class SamplingDesignSpec(_Strict):
+    """Where to sample next: points that most reduce uncertainty about exceedance."""
+
+    n: int = Field(default=20, ge=1, description="points to suggest")
+    min_spacing_m: float = Field(
+        default=300.0, ge=0.0, description="from each other and from the existing samples"
+    )
+    pool_size: int = Field(
+        default=250_000, ge=1000, description="best-scoring pixels kept as candidates"
+    )
 
 
 class FitSpec(_Strict):
@@ -329,6 +363,9 @@ class FitSpec(_Strict):
         Covariates that are class codes (one-hot, never scaled).
     uncertainty : bool
         Whether prediction intervals are built (``output.uncertainty``).
+    applicability : bool
+        Whether permutation importance and the area of applicability are computed
+        (``output.applicability``).
     has_source : bool
         Whether a ``source:`` year (imagery and samples) is given.
     """
@@ -343,6 +380,7 @@ class FitSpec(_Strict):
     features: Literal["auto"] | list[str] = "auto"
     categorical: list[str] = Field(default_factory=list)
     uncertainty: bool = True
+    applicability: bool = True
     has_source: bool = False
 
 
@@ -370,6 +408,12 @@ class SceneConfig(_ImagerySpec):
     risk: RiskSpec | None = None
     classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    zones: ZonesSpec | None = Field(
+        default=None, description="polygons to total the area above the standard in"
+    )
+    sampling_design: SamplingDesignSpec | None = Field(
+        default=None, description="suggest where to sample next (next_samples.gpkg)"
+    )
 
     def fit_spec(self) -> FitSpec:
         """The part of this config that fitting and validating a target needs.
@@ -392,6 +436,7 @@ class SceneConfig(_ImagerySpec):
             features=self.features,
             categorical=[n for n, c in self.covariates.items() if c.categorical],
             uncertainty=self.output.uncertainty,
+            applicability=self.output.applicability,
             has_source=self.source is not None,
         )
 
