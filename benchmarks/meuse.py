@@ -5,15 +5,19 @@ grids through the normal scene path (``scenes/meuse.yaml``: ``build_cube`` +
 ``sample_points``), so every model sees what ``geohm run`` gives it: ``dist``, ``elev``,
 ``ffreq`` and ``soil`` (one-hot) at the sample pixels, and the pixel-centre coordinates
 ``x``, ``y``. Each model is the pipeline ``geohm run`` builds for that config
-(:func:`geohm.training.model_pipeline`).
+(:func:`geohm.training.model_pipeline`). ``auto`` (``model: {name: auto}``) runs its
+whole selection in every outer training fold (:func:`evaluate_auto`): the candidates
+are scored by spatial-block CV on that fold's training samples only, and the chosen one
+(or their stack) predicts the fold's test samples.
 
 Protocol of the issue: 5-fold CV repeated 10 times with fixed folds (``KFold(5,
 shuffle=True, random_state=r)`` for r = 0..9, the same folds for every model); per
 repetition RMSE, MAE and R2 of the pooled out-of-fold predictions; the table gives the
 mean (and standard deviation) over the 10 repetitions. Run by hand:
 
-    python benchmarks/meuse.py            # full protocol, all models
+    python benchmarks/meuse.py            # full protocol, every model but auto
     python benchmarks/meuse.py --reps 2   # quicker look
+    python benchmarks/meuse.py --reps 1 --models auto --covariates rasters  # 13 min a rep
 
 and copy the printed table into benchmarks/README.md.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +38,10 @@ from sklearn.model_selection import KFold
 
 from geohm.config import SceneConfig, load_config
 from geohm.evaluate import cross_validate_interval, metrics
+from geohm.models import model_entry
 from geohm.pipeline import build_cube, sample_points
-from geohm.training import model_columns, model_pipeline
+from geohm.sampling import SampleTable
+from geohm.training import FittedTarget, fit_target, model_columns, model_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 METALS = ["copper", "lead", "zinc", "cadmium"]
@@ -58,33 +65,63 @@ REFERENCE = {
 }
 
 RF = {"n_estimators": 200, "max_features": 1 / 3}  # mtry = p/3, as R's randomForest
+#: Spatial features: the coordinates as inputs, without (XY) or with (BUFFERS) the distance
+#: to every training sample. Every row names both keys: the scene's own (buffer distances
+#: on) must not leak into a row that does not ask for them.
+XY = {"coordinates": True, "buffer_distances": False}
+BUFFERS = {"coordinates": True, "buffer_distances": True}
+NONE = {"coordinates": False, "buffer_distances": False}
+
+#: ``auto``'s candidates on Meuse (the forests with the scene's mtry = p/3). ``ga-bp``
+#: joins with ``--auto-gabp``; ``tr-ga-bp`` does not apply (no source year).
+AUTO_CANDIDATES: list[Any] = [
+    {"rf": RF},
+    {"rfsp": RF},
+    "gbm",
+    {"rk": {"base": "rf", "base_params": RF}},
+    "ok",
+]
 
 #: label -> changes to scenes/meuse.yaml (model, preprocessing, spatial features).
 MODELS: dict[str, dict[str, Any]] = {
-    "OK (log)": {"model": {"name": "ok"}, "preprocess": {"log_target": True}},
+    "OK (log)": {
+        "model": {"name": "ok"},
+        "preprocess": {"log_target": True},
+        "spatial_features": NONE,
+    },
     "RF (covariates + x, y)": {
         "model": {"name": "rf", "params": RF},
         "preprocess": {"log_target": False},
-        "spatial_features": {"coordinates": True},
+        "spatial_features": XY,
     },
     "RF + buffer distances": {
         "model": {"name": "rf", "params": RF},
         "preprocess": {"log_target": False},
-        "spatial_features": {"coordinates": True, "buffer_distances": True},
+        "spatial_features": BUFFERS,
     },
     "RK (RF base)": {
         "model": {"name": "rk", "params": {"base": "rf", "base_params": RF}},
         "preprocess": {"log_target": False},
+        "spatial_features": NONE,
     },
     "GA-BP (covariates + x, y)": {
         "model": {"name": "ga-bp"},
         "preprocess": {"log_target": True},
-        "spatial_features": {"coordinates": True},
+        "spatial_features": XY,
     },
     "GA-BP (covariates + x, y, no log)": {
         "model": {"name": "ga-bp"},
         "preprocess": {"log_target": False},
-        "spatial_features": {"coordinates": True},
+        "spatial_features": XY,
+    },
+    # The whole auto selection in every outer training fold (evaluate_auto): candidates
+    # scored by 5-fold spatial-block CV inside the fold, then the best or their stack.
+    "auto": {
+        "model": {"name": "auto", "params": {"candidates": AUTO_CANDIDATES}},
+        "preprocess": {"log_target": False},
+        "spatial_features": NONE,
+        "validation": {"test_fraction": 0.0, "cv_folds": 0},
+        "output": {"uncertainty": False},
     },
 }
 
@@ -117,6 +154,8 @@ def evaluate(
     cfg: SceneConfig, X: pd.DataFrame, y: np.ndarray, reps: int, folds: int
 ) -> list[dict[str, float]]:
     """Metrics of the pooled out-of-fold predictions, one dict per repetition."""
+    if model_entry(cfg.model.name).selects:
+        raise ValueError("model 'auto': use evaluate_auto")
     columns = model_columns(cfg.fit_spec(), [c for c in X.columns if c in _cube_columns(cfg, X)])
     Xm = X[columns]
     pipe = model_pipeline(cfg.fit_spec(), columns)
@@ -128,6 +167,63 @@ def evaluate(
             oof[test] = np.maximum(model.predict(Xm.iloc[test]), 0.0)
         out.append(metrics(y, oof))
     return out
+
+
+def auto_fold_prediction(
+    cfg: SceneConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    xy: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    target: str,
+) -> tuple[np.ndarray, FittedTarget]:
+    """``auto`` fitted on the ``train`` rows only, and its predictions (ppm) of ``test``.
+
+    The training rows become a sample table of their own (``X`` with every column, the
+    sample coordinates ``xy`` for the spatial blocks) handed to
+    :func:`geohm.training.fit_target`: it scores the candidates by spatial-block CV on
+    those rows and fits the chosen one (or the stack) on all of them (the config's
+    ``validation.test_fraction`` is 0). Predictions below 0 are set to 0, as for every row.
+    """
+    table = SampleTable(
+        X=X.iloc[train],
+        y=pd.DataFrame({target: y[train]}, index=X.index[train]),
+        xy=xy[train],
+    )
+    fitted = fit_target(cfg.fit_spec(), table, target)
+    pred = fitted.estimator.predict(X.iloc[test][fitted.features])
+    return np.maximum(pred, 0.0), fitted
+
+
+def evaluate_auto(
+    cfg: SceneConfig,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    xy: np.ndarray,
+    reps: int,
+    folds: int,
+    target: str,
+) -> tuple[list[dict[str, float]], list[str]]:
+    """As :func:`evaluate` for ``model: {name: auto}``: the whole selection in every fold.
+
+    Each outer training fold runs :func:`auto_fold_prediction` (candidates scored by
+    spatial-block CV inside the fold, then the chosen model or the stack); the outer test
+    fold is predicted by that model.
+
+    Returns
+    -------
+    list of dict, list of str
+        The metrics per repetition, and what ``auto`` chose in each fit (in order).
+    """
+    out, chosen = [], []
+    for rep in range(reps):
+        oof = np.empty_like(y)
+        for train, test in KFold(folds, shuffle=True, random_state=rep).split(X):
+            oof[test], fitted = auto_fold_prediction(cfg, X, y, xy, train, test, target)
+            chosen.append(str(fitted.report["auto"]["chosen"]))
+        out.append(metrics(y, oof))
+    return out, chosen
 
 
 def coverage(cfg: SceneConfig, X: pd.DataFrame, y: np.ndarray, folds: int) -> dict[str, Any]:
@@ -156,14 +252,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--models", nargs="*", default=list(MODELS))
+    ap.add_argument(
+        "--models",
+        nargs="*",
+        default=[m for m in MODELS if m != "auto"],
+        help="rows to run (default: all but auto, which takes ~13 min a repetition)",
+    )
     ap.add_argument("--metals", nargs="*", default=METALS)
     ap.add_argument(
         "--covariates",
         nargs="*",
         default=["rasters", "points"],
         help="rasters: the grids at the sample pixels (the geohm run path); points: the "
-        "values recorded with the samples (the reference's features)",
+        "values recorded with the samples (the reference's features); rasters+elev, "
+        "rasters+ffreq, rasters+x: the grids with the points' elev, ffreq or exact x, y",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "_work" / "meuse")
     ap.add_argument("--tag", default="", help="suffix of the result files")
@@ -172,8 +274,13 @@ def main() -> None:
         action="store_true",
         help="instead of the accuracy table: nested 5-fold CV coverage of the 90 %% intervals",
     )
+    ap.add_argument(
+        "--auto-gabp", action="store_true", help="add ga-bp to auto's candidates (slower)"
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.auto_gabp:
+        AUTO_CANDIDATES.append("ga-bp")
 
     base = load_config(ROOT / "scenes" / "meuse.yaml", output_dir=args.out)
     inputs, cube, _ = build_cube(base, base.features, coordinates=True)
@@ -181,7 +288,13 @@ def main() -> None:
     print(f"{len(table.X)} of {n} samples; features {list(table.X.columns)}")
 
     points = pd.read_csv(ROOT / "scenes" / "data" / "meuse" / "meuse.csv")
-    sources = {"rasters": table.X, "points": point_covariates(table.X, points)}
+    at_points = point_covariates(table.X, points)
+    sources = {"rasters": table.X, "points": at_points}
+    for col in ("elev", "ffreq", "x"):  # the grids with one covariate from the points
+        swapped = table.X.copy()
+        for c in ("x", "y") if col == "x" else (col,):
+            swapped[c] = at_points[c]
+        sources[f"rasters+{col}"] = swapped
     if args.coverage:
         cov_rows = []
         for source in args.covariates:
@@ -214,7 +327,12 @@ def main() -> None:
             for metal in args.metals:
                 t0 = time.perf_counter()
                 X = sources[source]
-                scores = evaluate(cfg, X, table.y[metal].to_numpy(), args.reps, args.folds)
+                y = table.y[metal].to_numpy()
+                picks: list[str] = []
+                if model_entry(cfg.model.name).selects:
+                    scores, picks = evaluate_auto(cfg, X, y, table.xy, args.reps, args.folds, metal)
+                else:
+                    scores = evaluate(cfg, X, y, args.reps, args.folds)
                 df = pd.DataFrame(scores)
                 rows.append(
                     {
@@ -224,12 +342,13 @@ def main() -> None:
                         **{f"{k}": df[k].mean() for k in ("rmse", "mae", "r2")},
                         "rmse_sd": df["rmse"].std(ddof=1) if len(df) > 1 else 0.0,
                         "seconds": time.perf_counter() - t0,
+                        "chosen": dict(Counter(picks)) if picks else None,
                     }
                 )
                 r = rows[-1]
                 print(
-                    f"{source:7s} {metal:8s} {label:28s} RMSE {r['rmse']:8.2f}  R2 {r['r2']:.3f}"
-                    f"  ({r['seconds']:.0f} s)",
+                    f"{source:13s} {metal:8s} {label:28s} RMSE {r['rmse']:8.2f}  R2 {r['r2']:.3f}"
+                    f"  ({r['seconds']:.0f} s)" + (f"  chose {r['chosen']}" if picks else ""),
                     flush=True,
                 )
     res = pd.DataFrame(rows)

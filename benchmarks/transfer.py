@@ -11,7 +11,20 @@ design). These are compared on the same features:
 - ``Tr-GA-BP``: the source net transferred with the 16 target samples;
 - ``RF (16)``: a 200-tree random forest on the 16 target samples;
 - ``RF (pooled)``: a 200-tree random forest on the source-year samples and the 16 target
-  samples together (each year's rows with its own year's features).
+  samples together (each year's rows with its own year's features);
+- ``RFsp (16)``, ``GBM (16)``, ``OK (16)``, ``RK (16)``: the other candidates of
+  ``model: {name: auto}`` fitted alone on the 16 target samples, as ``auto`` fits them
+  (RFsp: the forest with the pixel coordinates and the distance to every training sample;
+  OK: ordinary kriging of the 16; RK: the forest plus kriging of its out-of-fold residuals);
+- ``auto (16)``: ``model: {name: auto}`` on the 16 target samples (and the source year for
+  its Tr-GA-BP candidate) with the candidates rf, rfsp, gbm, ga-bp, tr-ga-bp, ok and rk
+  (:data:`AUTO_CANDIDATES`): each is scored by spatial-block CV on the 16 (5 folds), the
+  best, or their stack when it scores better, is fitted on the 16.
+
+Every model but OK takes the factors screened on the source year; RFsp, OK, RK and
+``auto`` also take the pixel-centre coordinates ``x``, ``y`` (what ``geohm run`` gives
+``auto`` on a projected grid). So each candidate inside ``auto`` is the same model, on
+the same inputs, as its own row: ``auto`` can be compared with the best single candidate.
 
 GA-BP and Tr-GA-BP run with their defaults (``params: {}``); ``--gabp-params`` (JSON)
 sets GA-BP's for the nets of both (e.g. ``'{"n_nets": 1, "stopping": "none",
@@ -20,9 +33,10 @@ sets GA-BP's for the nets of both (e.g. ``'{"n_nets": 1, "stopping": "none",
 Each is scored on the held-out target samples (RMSE, MRE) and on the whole predicted map
 against the truth raster (RMSE, R2 over valid pixels). Run by hand:
 
-    python benchmarks/transfer.py --seeds 10
+    OMP_NUM_THREADS=1 python benchmarks/transfer.py --seeds 10   # 17 min on 2 shared cores
 
-and copy the printed tables into benchmarks/README.md.
+(``auto`` is most of it: ~40 s per seed and metal.) Then copy the printed tables into
+benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ import rasterio
 
 from geohm.config import load_config
 from geohm.evaluate import metrics
+from geohm.models import COORDS
 from geohm.pipeline import build_cube, sample_points, source_spec
 from geohm.predict import TargetModel, predict_map
 from geohm.sampling import SampleTable
@@ -47,7 +62,31 @@ from geohm.synth import make_demo
 from geohm.training import fit_target
 
 NULL = "Null (mean of 16)"
-MODELS = [NULL, "GA-BP (16)", "GA-BP (source)", "Tr-GA-BP", "RF (16)", "RF (pooled)"]
+AUTO = "auto (16)"
+#: The candidates of ``auto`` that apply to a transfer job on a projected grid (all of
+#: geohm.models.registry.CANDIDATES); each fitted alone has its own row (the label).
+AUTO_CANDIDATES = {
+    "rf": "RF (16)",
+    "rfsp": "RFsp (16)",
+    "gbm": "GBM (16)",
+    "ga-bp": "GA-BP (16)",
+    "tr-ga-bp": "Tr-GA-BP",
+    "ok": "OK (16)",
+    "rk": "RK (16)",
+}
+MODELS = [
+    NULL,
+    "GA-BP (16)",
+    "GA-BP (source)",
+    "Tr-GA-BP",
+    "RF (16)",
+    "RF (pooled)",
+    "RFsp (16)",
+    "GBM (16)",
+    "OK (16)",
+    "RK (16)",
+    AUTO,
+]
 
 
 class ArraySink:
@@ -87,6 +126,21 @@ def _pooled(source: SampleTable, target: SampleTable, rows: np.ndarray, features
     return SampleTable(X=X, y=y, xy=np.concatenate([t.xy for t in tables]))
 
 
+def _auto_params(gabp: dict[str, Any] | None) -> dict[str, Any]:
+    """``auto``'s params: every candidate, the nets with ``--gabp-params`` when given."""
+    cands: list[Any] = list(AUTO_CANDIDATES)
+    if gabp:
+        cands = [
+            {"ga-bp": gabp}
+            if c == "ga-bp"
+            else {"tr-ga-bp": {"source_params": gabp}}
+            if c == "tr-ga-bp"
+            else c
+            for c in cands
+        ]
+    return {"candidates": cands}
+
+
 def run_seed(
     seed: int, work: Path, size: int, n_train: int, gabp: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
@@ -95,21 +149,29 @@ def run_seed(
     if not (data / "scene.yaml").exists():
         make_demo(data, seed=seed, size=size)
     base = load_config(data / "scene.yaml")
-    inputs, cube, features = build_cube(base, base.features)
-    table, _ = sample_points(base, inputs, cube)
+    # The pixel-centre coordinates too, as geohm run gives auto on a projected grid; the
+    # rows without spatial inputs get the table without them.
+    inputs, cube, features = build_cube(base, base.features, optional_coordinates=True)
+    table_xy, _ = sample_points(base, inputs, cube)
+    coords = [c for c in COORDS if c in features]
+    plain = [c for c in features if c not in coords]
+    everyone = np.arange(len(table_xy.X))
+    table = _subset(table_xy, everyone, plain)
     spec = source_spec(base)
-    s_inputs, s_cube, _ = build_cube(spec, features)
+    s_inputs, s_cube, _ = build_cube(spec, plain)
     source, _ = sample_points(spec, s_inputs, s_cube)
     rng = np.random.default_rng(1000 + seed)
     order = rng.permutation(len(table.X))
     train, test = np.sort(order[:n_train]), np.sort(order[n_train:])
     common = {
         "validation": {"test_fraction": 0.0, "cv_folds": 0, "seed": seed},
-        "output": {"dir": str(work / "unused")},
+        # Intervals are not scored here: their fitting would only add to the fit times.
+        "output": {"dir": str(work / "unused"), "uncertainty": False},
     }
     rows: list[dict[str, Any]] = []
     cube_values = cube.values  # 400 x 400: small enough to hold for the benchmark
     cube = cube.copy(data=cube_values)
+    assert base.samples is not None
     for target in base.samples.targets:
         with rasterio.open(data / "truth" / f"target_{target}.tif") as src:
             truth = src.read(1, masked=True).filled(np.nan)
@@ -140,27 +202,49 @@ def run_seed(
             estimator=ConstantMap(np.nanmean(ytr)), features=feats, report={}
         )
         timings[NULL] = 0.0
-        for name, model, params, tab in (
-            ("GA-BP (16)", "ga-bp", gabp or {}, _subset(table, train, feats)),
+        spatial = feats + coords
+        all_source = _subset(source, np.arange(len(source.X)), feats)
+        rfsp = {"coordinates": True, "buffer_distances": True}
+        for name, model, params, tab, sf in (
+            ("GA-BP (16)", "ga-bp", gabp or {}, _subset(table, train, feats), {}),
             (
                 "GA-BP (source)",
                 "ga-bp",
                 gabp or {},
                 _subset(source, np.arange(len(source.X)), feats),
+                {},
             ),
-            ("RF (16)", "rf", {"n_estimators": 200}, _subset(table, train, feats)),
-            ("RF (pooled)", "rf", {"n_estimators": 200}, _pooled(source, table, train, feats)),
+            ("RF (16)", "rf", {"n_estimators": 200}, _subset(table, train, feats), {}),
+            (
+                "RF (pooled)",
+                "rf",
+                {"n_estimators": 200},
+                _pooled(source, table, train, feats),
+                {},
+            ),
+            ("RFsp (16)", "rf", {"n_estimators": 200}, _subset(table_xy, train, spatial), rfsp),
+            ("GBM (16)", "gbm", {}, _subset(table, train, feats), {}),
+            ("OK (16)", "ok", {}, _subset(table_xy, train, spatial), {}),
+            ("RK (16)", "rk", {}, _subset(table_xy, train, spatial), {}),
+            (AUTO, "auto", _auto_params(gabp), _subset(table_xy, train, spatial), {}),
         ):
             c = base.model_copy(
                 update={
                     "model": base.model.model_copy(update={"name": model, "params": params}),
+                    "spatial_features": base.spatial_features.model_copy(update=sf),
                     **{k: getattr(base, k).model_copy(update=v) for k, v in common.items()},
                 }
             )
             t = time.perf_counter()
-            fitted[name] = fit_target(c.fit_spec(), tab, target)
+            fitted[name] = fit_target(
+                c.fit_spec(),
+                tab,
+                target,
+                source=all_source if model == "auto" else None,
+            )
             timings[name] = time.perf_counter() - t
-        test_X = table.X.iloc[test]
+        ranking = fitted[AUTO].report["auto"]["ranking"]
+        test_X = table_xy.X.iloc[test]
         test_y = table.y[target].to_numpy()[test]
         for name in MODELS:
             f = fitted[name]
@@ -186,6 +270,12 @@ def run_seed(
                     "n_test": len(test),
                     "features": ",".join(f.features),
                     "beta0": tr.report["transfer"]["beta0"] if name == "Tr-GA-BP" else None,
+                    "auto_chosen": fitted[AUTO].report["auto"]["chosen"] if name == AUTO else None,
+                    "auto_cv": json.dumps(
+                        {r["candidate"]: r.get("rmse", r["status"]) for r in ranking}
+                    )
+                    if name == AUTO
+                    else None,
                 }
             )
     return rows
@@ -239,6 +329,47 @@ def main() -> None:
                 f"skill 1 - RMSE/RMSE_null {skill.mean():+.3f}, below the null in "
                 f"{int((skill > 0).sum())} of {len(skill)} seeds"
             )
+        _auto_summary(df[df["target"] == target], d, target)
+
+
+def _auto_summary(df: pd.DataFrame, d: pd.DataFrame, target: str) -> None:
+    """``auto`` against the best single candidate (by mean test RMSE) and each seed's best."""
+    cands = [c for c in AUTO_CANDIDATES.values() if c in d.columns]
+    best = min(cands, key=lambda c: d[c].mean())
+    oracle = d[cands].min(axis=1)
+    label = {v: k for k, v in AUTO_CANDIDATES.items()}
+    test_best = d[cands].idxmin(axis=1).map(label)
+    auto = df[df.model == AUTO].set_index("seed")
+    chosen = auto["auto_chosen"]
+    print(
+        f"{target}: auto {d[AUTO].mean():.2f} vs the best single candidate {best} "
+        f"{d[best].mean():.2f} mg/kg ({d[AUTO].mean() / d[best].mean() - 1:+.1%}; auto lower "
+        f"in {int((d[AUTO] < d[best]).sum())} of {len(d)} seeds, equal in "
+        f"{int((d[AUTO] == d[best]).sum())}); each seed's best candidate picked on the test "
+        f"samples (an oracle): {oracle.mean():.2f}"
+    )
+    print(
+        f"{target}: auto chose {json.dumps(chosen.value_counts().to_dict())}; the test-best "
+        f"candidate {json.dumps(test_best.value_counts().to_dict())}; same in "
+        f"{int((chosen == test_best).sum())} of {len(d)} seeds"
+    )
+    # How well the CV on the 16 ranks the candidates: Spearman correlation, per seed,
+    # between the candidates' CV RMSE (auto's ranking) and their test RMSE (their rows).
+    rhos = []
+    for seed, row in auto.iterrows():
+        cv = {k: v for k, v in json.loads(row["auto_cv"]).items() if isinstance(v, float)}
+        names = [n for n in cv if n in AUTO_CANDIDATES]
+        if len(names) < 3:
+            continue
+        a = pd.Series([cv[n] for n in names]).rank()
+        b = pd.Series([d.loc[seed, AUTO_CANDIDATES[n]] for n in names]).rank()
+        rhos.append(float(np.corrcoef(a, b)[0, 1]))
+    if rhos:
+        print(
+            f"{target}: rank correlation of the candidates' CV RMSE (on the 16) with their "
+            f"test RMSE: mean {np.mean(rhos):+.2f} (per seed "
+            f"{', '.join(f'{r:+.2f}' for r in rhos)})"
+        )
 
 
 if __name__ == "__main__":

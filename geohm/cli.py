@@ -285,6 +285,13 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic data.")] = 0,
     size: Annotated[int, typer.Option(help="Scene size in pixels.", min=64)] = 400,
+    accumulation: Annotated[
+        bool,
+        typer.Option(
+            "--accumulation",
+            help="Also project the maps 50 years forward (an illustrative smelter stack).",
+        ),
+    ] = False,
 ) -> None:
     """Make the built-in demo data in OUT/data and map it into OUT."""
     from geohm import load_job, make_demo, run_scene
@@ -292,7 +299,7 @@ def demo(
     with _errors():
         data = out_dir / "data"
         console.print(f"writing the synthetic demo case to {data} ...")
-        make_demo(data, seed=seed, size=size)
+        make_demo(data, seed=seed, size=size, accumulation=accumulation)
         cfg = load_job(data / "scene.yaml", output_dir=out_dir)
         with _progress_bar() as progress:
             result = run_scene(cfg, progress=progress)

@@ -143,6 +143,7 @@ def cross_validate(
     seed: int,
     splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     groups: Any = None,
+    keep_models: bool = False,
 ) -> dict[str, Any]:
     """Seeded k-fold CV: metrics of the pooled out-of-fold predictions, plus per-fold RMSE.
 
@@ -157,7 +158,8 @@ def cross_validate(
         "fold_rmse": [...], "predictions": ndarray}``; ``rmse_null`` is the error of each
         fold's training mean (the flat map), ``skill`` is ``1 - rmse / rmse_null``;
         ``predictions`` is the out-of-fold prediction of every sample (drop it before
-        serialising).
+        serialising); with ``keep_models``, ``models`` holds each fold's fitted model (in
+        ``splits`` order; drop it too).
     """
     y = np.asarray(y, dtype=float)
     if splits is None:
@@ -172,8 +174,11 @@ def cross_validate(
     oof = np.empty_like(y)
     null = np.empty_like(y)  # the flat map of each fold: its training mean
     fold_rmse = []
+    models = []
     for train, test in splits:
         model = clone(estimator).fit(rows(train), y[train])
+        if keep_models:
+            models.append(model)
         oof[test] = model.predict(rows(test))
         null[test] = y[train].mean()
         fold_rmse.append(float(np.sqrt(np.mean((oof[test] - y[test]) ** 2))))
@@ -183,6 +188,8 @@ def cross_validate(
         "fold_rmse": fold_rmse,
     }
     out["predictions"] = oof
+    if keep_models:
+        out["models"] = models
     return out
 
 

@@ -30,7 +30,7 @@ and :func:`partial_dependence_top`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +237,7 @@ def permutation_importance_cv(
     n_repeats: int = 5,
     random_state: int = 0,
     columns: Sequence[str] | None = None,
+    fitted: Mapping[int, Any] | None = None,
 ) -> ImportanceResult:
     """Permutation importance of each factor on the spatial CV folds (RMSE increase, mg/kg).
 
@@ -271,6 +272,9 @@ def permutation_importance_cv(
     columns : sequence of str, optional
         Factor names of an array ``X`` (default ``x0, x1, ...``); a DataFrame's own
         columns are used.
+    fitted : mapping of int to estimator, optional
+        Fold id -> the model already fitted on the other folds (the cross-validation's
+        own fold models): used as it is, not refitted.
 
     Returns
     -------
@@ -337,8 +341,11 @@ def permutation_importance_cv(
                 {"fold": int(k), "n_test": int(test.size), "reason": "no other fold to fit on"}
             )
             continue
-        est = factory() if factory is not None else clone(make_estimator)
-        est.fit(_rows(X, train), y_arr[train])
+        if fitted is not None and int(k) in fitted:  # the CV's own fold model: no refit
+            est = fitted[int(k)]
+        else:
+            est = factory() if factory is not None else clone(make_estimator)
+            est.fit(_rows(X, train), y_arr[train])
         rng = np.random.default_rng([random_state, int(k)])
         perms = np.stack([[rng.permutation(test.size) for _ in range(n_repeats)] for _ in factors])
         base, increase = _fold_importance(est, _rows(X, test), y_arr[test], perms)

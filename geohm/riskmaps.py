@@ -22,6 +22,7 @@ import numpy as np
 from geohm.config import RiskSpec
 from geohm.errors import ConfigError
 from geohm.risk import (
+    CLASS_NODATA,
     HAKANSON_RI,
     IGEO,
     NEMEROW,
@@ -41,6 +42,7 @@ from geohm.risk import (
 
 __all__ = [
     "LAND_USE_LAYER",
+    "OUTSIDE_AOA",
     "PH_LAYER",
     "RiskLayer",
     "RiskPlan",
@@ -48,6 +50,8 @@ __all__ = [
     "probability_class_plan",
 ]
 
+#: Class code of a pixel outside the area of applicability (``risk.outside_aoa: class``).
+OUTSIDE_AOA = 254
 #: Name of the pH layer appended to the prediction cube when ``risk.ph`` is a raster.
 PH_LAYER = "_ph"
 #: Name of the land-use layer appended when ``risk.land_use`` is a raster.
@@ -78,6 +82,11 @@ class RiskPlan:
     _tr: dict[str, float] = field(default_factory=dict)
     #: Targets with an exceedance map (their models give P(C > S)).
     _exceedance: list[str] = field(default_factory=list)
+
+    @property
+    def exceedance_targets(self) -> list[str]:
+        """The targets with an exceedance map (their models give P(C > S))."""
+        return list(self._exceedance)
 
     def exceedance_thresholds(self, block: np.ndarray, features: list[str]) -> dict[str, Any]:
         """The screening value S of every pixel of one window, per target.
@@ -161,7 +170,49 @@ class RiskPlan:
             ri = hakanson_ri(ers)
             out["hakanson_ri"] = ri.astype("float32")
             out["hakanson_ri_class"] = _classify(grade["hakanson_ri_class"], ri)
+        self._mark_outside(out, preds)
         return out
+
+    def layer_classes(self, layer: RiskLayer, applicability: bool) -> list[tuple[int, str, str]]:
+        """``(code, label, colour)`` of a class layer, with the outside-AOA class when used.
+
+        Parameters
+        ----------
+        layer : RiskLayer
+            A layer of this plan with a grading.
+        applicability : bool
+            Whether the models give an area of applicability (``<target>_aoa``).
+
+        Returns
+        -------
+        list of tuple
+            The grading's classes, then :data:`OUTSIDE_AOA` with ``risk.outside_aoa:
+            class``.
+        """
+        assert layer.grading is not None and self._spec is not None
+        classes = layer.grading.classes()
+        if applicability and self._spec.outside_aoa == "class":
+            classes.append((OUTSIDE_AOA, "outside the area of applicability", "#bdbdbd"))
+        return classes
+
+    def _mark_outside(self, out: dict[str, np.ndarray], preds: dict[str, np.ndarray]) -> None:
+        """Pixels outside a model's area of applicability in the class layers.
+
+        ``risk.outside_aoa``: ``class`` gives them :data:`OUTSIDE_AOA`, ``mask`` makes
+        them nodata, ``ignore`` leaves them classed. A layer of one metal follows that
+        metal's model; a layer of several (Nemerow, RI) is outside where any of them is.
+        """
+        mode = self._spec.outside_aoa if self._spec is not None else "ignore"
+        if mode == "ignore":
+            return
+        code = OUTSIDE_AOA if mode == "class" else CLASS_NODATA
+        for name, arr in out.items():
+            if arr.dtype != np.uint8:
+                continue
+            own = [t for t in self._targets if name.startswith(f"{t}_")] or self._targets
+            masks = [preds[f"{t}_aoa"] == 0 for t in own if f"{t}_aoa" in preds]
+            if masks:
+                arr[np.logical_or.reduce(masks) & (arr != CLASS_NODATA)] = code
 
     def _screening(self, metal: str, ph: Any, block: np.ndarray, features: list[str]) -> Any:
         """Screening value(s) of ``metal``: scalar, or per pixel with pH / land-use rasters."""

@@ -39,6 +39,9 @@ def _run_variant(runner: CliRunner, data: Path, name: str, out: Path | None, **c
     """
     cfg = yaml.safe_load((data / "scene.yaml").read_text())
     cfg["model"] = {"name": "rf", "params": {"n_estimators": 200}}
+    # nor the area of applicability, zones and next samples (tested on the main run)
+    cfg["output"]["applicability"] = False
+    cfg.pop("zones"), cfg.pop("sampling_design")
     cfg.update(changes)
     f = data / f"{name}.yaml"
     f.write_text(yaml.safe_dump(cfg))
@@ -220,13 +223,20 @@ def test_risk_maps_follow_from_the_concentration_maps(case) -> None:
     expected = np.sqrt((np.maximum(p_cu, p_pb) ** 2 + ((p_cu + p_pb) / 2) ** 2) / 2)
     np.testing.assert_allclose(pn, expected, rtol=1e-5, equal_nan=True)
     np.testing.assert_array_equal(cu_cls == 255, np.isnan(cu))
-    # single-factor grading: <= 1 class 1, (1, 2] class 2, ...
+    # pixels outside a metal's area of applicability are their own class (254)
+    cu_in = _read(out / "Cu_aoa.tif") == 1
+    both_in = cu_in & (_read(out / "Pb_aoa.tif") == 1)
     ok = np.isfinite(p_cu)
+    np.testing.assert_array_equal(cu_cls[ok & ~cu_in], 254)
+    np.testing.assert_array_equal(pn_cls[ok & ~both_in], 254)
+    # single-factor grading: <= 1 class 1, (1, 2] class 2, ...
     np.testing.assert_array_equal(
-        cu_cls[ok], np.digitize(p_cu[ok], [1, 2, 3, 5], right=True).astype("uint8") + 1
+        cu_cls[ok & cu_in],
+        np.digitize(p_cu[ok & cu_in], [1, 2, 3, 5], right=True).astype("uint8") + 1,
     )
+    inside = ok & both_in
     np.testing.assert_array_equal(
-        pn_cls[ok], np.digitize(pn[ok], [0.7, 1, 2, 3], right=True).astype("uint8") + 1
+        pn_cls[inside], np.digitize(pn[inside], [0.7, 1, 2, 3], right=True).astype("uint8") + 1
     )
     fractions = risk["layers"]["nemerow_class"]["class_area_fraction"]
     assert sum(fractions.values()) == pytest.approx(1.0)
@@ -235,7 +245,7 @@ def test_risk_maps_follow_from_the_concentration_maps(case) -> None:
         rep["targets"]["Cu"]["class_area_fraction"]
         == risk["layers"]["Cu_risk"]["class_area_fraction"]
     )
-    assert (out / "nemerow_class.qml").read_text().count("paletteEntry") == 5
+    assert (out / "nemerow_class.qml").read_text().count("paletteEntry") == 6  # + outside
     # GDAL category names (PAM sidecar), index = class code
     import xml.etree.ElementTree as ET
 
@@ -409,3 +419,106 @@ def test_risk_with_a_land_use_raster(case, tmp_path: Path) -> None:
         cls[ok], np.digitize(p[ok], [1, 2, 3, 5], right=True).astype("uint8") + 1
     )
     assert (cls[(lu == 9)] == 255).all()
+
+
+# --------------------------------------------------------------------------- issue 15
+
+
+def _read(path: Path) -> np.ndarray:
+    """Band 1 as float64, NaN at nodata (class rasters too)."""
+    with rasterio.open(path) as src:
+        arr = src.read(1).astype("float64")
+        if src.nodata is not None:
+            arr[arr == src.nodata] = np.nan
+        return arr
+
+
+def test_area_of_applicability_maps(case) -> None:
+    """DI 0 at every sample pixel (the same feature path as training); the class follows the
+    threshold; the report's share inside is the raster's; outside pixels are their own
+    risk class."""
+    data, out, _ = case
+    import pandas as pd
+
+    rep = json.loads((out / "report.json").read_text())
+    with rasterio.open(out / "Cu_di.tif") as src:
+        inv = ~src.transform
+
+    used = pd.read_csv(out / "samples.csv")
+    for target in ("Cu", "Pb"):
+        t = rep["targets"][target]
+        app_, amap = t["applicability"], t["aoa_map"]
+        di = _read(out / f"{target}_di.tif")
+        with rasterio.open(out / f"{target}_aoa.tif") as src:
+            aoa = src.read(1)
+        conc = _read(out / f"{target}_concentration.tif")
+        mapped = np.isfinite(conc)
+        np.testing.assert_array_equal(np.isfinite(di), mapped)
+        np.testing.assert_array_equal(aoa[~mapped], 255)
+        np.testing.assert_array_equal(aoa[mapped], (di[mapped] <= app_["threshold"]).astype(int))
+        assert amap["share_inside"] == pytest.approx(float(np.mean(aoa[mapped] == 1)))
+        assert amap["pixels_inside"] + amap["pixels_outside"] == int(mapped.sum())
+        # every training sample's own pixel: distance 0 to itself in factor space
+        train = used[used[f"{target}_split"] == "train"]
+        cols, rows = (inv * (train["x"].to_numpy(), train["y"].to_numpy()))
+        vals = di[rows.astype(int), cols.astype(int)]
+        assert np.all(vals[np.isfinite(vals)] < 1e-5), vals
+        assert t["importance"]["factors"][0]["rank"] == 1
+        assert t["importance"]["folds_kind"] == "spatial blocks"
+        risk = _read(out / f"{target}_risk.tif")
+        outside = mapped & (aoa == 0)
+        np.testing.assert_array_equal(risk[outside], 254)
+        assert np.all(risk[mapped & (aoa == 1)] < 254)
+    assert "## Where the map can be trusted" in (out / "report.md").read_text()
+
+
+def test_zone_areas_and_their_bounds(case) -> None:
+    import geopandas as gpd
+
+    data, out, _ = case
+    rep = json.loads((out / "report.json").read_text())
+    zones = gpd.read_file(out / "zones.gpkg")
+    assert list(zones["parcel_id"]) == [f"P{k}" for k in range(1, 10)]
+    assert zones.crs == gpd.read_file(data / "parcels.gpkg").crs
+    for metal, block in rep["zones"]["metals"].items():
+        scene, rest = block["scene"], block["outside_zones"]
+        rows = block["zones"]
+        # the zones and the outside add up to the scene (ha, rounding only)
+        for key in ("area_ha", "mapped_ha", "expected_ha", "certain_ha", "possible_ha"):
+            total = sum(z[key] for z in rows) + rest[key]
+            assert total == pytest.approx(scene[key], rel=1e-9, abs=1e-9), key
+        for z in [*rows, scene]:
+            # P >= 0.95 where the 90 % interval's lower bound is above S, <= 0.05 where its
+            # upper bound is below: certain <= expected <= possible to within 5 % of them
+            half = 0.05
+            assert z["certain_ha"] * (1 - half) <= z["expected_ha"] + 1e-9
+            slack = half * (z["mapped_ha"] - z["possible_ha"])
+            assert z["expected_ha"] <= z["possible_ha"] + slack + 1e-9
+        # the expected area is the sum of P(C > S) x pixel area over the exceedance map
+        prob = _read(out / f"{metal}_exceedance.tif")
+        expected = np.nansum(prob) * block["pixel_area_m2"] / 1e4
+        assert scene["expected_ha"] == pytest.approx(expected, rel=1e-5)
+        np.testing.assert_allclose(zones[f"{metal}_expected_ha"], [z["expected_ha"] for z in rows])
+    cu = rep["zones"]["metals"]["Cu"]["scene"]
+    assert cu["expected_ha"] > 0 and cu["possible_ha"] > cu["certain_ha"]
+
+
+def test_next_samples_keep_their_spacing_on_mapped_pixels(case) -> None:
+    import pandas as pd
+    from scipy.spatial.distance import cdist
+
+    data, out, _ = case
+    rep = json.loads((out / "report.json").read_text())
+    spacing = rep["next_samples"]["min_spacing_m"]
+    pts = pd.read_csv(out / "next_samples.csv")
+    used = pd.read_csv(out / "samples.csv")
+    assert len(pts) > 0 and {"lon", "lat", "score", "closeness", "di"} <= set(pts.columns)
+    for metal, p in pts.groupby("target"):
+        conc = _read(out / f"{metal}_concentration.tif")
+        assert np.all(np.isfinite(conc[p["row"], p["col"]]))
+        assert list(p["rank"]) == list(range(1, len(p) + 1))
+        assert np.all(np.diff(p["score"].to_numpy()) <= 0)
+        xy = p[["x", "y"]].to_numpy()
+        d = cdist(xy, xy) + np.eye(len(xy)) * 1e9
+        assert d.min() >= spacing
+        assert cdist(xy, used[["x", "y"]].to_numpy()).min() >= spacing

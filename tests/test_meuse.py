@@ -6,8 +6,10 @@ maps are regression kriging and ordinary kriging.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,10 @@ from geohm.config import load_config
 from geohm.errors import GridError
 from geohm.io.models import load_model
 from geohm.pipeline import build_cube
+from geohm.sampling import SampleTable
 
-SCENES = Path(__file__).resolve().parents[1] / "scenes"
+ROOT = Path(__file__).resolve().parents[1]
+SCENES = ROOT / "scenes"
 METALS = ["copper", "lead", "zinc", "cadmium"]
 
 
@@ -195,3 +199,89 @@ def test_ga_bp_stays_finite_in_every_fold_with_a_log_target(tmp_path: Path) -> N
             oof[test], null[test] = pred, y[train].mean()
         rmse = np.sqrt(np.mean((oof - y) ** 2))
         assert rmse < 0.9 * np.sqrt(np.mean((null - y) ** 2)), (metal, rmse)
+
+
+# ------------------------------------------------------------- benchmarks/meuse.py
+def _benchmark() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "meuse_benchmark", ROOT / "benchmarks" / "meuse.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def meuse_table() -> SampleTable:
+    from geohm.pipeline import sample_points
+
+    cfg = load_config(SCENES / "meuse.yaml")
+    inputs, cube, _ = build_cube(cfg, cfg.features, coordinates=True)
+    table, _ = sample_points(cfg, inputs, cube)
+    return table
+
+
+def test_benchmark_rows_take_only_the_spatial_inputs_they_name(
+    meuse_table: SampleTable, tmp_path: Path
+) -> None:
+    # The scene maps with buffer distances; a benchmark row that does not ask for them must
+    # not inherit them (the GA-BP rows once had 134 inputs instead of 10).
+    from sklearn.pipeline import Pipeline
+
+    from geohm.models import model_entry
+    from geohm.training import model_pipeline
+
+    bench = _benchmark()
+    base = load_config(SCENES / "meuse.yaml", output_dir=tmp_path)
+    X = meuse_table.X
+    for label, changes in bench.MODELS.items():
+        cfg = bench._config(base, changes)
+        buffers = label == "RF + buffer distances"
+        assert cfg.spatial_features.buffer_distances == buffers, label
+        if model_entry(cfg.model.name).selects:
+            continue
+        pipe = model_pipeline(cfg.fit_spec(), list(X.columns))
+        assert ("buffers" in pipe.named_steps) == buffers, label
+        if cfg.model.name == "ga-bp":
+            # dist, elev, ffreq (3 classes), soil (3 classes), x, y
+            inputs = Pipeline(pipe.steps[:-1]).fit_transform(X, meuse_table.y["zinc"])
+            assert inputs.shape == (155, 10), label
+
+
+def test_auto_in_a_benchmark_fold_sees_the_training_rows_only(
+    meuse_table: SampleTable, tmp_path: Path
+) -> None:
+    # One outer fold of the protocol, a small auto (no stack): the selection runs on the
+    # 124 training rows, and the test fold is predicted by the chosen candidate exactly
+    # as the same pipeline fitted on those rows alone predicts it.
+    from sklearn.model_selection import KFold
+
+    from geohm.config import ModelSpec
+    from geohm.training import model_columns, model_pipeline
+
+    bench = _benchmark()
+    base = load_config(SCENES / "meuse.yaml", output_dir=tmp_path)
+    small = {"candidates": [{"rf": {"n_estimators": 25}}, "ok"], "stack": False}
+    cfg = bench._config(base, {**bench.MODELS["auto"], "model": {"name": "auto", "params": small}})
+    X, y = meuse_table.X, meuse_table.y["zinc"].to_numpy()
+    train, test = next(KFold(5, shuffle=True, random_state=0).split(X))
+    pred, fitted = bench.auto_fold_prediction(cfg, X, y, meuse_table.xy, train, test, "zinc")
+    auto = fitted.report["auto"]
+    scored = {r["candidate"]: r for r in auto["ranking"] if r["status"] == "scored"}
+    assert set(scored) == {"rf", "ok"}
+    assert all(r["n"] == len(train) == 124 for r in scored.values())
+    assert fitted.report["n_train"] == 124
+    # The covariates beat kriging of the 124 zinc values (as in the full benchmark).
+    assert auto["chosen"] == "rf" and scored["rf"]["rmse"] < scored["ok"]["rmse"]
+    # rf as a candidate: the covariates only (no coordinates: spatial_features off).
+    spec = cfg.fit_spec().model_copy(
+        update={"model": ModelSpec(name="rf", params={"n_estimators": 25})}
+    )
+    columns = model_columns(spec, ["dist", "elev", "ffreq", "soil"])
+    assert fitted.features == columns
+    ref = model_pipeline(spec, columns).fit(X.iloc[train][columns], y[train])
+    np.testing.assert_allclose(pred, np.maximum(ref.predict(X.iloc[test][columns]), 0.0))
+    # Better than the flat map of the training rows on the held-out fold.
+    rmse = np.sqrt(np.mean((pred - y[test]) ** 2))
+    assert rmse < 0.8 * np.sqrt(np.mean((y[train].mean() - y[test]) ** 2))

@@ -667,3 +667,23 @@ def test_training_mean_travels_in_the_manifest(tmp_path, saved, loaded) -> None:
     bundle["targets"]["Cu"]["train_mean"] = saved
     path = save_model(tmp_path / MODEL_FILE, bundle)
     assert load_model(path)["targets"]["Cu"]["train_mean"] == loaded
+
+
+def test_area_of_applicability_round_trips_as_plain_values(tmp_path: Path) -> None:
+    """The AOA travels in model.geohm as numbers and arrays (no geohm type) and gives the
+    same dissimilarity index after loading."""
+    from geohm.aoa import AreaOfApplicability
+
+    fit = fit_target(_cfg(*FAMILIES["rf"][:2]), _table(40, 8), "Cu")
+    assert fit.aoa is not None and fit.aoa_features
+    bundle = _bundle(fit.estimator, fit.features, fit.interval)
+    bundle["targets"]["Cu"].update(aoa=fit.aoa.to_state(), aoa_features=fit.aoa_features)
+    path = save_model(tmp_path / MODEL_FILE, bundle)
+    with zipfile.ZipFile(path) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["targets"]["Cu"]["aoa_features"] == fit.aoa_features
+    loaded = load_model(path)["targets"]["Cu"]
+    aoa = AreaOfApplicability.from_state(loaded["aoa"])
+    X = _table(40, 9).X[fit.aoa_features].to_numpy(dtype="float64")
+    np.testing.assert_array_equal(aoa.di(X), fit.aoa.di(X))
+    assert aoa.threshold == fit.aoa.threshold and loaded["aoa_features"] == fit.aoa_features

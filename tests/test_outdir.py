@@ -62,7 +62,7 @@ def _scene(data: Path, stem: str, **changes: object) -> Path:
     """A quick scene config beside the data (relative paths resolve there)."""
     cfg = yaml.safe_load((data / "scene.yaml").read_text(encoding="utf-8"))
     cfg.pop("source")
-    cfg.pop("risk")
+    cfg.pop("risk"), cfg.pop("zones"), cfg.pop("sampling_design")
     cfg.update(
         name=stem,
         model={"name": "rf", "params": {"n_estimators": 20}},

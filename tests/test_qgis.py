@@ -7,14 +7,12 @@ only when QGIS is not installed (``apt-get install -y --no-install-recommends py
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from typer.testing import CliRunner
@@ -22,46 +20,17 @@ from typer.testing import CliRunner
 from geohm.cli import app
 from geohm.io.styles import write_qml_paletted
 
+from .qgis_check import PALETTED_SUFFIXES, SYSTEM_PYTHON, qgis_unavailable, run_qgis_check
+
 pytestmark = [pytest.mark.qgis, pytest.mark.timeout(180)]
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-CHECK = Path(__file__).with_name("qgis_check.py")
 CLASS_SUFFIXES = ("_risk", "_class")
-
-
-def _qgis_env(tmp: Path) -> dict[str, str]:
-    """Headless Qt, and a throwaway HOME so QGIS writes no profile into the user's."""
-    home, run = tmp / "home", tmp / "xdg-runtime"
-    home.mkdir(parents=True, exist_ok=True)
-    run.mkdir(mode=0o700, parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env.update(
-        QT_QPA_PLATFORM="offscreen",
-        HOME=str(home),
-        XDG_RUNTIME_DIR=str(run),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_CACHE_HOME=str(home / ".cache"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-    )
-    return env
 
 
 @pytest.fixture(scope="module")
 def qgis_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("qgis")
-    why = ""
-    if not Path(SYSTEM_PYTHON).exists():
-        why = f"{SYSTEM_PYTHON} does not exist"
-    else:
-        probe = subprocess.run(
-            [SYSTEM_PYTHON, "-c", "import qgis.core"],
-            env=_qgis_env(tmp),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if probe.returncode != 0:
-            why = (probe.stderr.strip().splitlines() or ["import failed"])[-1]
+    why = qgis_unavailable(tmp)
     if why:
         pytest.skip(
             f"QGIS is not installed for {SYSTEM_PYTHON} ({why}); install it with "
@@ -79,22 +48,7 @@ def demo_out(qgis_tmp: Path) -> Path:
 
 
 def run_check(outdir: Path, png: Path, tmp: Path) -> dict[str, Any]:
-    res = subprocess.run(
-        [SYSTEM_PYTHON, str(CHECK), str(outdir), str(png)],
-        env=_qgis_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    lines = res.stdout.strip().splitlines()
-    assert res.returncode == 0, (
-        f"qgis_check.py exited {res.returncode}\n--- stderr\n{res.stderr[-4000:]}"
-        f"\n--- stdout\n{res.stdout[-4000:]}"
-    )
-    assert lines, f"qgis_check.py printed nothing; stderr:\n{res.stderr[-4000:]}"
-    summary: dict[str, Any] = json.loads(lines[-1])
-    assert summary["ok"] and not summary["failures"], summary["failures"]
-    return summary
+    return run_qgis_check(outdir, png, tmp)
 
 
 def assert_layers_match_geotiffs(summary: dict[str, Any], outdir: Path) -> None:
@@ -117,7 +71,7 @@ def assert_layers_match_geotiffs(summary: dict[str, Any], outdir: Path) -> None:
             layer["extent"],
             bounds,
         )
-        is_class = tif.stem.endswith(CLASS_SUFFIXES)
+        is_class = tif.stem.endswith(PALETTED_SUFFIXES)
         renderer = "paletted" if is_class else "singlebandpseudocolor"
         assert layer["renderer"] == renderer, (tif.name, layer["renderer"])
         # the .qml beside the GeoTIFF is QGIS's default style (what "Add Raster Layer" shows)
@@ -155,6 +109,16 @@ def test_demo_outputs_open_styled_in_qgis(demo_out: Path, qgis_tmp: Path) -> Non
     else:
         expected = ["Cu_concentration"]
     assert_rendered(summary, png, expected)
+    # issue 15: the area of applicability, the zones and the next samples open styled
+    assert {"Cu_di.tif", "Cu_aoa.tif"} <= names
+    vectors = {v["file"]: v for v in summary["vectors"]}
+    assert {"zones.gpkg", "next_samples.gpkg"} <= set(vectors)
+    for v in vectors.values():
+        assert v["renderer"] == v["default_style_renderer"], v["file"]
+    assert vectors["zones.gpkg"]["renderer"] == "graduatedSymbol"
+    n_points = len(pd.read_csv(demo_out / "next_samples.csv"))
+    assert vectors["next_samples.gpkg"]["feature_count"] == n_points > 0
+    assert len(summary["vector_render"]["labels"]["next_samples"]) == n_points
 
 
 def _risk_first(stem: str) -> tuple[bool, str]:

@@ -233,6 +233,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, pd.Data
     cfg.pop("source")
     cfg["model"] = {"name": "rf", "params": {"n_estimators": 20}}
     cfg["risk"] = None
+    cfg.pop("zones"), cfg.pop("sampling_design")  # they need the risk block
     cfg["output"] = {"uncertainty": False}
     pts = gpd.read_file(root / "samples_target.gpkg")
     table = pd.DataFrame(
@@ -471,6 +472,7 @@ def test_library_warnings_stay_off_the_terminal(small, tmp_path) -> None:
     cfg.pop("source")
     cfg["model"] = {"name": "rf", "params": {"n_estimators": 10}}
     cfg["risk"] = None
+    cfg.pop("zones"), cfg.pop("sampling_design")  # they need the risk block
     for verbose, shown in (([], False), (["-v"], True)):
         cfg["output"] = {"uncertainty": False, "dir": f"out_warn{len(verbose)}"}
         (root / "warn.yaml").write_text(yaml.safe_dump(cfg))

@@ -49,6 +49,7 @@ def test_noise_target_gets_a_warning(tmp_path) -> None:
     cfg["samples"]["path"] = "noise.gpkg"
     cfg["model"] = {"name": "rf", "params": {"n_estimators": 30}}
     cfg["risk"] = None
+    cfg.pop("zones"), cfg.pop("sampling_design")  # they need the risk block
     cfg["output"] = {"dir": "out", "uncertainty": False}
     (root / "noise.yaml").write_text(yaml.safe_dump(cfg))
     res = CliRunner().invoke(app, ["run", str(root / "noise.yaml")])

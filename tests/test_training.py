@@ -86,6 +86,14 @@ def test_transfer_pipeline_uses_the_source_year() -> None:
     assert rep["test"]["rmse"] < rep["source"]["test_source_only"]["rmse"]
     assert fit.features == rep["features"]
     assert fit.estimator.predict(target.X[fit.features].to_numpy()[:3]).shape == (3,)
+    # covariate shift: the target year's samples against the source year's AOA
+    shift = rep["applicability"]["covariate_shift"]
+    assert shift["n_source"] == 44 and shift["n_target"] == fit.report["n_train"]
+    assert fit.source_aoa is not None and fit.source_aoa_features
+    X = target.X[fit.source_aoa_features].to_numpy(dtype="float64")
+    outside = fit.source_aoa.di(X) > fit.source_aoa.threshold
+    # the training rows of the target year are a subset of these
+    assert 0.0 <= shift["share_outside"] <= 1.0 and outside.sum() >= shift["n_outside"]
 
 
 def test_unknown_model_params_are_config_errors() -> None:

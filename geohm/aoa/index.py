@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -183,6 +183,48 @@ class AreaOfApplicability:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__post_init__()
+
+    def to_state(self) -> dict[str, Any]:
+        """The fitted state as plain values (numbers, lists, numpy arrays).
+
+        What a model file stores (no geohm type in it): :meth:`from_state` rebuilds it.
+
+        Returns
+        -------
+        dict
+            One entry per field; tuples become lists.
+        """
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if not f.init:
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> AreaOfApplicability:
+        """Rebuild from :meth:`to_state`'s values.
+
+        Parameters
+        ----------
+        state : dict
+            The values of :meth:`to_state`.
+
+        Returns
+        -------
+        AreaOfApplicability
+            Equal to the one the state was taken from (the same DI for any row).
+        """
+        kw = dict(state)
+        for name in ("categorical", "constant_features"):
+            kw[name] = tuple(int(v) for v in kw[name])
+        kw["levels"] = tuple(np.asarray(v) for v in kw["levels"])
+        kw["n_features_in"] = int(kw["n_features_in"])
+        kw["mean_distance"] = float(kw["mean_distance"])
+        kw["threshold"] = float(kw["threshold"])
+        kw["folds_used"] = bool(kw["folds_used"])
+        return cls(**kw)
 
     def __repr__(self) -> str:
         return (

@@ -76,8 +76,9 @@ def save_model(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     path : path-like
         The file to write (``OUT/model.geohm``).
     payload : dict
-        ``targets: {name: {"estimator", "features", "required", "interval"}}`` plus the
-        metadata ``geohm_version``, ``scene``, ``model`` and ``cube_features``.
+        ``targets: {name: {"estimator", "features", "required", "interval", "aoa",
+        "aoa_features"}}`` (``aoa``: the area of applicability's state as plain values,
+        or None) plus the metadata ``geohm_version``, ``scene``, ``model`` and ``cube_features``.
 
     Returns
     -------
@@ -90,7 +91,12 @@ def save_model(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
     targets = payload["targets"]
     objects = {
         "targets": {
-            k: {"estimator": v["estimator"], "interval": v.get("interval")}
+            k: {
+                "estimator": v["estimator"],
+                "interval": v.get("interval"),
+                "aoa": v.get("aoa"),
+                "source_aoa": v.get("source_aoa"),
+            }
             for k, v in targets.items()
         }
     }
@@ -108,6 +114,14 @@ def save_model(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
                 "required": None if v.get("required") is None else list(v["required"]),
                 "interval": v.get("interval") is not None,
                 "train_mean": _finite_or_none(v.get("train_mean")),
+                **{
+                    key: list(v[key])
+                    for key, state in (
+                        ("aoa_features", "aoa"),
+                        ("source_aoa_features", "source_aoa"),
+                    )
+                    if v.get(state) is not None and v.get(key) is not None
+                },
             }
             for k, v in targets.items()
         },
@@ -325,6 +339,9 @@ def _bundle(p: Path, manifest: dict[str, Any], objects: Any) -> dict[str, Any]:
             or not isinstance(obj, dict)
             or not callable(getattr(obj.get("estimator"), "predict", None))
             or not (obj.get("interval") is None or qualname(obj["interval"]) == _INTERVAL)
+            or not all(
+                obj.get(k) is None or isinstance(obj[k], dict) for k in ("aoa", "source_aoa")
+            )
         ):
             raise InputError(f"model file '{p}': target '{name}' is incomplete; {_REWRITE}")
         targets[name] = {
@@ -333,6 +350,12 @@ def _bundle(p: Path, manifest: dict[str, Any], objects: Any) -> dict[str, Any]:
             "required": None if info.get("required") is None else list(info["required"]),
             "interval": obj.get("interval"),
             "train_mean": _finite_or_none(info.get("train_mean")),
+            "aoa": obj.get("aoa"),
+            "source_aoa": obj.get("source_aoa"),
+            **{
+                key: None if info.get(key) is None else [str(f) for f in info[key]]
+                for key in ("aoa_features", "source_aoa_features")
+            },
         }
     return {
         "kind": FORMAT,

@@ -385,3 +385,40 @@ def write_next_samples(
     with atomic_path(csv) as tmp:
         frame.to_csv(tmp, index=False)
     return gpkg, csv
+
+
+def write_zone_boxes(
+    boxes: dict[str, tuple[float, float, float, float]],
+    path: PathLike,
+    *,
+    crs: Any,
+    id_column: str = "zone_id",
+    attributes: dict[str, list[Any]] | None = None,
+) -> Path:
+    """Write rectangular zones (parcels) as a polygon GeoPackage, atomically.
+
+    Parameters
+    ----------
+    boxes : dict of str to tuple of float
+        Zone id -> ``(xmin, ymin, xmax, ymax)`` in ``crs`` units (m).
+    path : path-like
+        The ``.gpkg`` to write.
+    crs : Any
+        The boxes' coordinate reference system.
+    id_column : str
+        Name of the id column.
+    attributes : dict of str to list, optional
+        Further columns, one value per box (in ``boxes`` order).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    data = {id_column: list(boxes), **(attributes or {})}
+    geoms = [shapely.box(*b) for b in boxes.values()]
+    gdf = gpd.GeoDataFrame(data, geometry=geoms, crs=crs)
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        gdf.to_file(tmp, driver="GPKG", layer=final.stem, engine="pyogrio")
+    return final

@@ -33,6 +33,7 @@ __all__ = [
     "Distribution",
     "exceedance_probability",
     "has_members",
+    "interval_exceedance",
     "predict_distribution",
     "votes_to_probability",
 ]
@@ -80,6 +81,52 @@ def has_members(estimator: Any) -> bool:
     False
     """
     return _members(estimator_parts(estimator).final) is not None
+
+
+def interval_exceedance(
+    prediction: Any, lower: Any, upper: Any, thresholds: Any, coverage: float
+) -> np.ndarray:
+    """P(C > t) from a central prediction interval, for models without ensemble members.
+
+    A split normal distribution fitted to the interval: its median is the prediction, and
+    each half has the standard deviation that puts that side's bound at the interval's
+    quantile (``(bound - prediction) / z``, ``z`` the standard-normal quantile of
+    ``(1 + coverage) / 2``). So P(C > upper) = (1 - coverage) / 2, P(C > prediction) =
+    0.5 and P(C > lower) = (1 + coverage) / 2, whatever the interval's method (conformal
+    residuals, kriging, a log target's skewed interval). The shape between the bounds is
+    an assumption; the bounds themselves are calibrated.
+
+    Parameters
+    ----------
+    prediction, lower, upper : array-like of shape (n,)
+        Prediction and interval bounds (mg/kg).
+    thresholds : array-like of shape (n,)
+        The value per row (mg/kg); NaN gives NaN.
+    coverage : float
+        Nominal coverage of the interval (0-1).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 probabilities, shape (n,).
+
+    Examples
+    --------
+    >>> [round(float(p), 3) for p in interval_exceedance([10.0], [5.0], [20.0], [20.0], 0.9)]
+    [0.05]
+    """
+    from scipy.special import ndtr, ndtri
+
+    pred = np.asarray(prediction, dtype="float64")
+    t = np.broadcast_to(np.asarray(thresholds, dtype="float64"), pred.shape)
+    z = float(ndtri((1.0 + coverage) / 2.0))
+    side = np.where(t >= pred, np.asarray(upper) - pred, pred - np.asarray(lower))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zscore = np.where(side > 0, (t - pred) * z / side, np.sign(t - pred) * np.inf)
+    p = 1.0 - ndtr(zscore)
+    p[t == pred] = 0.5
+    p[~np.isfinite(t)] = np.nan
+    return p.astype("float32")
 
 
 def votes_to_probability(counts: np.ndarray, n_trees: int, thresholds: np.ndarray) -> np.ndarray:
@@ -202,7 +249,8 @@ def predict_distribution(
     thresholds : float or array-like of shape (n,) or (k, n), optional
         Values (target units, e.g. the screening value of each pixel) whose exceedance
         probabilities are wanted; NaN gives a NaN probability. Needs a tree ensemble
-        (:func:`has_members`).
+        (:func:`has_members`: the share of trees above) or an ``interval`` (a split
+        normal fitted to it: :func:`interval_exceedance`).
 
     Returns
     -------
@@ -234,6 +282,11 @@ def predict_distribution(
     elif interval is not None and _interval_votes(interval):  # a quantile forest
         pred, lower, upper, counts = interval.predict_distribution(X, t)
         n_trees = len(estimator_parts(interval.estimator).final.estimators_)
+    elif t is not None and interval is not None and not has_members(estimator):
+        pred, lower, upper = interval.predict_interval(X)
+        cov = interval.coverage
+        split = np.stack([interval_exceedance(pred, lower, upper, tk, cov) for tk in t])
+        return Distribution(pred, lower, upper, split[0] if one else split)
     elif t is not None:
         if interval is not None:  # an interval of another kind: a second traversal
             _, lower, upper = interval.predict_interval(X)

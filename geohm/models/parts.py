@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,3 +102,40 @@ def estimator_parts(estimator: Any) -> EstimatorParts:
         target = estimator.transformer_
         estimator = estimator.regressor_
     return EstimatorParts(final=estimator, prep=prep, target=target)
+
+
+@contextlib.contextmanager
+def single_threaded(estimators: Iterable[Any]) -> Iterator[None]:
+    """Set ``n_jobs=1`` on every (settable) estimator given, for the duration.
+
+    A forest's multi-threaded ``predict`` adds its trees' outputs in thread order, so the
+    last bits of a prediction would vary from run to run; one thread each makes them
+    repeatable (and avoids oversubscription where the caller runs its own threads).
+
+    Parameters
+    ----------
+    estimators : iterable of estimator
+        Every estimator object to switch (nested ones included: ``get_params(deep=True)``
+        reaches the parameters of the steps of a pipeline).
+
+    Yields
+    ------
+    None
+        The estimators are restored on exit.
+    """
+    changed: list[tuple[Any, str, Any]] = []
+    for est in estimators:
+        params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
+        for key, value in params.items():
+            # None too: for GA-BP it means torch's own thread count, not one thread.
+            if key.endswith("n_jobs") and value != 1:
+                try:
+                    est.set_params(**{key: 1})
+                except (ValueError, AttributeError):  # frozen parts cannot be changed
+                    continue
+                changed.append((est, key, value))
+    try:
+        yield
+    finally:
+        for est, key, value in changed:
+            est.set_params(**{key: value})

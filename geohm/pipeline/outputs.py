@@ -23,12 +23,14 @@ from geohm.io.rasters import (
     read_overview,
 )
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
-from geohm.io.styles import write_qml_paletted, write_qml_ramp
+from geohm.io.styles import AOA_CLASSES, write_qml_paletted, write_qml_ramp
 from geohm.models.ensemble import has_members
+from geohm.pipeline.accumulation import AccumulationPlan, dem_on_grid
 from geohm.pipeline.common import CHUNK, NODATA, Progress
 from geohm.pipeline.inputs import SceneInputs, window_source
+from geohm.pipeline.trust import TrustMaps
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
-from geohm.report import class_figure, quicklook_figure, render_markdown
+from geohm.report import class_figure, drivers_figure, quicklook_figure, render_markdown
 from geohm.riskmaps import (
     RiskPlan,
     plan_risk,
@@ -102,6 +104,8 @@ def _layer_info(
         info["class_area_fraction"] = {
             text: counts.get(str(code), 0) / total for code, text, _ in layer.classes
         }
+        if layer.name.endswith("_aoa"):  # <t>_aoa, <t>_source_aoa
+            info["class_pixels"] = {t: counts.get(str(c), 0) for c, t, _ in layer.classes}
     else:
         info["map_stats"] = st
         if layer.name in names and st["pixels"]:
@@ -200,9 +204,20 @@ def _write_maps(
         }
     if plan is None and cfg.risk is not None:
         plan = plan_risk(
-            cfg.risk, list(models), [t for t, m in models.items() if has_members(m.estimator)]
+            cfg.risk,
+            list(models),
+            [t for t, m in models.items() if has_members(m.estimator) or m.interval is not None],
         )
     layers = _output_layers(cfg, models, target_layers, plan)
+    accum = None
+    if cfg.accumulation is not None and isinstance(plan, RiskPlan):
+        accum = AccumulationPlan(
+            cfg, inputs.grid, dem_on_grid(inputs.dem), dict(plan.screening), list(models)
+        )
+        layers += [_Layer(*spec) for spec in accum.layers()]
+    trust = TrustMaps(cfg, inputs.grid, models, plan) if isinstance(plan, RiskPlan) else None
+    if trust is None and (cfg.zones is not None or cfg.sampling_design is not None):
+        trust = TrustMaps(cfg, inputs.grid, models, None)  # raises: no exceedance map
     names = {target_layers[t].name: t for t in models}
     source = window_source(
         inputs,
@@ -231,6 +246,9 @@ def _write_maps(
             derive=plan.derive if plan is not None else None,
             workers=workers,
             thresholds=plan.exceedance_thresholds if isinstance(plan, RiskPlan) else None,
+            on_window=trust.on_window if trust is not None and trust.active else None,
+            bounds=trust is not None and trust.active,
+            derive_window=accum.derive_window if accum is not None else None,
         )
         for layer in layers:
             path = writers[layer.name].close()
@@ -238,12 +256,24 @@ def _write_maps(
             files, png = _style_and_quicklook(cfg, layer, path, points_xy)
             outputs += files
             per_layer[layer.name] = _layer_info(cfg, layer, path, png, stats, names)
+        if trust is not None and trust.active:
+            trust_report, files = trust.finish(points_xy)
+            outputs += files
     finally:
         source.close()
         for w in writers.values():
             w.abort()  # no-op for the writers already published
+    accum_report = None
+    if accum is not None:
+        names_acc = [spec[0] for spec in accum.layers()]
+        accum_report = accum.report(per_layer, stats)
+        accum_report["layers"] = {n: per_layer.pop(n) for n in names_acc if n in per_layer}
     per_target = _target_info(models, target_layers, per_layer)
     risk_report = _risk_report(cfg, plan, per_layer) if isinstance(plan, RiskPlan) else None
+    if risk_report is not None and trust is not None and trust.active:
+        risk_report.update(trust_report)
+    if risk_report is not None and accum_report is not None:
+        risk_report["accumulation"] = accum_report
     return per_target, risk_report, outputs
 
 
@@ -265,8 +295,21 @@ def _output_layers(
                     "mg/kg",
                 )
             )
+    for t, m in models.items():
+        if m.aoa is not None:
+            di_text = f"{t} dissimilarity index (area of applicability)"
+            layers.append(_Layer(f"{t}_di", di_text, "1"))
+            layers.append(_Layer(f"{t}_aoa", f"{t} area of applicability", "1", list(AOA_CLASSES)))
+        if m.source_aoa is not None:
+            text = f"{t} inside the source year's area of applicability (covariate shift)"
+            layers.append(_Layer(f"{t}_source_aoa", text, "1", list(AOA_CLASSES)))
     for rl in plan.layers if plan is not None else []:
-        classes = rl.grading.classes() if rl.grading is not None else None
+        aoa = any(m.aoa is not None for m in models.values())
+        classes = None
+        if rl.grading is not None:
+            classes = (
+                plan.layer_classes(rl, aoa) if isinstance(plan, RiskPlan) else rl.grading.classes()
+            )
         layers.append(_Layer(rl.name, rl.description, rl.units, classes))
     return layers
 
@@ -282,10 +325,35 @@ def _target_info(
         info = dict(per_layer.pop(target_layers[t].name))
         if m.interval is not None:
             info["uncertainty_map"] = per_layer.pop(f"{t}_uncertainty")
+        if m.aoa is not None:
+            info["aoa_map"] = _aoa_map(per_layer.pop(f"{t}_di"), per_layer.pop(f"{t}_aoa"))
+        if m.source_aoa is not None:
+            src = per_layer.pop(f"{t}_source_aoa")
+            fractions = src.get("class_area_fraction", {})
+            info.setdefault("aoa_map", {})["source"] = {
+                "file": src["file"],
+                "share_outside": fractions.get(AOA_CLASSES[0][1]),
+            }
         if f"{t}_risk" in per_layer:
             info["class_area_fraction"] = per_layer[f"{t}_risk"]["class_area_fraction"]
         per_target[t] = info
     return per_target
+
+
+def _aoa_map(di: dict[str, Any], aoa: dict[str, Any]) -> dict[str, Any]:
+    """report.json's ``aoa_map`` of a target: its files and the share of the map inside."""
+    share = aoa.get("class_area_fraction", {})
+    pixels = aoa.get("class_pixels", {})
+    outside, inside = (label for _, label, _ in AOA_CLASSES)
+    return {
+        "di_file": di["file"],
+        "aoa_file": aoa["file"],
+        "share_inside": share.get(inside),
+        "pixels_inside": pixels.get(inside, 0),
+        "pixels_outside": pixels.get(outside, 0),
+        "di_stats": di.get("map_stats"),
+        **({"quicklook": aoa["quicklook"]} if "quicklook" in aoa else {}),
+    }
 
 
 def _risk_report(cfg: SceneConfig, plan: RiskPlan, per_layer: dict[str, Any]) -> dict[str, Any]:
@@ -307,6 +375,16 @@ def _risk_report(cfg: SceneConfig, plan: RiskPlan, per_layer: dict[str, Any]) ->
 def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]) -> RunResult:
     out_dir = Path(cfg.output.dir)
     report_paths = [out_dir / "report.json", out_dir / "report.md"]
+    for t, rep in (report.get("targets") or {}).items():  # what drives each model
+        fig = (
+            drivers_figure(rep, title=f"{cfg.name}: what drives {t}")
+            if cfg.output.quicklooks
+            else None
+        )
+        if fig is not None:
+            png = save_figure(fig, out_dir / f"{t}_drivers.png")
+            rep["drivers_figure"] = png.name
+            outputs = [*outputs, png]
     report["outputs"] = sorted(p.name for p in outputs + report_paths)
     folder = held_folder(out_dir)
     if folder is not None and folder.report_note():
@@ -341,6 +419,13 @@ def _write_samples_and_model(
                 "required": None if tm.required is None else list(tm.required),
                 "interval": tm.interval,
                 "train_mean": (train_means or {}).get(k),
+                # plain arrays and numbers: no geohm type in the model file
+                "aoa": None if tm.aoa is None else tm.aoa.to_state(),
+                "aoa_features": None if tm.aoa_features is None else list(tm.aoa_features),
+                "source_aoa": None if tm.source_aoa is None else tm.source_aoa.to_state(),
+                "source_aoa_features": None
+                if tm.source_aoa_features is None
+                else list(tm.source_aoa_features),
             }
             for k, tm in targets.items()
         },

@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from geohm._version import __version__
+from geohm.aoa import AreaOfApplicability
 from geohm.config import SceneConfig, load_config
 from geohm.errors import ConfigError, InputError
 from geohm.evaluate import metrics, with_null
@@ -214,7 +215,14 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
         t = time.perf_counter()
         models = {
             k: TargetModel(
-                accelerate(f.estimator), f.features, required=f.required, interval=f.interval
+                accelerate(f.estimator),
+                f.features,
+                required=f.required,
+                interval=f.interval,
+                aoa=f.aoa,
+                aoa_features=f.aoa_features,
+                source_aoa=f.source_aoa,
+                source_aoa_features=f.source_aoa_features,
             )
             for k, f in fitted.items()
         }
@@ -229,7 +237,16 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
     # again on load (or keeps scikit-learn's predict where the kernel was not built);
     # io.models.save_model refuses a compiled forest.
     saved = {
-        k: TargetModel(f.estimator, f.features, required=f.required, interval=f.interval)
+        k: TargetModel(
+            f.estimator,
+            f.features,
+            required=f.required,
+            interval=f.interval,
+            aoa=f.aoa,
+            aoa_features=f.aoa_features,
+            source_aoa=f.source_aoa,
+            source_aoa_features=f.source_aoa_features,
+        )
         for k, f in fitted.items()
     }
     outputs += _write_samples_and_model(
@@ -241,6 +258,9 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
     _list_outliers(report["samples"], {k: f.report["outliers_removed"] for k, f in fitted.items()})
     if risk_report is not None:
         report["risk"] = risk_report
+        for key in ("zones", "next_samples", "accumulation"):  # the report's own sections
+            if key in risk_report:
+                report[key] = risk_report.pop(key)
     if source_info:
         _list_outliers(
             source_info,
@@ -405,6 +425,12 @@ def _predict_scene(
                 v["features"],
                 required=v.get("required"),
                 interval=v.get("interval") if cfg.output.uncertainty else None,
+                aoa=_aoa_from(model_path, k, v.get("aoa")) if cfg.output.applicability else None,
+                aoa_features=v.get("aoa_features"),
+                source_aoa=_aoa_from(model_path, k, v.get("source_aoa"))
+                if cfg.output.applicability
+                else None,
+                source_aoa_features=v.get("source_aoa_features"),
             )
             for k, v in targets.items()
         }
@@ -459,6 +485,22 @@ def _predict_scene(
     }
     if risk_report is not None:
         report["risk"] = risk_report
+        for key in ("zones", "next_samples", "accumulation"):  # the report's own sections
+            if key in risk_report:
+                report[key] = risk_report.pop(key)
     if sample_report is not None:
         report["samples"] = sample_report
     return _finish_report(cfg, report, outputs)
+
+
+def _aoa_from(model_path: str | Path, target: str, state: Any) -> AreaOfApplicability | None:
+    """The area of applicability a model file stored for ``target`` (None: none stored)."""
+    if state is None:
+        return None
+    try:
+        return AreaOfApplicability.from_state(state)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"model file '{model_path}': the area of applicability of {target} is incomplete "
+            f"({exc}); run geohm run again to rewrite the model file"
+        ) from None

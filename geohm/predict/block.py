@@ -32,6 +32,14 @@ class TargetModel:
     #: from it (the same values as ``estimator.predict``, in one pass) and the layer
     #: ``<target>_uncertainty`` holds the interval width (mg/kg).
     interval: Any = None
+    #: Area of applicability (a fitted :class:`geohm.aoa.AreaOfApplicability`) on
+    #: ``aoa_features``: the layers ``<target>_di`` (dissimilarity index) and
+    #: ``<target>_aoa`` (1 inside, 0 outside, 255 not mapped) come with the prediction.
+    aoa: Any = None
+    aoa_features: Sequence[str] | None = None
+    #: Transfer models: the source year's AOA (``<target>_source_aoa``: 1 inside, 0 outside).
+    source_aoa: Any = None
+    source_aoa_features: Sequence[str] | None = None
 
 
 def predict_block(
@@ -39,6 +47,8 @@ def predict_block(
     features: Sequence[str],
     models: Mapping[str, TargetModel],
     thresholds: Mapping[str, Any] | None = None,
+    *,
+    bounds: bool = False,
 ) -> dict[str, np.ndarray]:
     """Predict every target on one (feature, y, x) block.
 
@@ -60,7 +70,11 @@ def predict_block(
         Target name -> (y, x) float32 prediction, ``<target>_uncertainty`` -> the width
         of the prediction interval (mg/kg) for models with an ``interval``, and
         ``<target>_exceedance`` -> P(prediction > threshold) for the targets in
-        ``thresholds``.
+        ``thresholds``; with ``bounds``, ``<target>_lower`` and ``<target>_upper`` the
+        interval's bounds and ``<target>_screening`` the threshold (mg/kg); for models
+        with an ``aoa``, ``<target>_di`` the dissimilarity index (float32) and
+        ``<target>_aoa`` its class (uint8: 1 inside the area of applicability, 0 outside,
+        255 not mapped).
     """
     _, h, w = block.shape
     index = {f: i for i, f in enumerate(features)}
@@ -90,14 +104,64 @@ def predict_block(
                 if tm.clip_min is not None:  # a bound below the floor says no more than it
                     lower, upper = np.maximum(lower, tm.clip_min), np.maximum(upper, tm.clip_min)
                 width[ok] = upper - lower
-            if prob is not None:
-                prob[ok] = dist.exceedance
+                if bounds:
+                    for name, bound in (("lower", lower), ("upper", upper)):
+                        full = np.full((h, w), np.nan, dtype="float32")
+                        full[ok] = bound
+                        out[f"{target}_{name}"] = full
+            if prob is not None and limit is not None:
+                prob[ok] = _consistent(dist, tm, np.broadcast_to(limit, (h, w))[ok])
             if tm.clip_min is not None:
                 values = np.maximum(values, tm.clip_min)
             pred[ok] = values
         out[target] = pred
+        if tm.aoa is not None:
+            out.update(_applicability(tm, target, block, index, ok))
         if width is not None:
             out[f"{target}_uncertainty"] = width
         if prob is not None:
             out[f"{target}_exceedance"] = prob
+            if bounds and limit is not None:  # the S of P(C > S), for the accumulators
+                out[f"{target}_screening"] = np.broadcast_to(limit, (h, w)).astype("float32")
     return out
+
+
+def _applicability(
+    tm: TargetModel, target: str, block: np.ndarray, index: dict[str, int], ok: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The dissimilarity index and the inside/outside class of one window's mapped pixels."""
+    _, h, w = block.shape
+    di = np.full((h, w), np.nan, dtype="float32")
+    codes = np.full((h, w), 255, dtype="uint8")
+    if ok.any():
+        cols = [index[f] for f in (tm.aoa_features or tm.features)]
+        d = tm.aoa.di(block[cols][:, ok].T)
+        di[ok] = d
+        codes[ok] = tm.aoa.inside(d)
+    out = {f"{target}_di": di, f"{target}_aoa": codes}
+    if tm.source_aoa is not None:  # covariate shift: the source year's samples
+        src = np.full((h, w), 255, dtype="uint8")
+        if ok.any():
+            cols = [index[f] for f in (tm.source_aoa_features or tm.features)]
+            src[ok] = tm.source_aoa.inside(tm.source_aoa.di(block[cols][:, ok].T))
+        out[f"{target}_source_aoa"] = src
+    return out
+
+
+def _consistent(dist: Any, tm: TargetModel, limit: np.ndarray) -> np.ndarray:
+    """P(C > S), kept consistent with the calibrated interval around it.
+
+    A forest's P comes from its trees' votes, its interval from the (conformally
+    calibrated) quantile forest: the two can disagree. Where the interval's lower bound is
+    above S, P is at least (1 + coverage) / 2; where its upper bound is below S, at most
+    (1 - coverage) / 2: so "certainly above" (lower > S) always has P at least that, and
+    the areas certain <= expected <= possible hold to within (1 - coverage) / 2 of them.
+    """
+    p = np.asarray(dist.exceedance, dtype="float32")
+    if dist.lower is None or dist.upper is None or tm.interval is None:
+        return p
+    half = (1.0 - float(getattr(tm.interval, "coverage", 0.9))) / 2.0
+    with np.errstate(invalid="ignore"):
+        p = np.where(dist.lower > limit, np.maximum(p, 1.0 - half), p)
+        p = np.where(dist.upper < limit, np.minimum(p, half), p)
+    return p.astype("float32")

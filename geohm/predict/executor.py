@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -15,10 +15,13 @@ import xarray as xr
 from geohm.cube import WindowSource
 from geohm.errors import NoDataError
 from geohm.io.rasters import read_block
+from geohm.models.parts import single_threaded
 from geohm.predict.block import TargetModel, Thresholds, predict_block
 from geohm.predict.plan import iter_windows
 from geohm.predict.stats import MapStats
 
+#: Derives extra layers for one window from its position and layers.
+WindowDerive = Callable[[tuple[int, int, int, int], dict[str, np.ndarray]], dict[str, np.ndarray]]
 #: Derives extra layers for one window from the predicted targets:
 #: ``derive(predictions, block, features) -> {layer name: (y, x) array}``.
 Derive = Callable[[dict[str, np.ndarray], np.ndarray, list[str]], dict[str, np.ndarray]]
@@ -54,25 +57,11 @@ def _estimators(models: Mapping[str, TargetModel]) -> list[Any]:
     return out
 
 
-@contextlib.contextmanager
-def _single_threaded_models(models: Mapping[str, TargetModel]) -> Iterator[None]:
+def _single_threaded_models(
+    models: Mapping[str, TargetModel],
+) -> contextlib.AbstractContextManager[None]:
     """Set ``n_jobs=1`` on every (settable) estimator inside the models for the duration."""
-    changed: list[tuple[Any, str, Any]] = []
-    for est in _estimators(models):
-        params = est.get_params(deep=True) if hasattr(est, "get_params") else {}
-        for key, value in params.items():
-            # None too: for GA-BP it means torch's own thread count, not one thread.
-            if key.endswith("n_jobs") and value != 1:
-                try:
-                    est.set_params(**{key: 1})
-                except (ValueError, AttributeError):  # frozen parts cannot be changed
-                    continue
-                changed.append((est, key, value))
-    try:
-        yield
-    finally:
-        for est, key, value in changed:
-            est.set_params(**{key: value})
+    return single_threaded(_estimators(models))
 
 
 def _read_window(cube: xr.DataArray, r: int, c: int, h: int, w: int) -> np.ndarray:
@@ -89,6 +78,9 @@ def predict_map(
     derive: Derive | None = None,
     workers: int = 1,
     thresholds: Thresholds | None = None,
+    on_window: Callable[[tuple[int, int, int, int], dict[str, np.ndarray]], None] | None = None,
+    bounds: bool = False,
+    derive_window: WindowDerive | None = None,
 ) -> dict[str, MapStats]:
     """Predict every target over the whole cube, window by window.
 
@@ -118,6 +110,17 @@ def predict_map(
         ``thresholds(block, features) -> {target: mg/kg}`` per window (the risk plan's
         screening values): the models give ``<target>_exceedance`` = P(C > threshold)
         with their prediction, from the same traversal; each needs a sink.
+    on_window : callable, optional
+        Called with each window ``(row_off, col_off, height, width)`` and all its layers,
+        in window order on one thread (accumulators: area above the standard per zone,
+        next-sample candidates). Layers without a sink go only there.
+    derive_window : callable, optional
+        ``derive_window(window, layers) -> {layer name: (y, x) array}``: more layers per
+        window that need its position (``(row_off, col_off, height, width)``; the
+        accumulation projection); each needs a sink. Runs on the worker threads.
+    bounds : bool
+        Also give the interval bounds ``<target>_lower``, ``<target>_upper`` (for
+        ``on_window``).
 
     Returns
     -------
@@ -148,17 +151,22 @@ def predict_map(
         # global dask config is shared by all threads).
         block = read(r, c, h, w)
         limits = thresholds(block, features) if thresholds is not None else None
-        layers = predict_block(block, features, models, limits)
+        layers = predict_block(block, features, models, limits, bounds=bounds)
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}
+        if derive_window is not None:
+            layers = {**layers, **derive_window(window, layers)}
         return layers
 
     def consume(k: int, window: tuple[int, int, int, int], layers: dict[str, np.ndarray]) -> None:
         # One writer, in window order: GDAL handles are not shared between threads, and
         # the same order keeps the streaming statistics bit-identical for any worker count.
         for name, arr in layers.items():
-            sinks[name].write(window[0], window[1], arr)
-            stats[name].update(arr)
+            if name in sinks:
+                sinks[name].write(window[0], window[1], arr)
+                stats[name].update(arr)
+        if on_window is not None:
+            on_window(window, layers)
         if progress is not None:
             progress(k, len(windows))
 

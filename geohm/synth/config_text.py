@@ -10,7 +10,9 @@ from geohm.synth.case import SOURCE_PRODUCT_ID, TARGET_PRODUCT_ID
 __all__ = ["demo_config_text"]
 
 
-def demo_config_text(data_prefix: str = "", output_dir: str = "out") -> str:
+def demo_config_text(
+    data_prefix: str = "", output_dir: str = "out", *, accumulation: bool = False
+) -> str:
     """The target-year scene job for the demo data, as YAML text.
 
     Parameters
@@ -21,6 +23,9 @@ def demo_config_text(data_prefix: str = "", output_dir: str = "out") -> str:
         the trailing slash.
     output_dir : str
         ``output.dir`` of the job.
+    accumulation : bool
+        Add the ``accumulation:`` block of ``geohm demo --accumulation`` (an illustrative
+        stack, ``stacks.csv``, and wind rose, ``wind_rose.csv``).
 
     Returns
     -------
@@ -33,6 +38,26 @@ def demo_config_text(data_prefix: str = "", output_dir: str = "out") -> str:
     landsat: data/target/LC08_L2SP_127036_20191115_20200825_02_T1
     """
     p = data_prefix
+    extra = ""
+    if accumulation:
+        extra = f"""\
+accumulation:  # illustrative: the stack's emissions and the wind rose are made up
+  years: 50
+  output_years: [10, 20, 50]
+  depth: 0.2
+  bulk_density: 1300
+  deposition:
+    stacks: {_yq(p + "stacks.csv")}
+    wind_rose: {_yq(p + "wind_rose.csv")}
+    v_d: 0.01
+    illustrative: true
+  fertiliser: {{Cu: 1.5, Pb: 0.4}}
+  percolation_mm: 100
+  kd: {{Cu: 1500, Pb: 5000}}
+  erosion: {{R: 1500, K: 0.03, C: 0.1, P: 1.0, sdr: 0.2, enrichment: 1.5}}
+  crop_yield: 6.0
+  bcf: {{Cu: 0.1, Pb: 0.01}}
+"""
     return f"""\
 name: demo-target
 landsat: {_yq(p + "target/" + TARGET_PRODUCT_ID)}
@@ -48,7 +73,9 @@ features: auto
 model: {{name: auto, params: {{candidates: [rf, rfsp, ok, ga-bp, tr-ga-bp]}}}}  # gbm, rk: slower
 validation: {{test_fraction: 0.2, cv_folds: 5, seed: 0}}
 risk: {{standard: gb15618, land_use: other, ph: 6.8, indices: [single_factor, nemerow, exceedance]}}
-output: {{dir: {_yq(output_dir)}, tile: 512}}
+zones: {{path: {_yq(p + "parcels.gpkg")}, id: parcel_id}}
+sampling_design: {{n: 10, min_spacing_m: 600}}
+{extra}output: {{dir: {_yq(output_dir)}, tile: 512}}
 """
 
 

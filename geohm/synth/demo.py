@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from affine import Affine
 
 from geohm.io.landsat import write_landsat_c2l2
 from geohm.io.points import points_from_xy, write_points
 from geohm.io.rasters import write_geotiff
-from geohm.io.reports import write_text
+from geohm.io.reports import write_csv, write_text
+from geohm.io.zones import write_zone_boxes
 from geohm.synth.case import (
     CRS,
     LANDCOVER_CLASSES,
@@ -50,6 +52,7 @@ class DemoPaths:
     scene: Path
     info: Path
     unusable_target_ids: dict[str, str] = field(default_factory=dict)
+    parcels: Path | None = None
 
 
 def make_demo(
@@ -58,6 +61,7 @@ def make_demo(
     seed: int = 0,
     size: int = 400,
     pixel: float = 30.0,
+    accumulation: bool = False,
 ) -> DemoPaths:
     """Write the synthetic two-year demo case (the files are listed in :mod:`geohm.synth`).
 
@@ -71,6 +75,9 @@ def make_demo(
         Scene width and height in pixels (at least 64).
     pixel : float
         Pixel size in metres.
+    accumulation : bool
+        Also write an illustrative smelter stack at the pit and a wind rose
+        (``stacks.csv``, ``wind_rose.csv``) and an ``accumulation:`` block in the scene.
 
     Returns
     -------
@@ -102,7 +109,10 @@ def make_demo(
     samples = {year: _write_samples(root, world, year) for year, _ in _YEARS}
     unusable = dict(world["unusable_target_ids"])
     write_text(root / "truth" / "demo.json", _info_json(seed, size, pixel, unusable))
-    write_text(root / "scene.yaml", demo_config_text("", "out"))
+    parcels = _write_parcels(root, world)
+    if accumulation:
+        _write_emissions(root, world)
+    write_text(root / "scene.yaml", demo_config_text("", "out", accumulation=accumulation))
     return DemoPaths(
         root=root,
         dem=dem,
@@ -115,6 +125,7 @@ def make_demo(
         scene=root / "scene.yaml",
         info=root / "truth" / "demo.json",
         unusable_target_ids=unusable,
+        parcels=parcels,
     )
 
 
@@ -160,6 +171,59 @@ def _write_truth(root: Path, world: dict[str, Any]) -> dict[str, Path]:
             colormap=LANDCOVER_COLORS,
         )
     return truth
+
+
+def _write_parcels(root: Path, world: dict[str, Any]) -> Path:
+    """A 3 x 3 block of square parcels over the middle of the scene (``parcels.gpkg``).
+
+    Each parcel is a sixth of the scene wide; the ids run ``P1`` .. ``P9`` row by row.
+    """
+    t = world["transform"]
+    n = world["dem"].shape[0]
+    side = n * t.a / 6.0
+    x0, y0 = t.c + n * t.a / 4.0, t.f - n * t.a / 4.0  # top-left of the block
+    boxes = {
+        f"P{3 * i + j + 1}": (
+            x0 + j * side,
+            y0 - (i + 1) * side,
+            x0 + (j + 1) * side,
+            y0 - i * side,
+        )
+        for i in range(3)
+        for j in range(3)
+    }
+    uses = ["farmland", "farmland", "orchard", "farmland", "village", "orchard", "farmland"]
+    return write_zone_boxes(
+        boxes,
+        root / "parcels.gpkg",
+        crs=CRS,
+        id_column="parcel_id",
+        attributes={"land_use": [uses[k % len(uses)] for k in range(len(boxes))]},
+    )
+
+
+def _write_emissions(root: Path, world: dict[str, Any]) -> None:
+    """An illustrative smelter stack at the pit and a 16-sector wind rose (made up).
+
+    The emissions (Cu 20 t/yr, Pb 8 t/yr from a 40 m stack) and the rose (prevailing
+    north-westerly, neutral and slightly unstable classes) are invented for the demo.
+    """
+    t = world["transform"]
+    pr, pc = world["pit_rc"]
+    x, y = t * (pc + 0.5, pr + 0.5)
+    stacks = pd.DataFrame({"x": [x], "y": [y], "height": [40.0], "Cu": [20000.0], "Pb": [8000.0]})
+    rows = []
+    for k in range(16):
+        deg = k * 22.5
+        weight = 1.0 + 2.0 * np.cos(np.radians(deg - 315.0)) ** 2 * (abs(deg - 315.0) < 90)
+        for speed, cls, share in ((2.0, "C", 0.3), (5.0, "D", 0.7)):
+            rows.append(
+                {"sector_deg": deg, "speed": speed, "class": cls, "frequency": weight * share}
+            )
+    rose = pd.DataFrame(rows)
+    rose["frequency"] /= rose["frequency"].sum()
+    write_csv(root / "stacks.csv", stacks.set_index("x"))
+    write_csv(root / "wind_rose.csv", rose.set_index("sector_deg"))
 
 
 def _write_scene(root: Path, world: dict[str, Any], year: str, product_id: str) -> Path:

@@ -1,41 +1,43 @@
 """The scene-job schema: one pydantic model for everything a ``geohm run`` needs.
 
-Key names are the contract of ``design.md``. Unknown keys are an error (with a
-"did you mean" hint), relative paths resolve against the config file's folder, and
-every problem becomes a :class:`~geohm.errors.ConfigError` whose one-line message
-names the key.
+Key names are the contract of ``design.md``; unknown keys are an error
+(:mod:`geohm.config.load` turns every problem into a one-line
+:class:`~geohm.errors.ConfigError` naming the key).
 """
 
 from __future__ import annotations
 
-import difflib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from geohm.errors import ConfigError
-from geohm.io.text import read_text
 from geohm.models.registry import model_entry, model_names
 
 __all__ = [
+    "DEFAULT_QA_MASK",
+    "MODEL_NAMES",
+    "QA_NAMES",
+    "RISK_INDICES",
+    "AccumulationSpec",
+    "ClassificationSpec",
+    "DepositionSpec",
     "CovariateSpec",
     "FitSpec",
     "HyperspectralSpec",
+    "LandUseRaster",
     "ModelSpec",
     "OutputSpec",
     "PreprocessSpec",
+    "RiskSpec",
     "SamplesSpec",
+    "SamplingDesignSpec",
     "SceneConfig",
     "SelectionSpec",
     "SourceSpec",
-    "SamplingDesignSpec",
+    "SpatialFeaturesSpec",
     "ValidationSpec",
     "ZonesSpec",
-    "load_config",
-    "parse_config",
 ]
 
 #: QA_PIXEL conditions that may be masked (see geohm.io.landsat).
@@ -344,6 +346,81 @@ class SamplingDesignSpec(_Strict):
     )
 
 
+class DepositionSpec(_Strict):
+    """Atmospheric deposition: point sources through a Gaussian plume, or given rasters."""
+
+    stacks: Path | None = Field(
+        default=None,
+        description="CSV: x, y (m, in the stacks' crs), height (m, effective release "
+        "height), one emission column per metal (kg/yr)",
+    )
+    stacks_crs: str | None = Field(default=None, description="CRS of the stacks' x, y")
+    wind_rose: Path | None = Field(
+        default=None,
+        description="CSV: sector_deg (wind from, clockwise from north), speed (m/s), "
+        "class (A-F), frequency (summing to 1)",
+    )
+    v_d: float = Field(default=0.005, gt=0.0, description="dry deposition velocity (m/s)")
+    scavenging: float = Field(default=0.0, ge=0.0, description="washout coefficient (1/s)")
+    rain_fraction: float = Field(default=0.0, ge=0.0, le=1.0, description="share of time raining")
+    terrain: Literal["rural", "urban"] = "rural"
+    rasters: dict[str, Path] = Field(
+        default_factory=dict, description="metal -> deposition raster (mg/m2/yr)"
+    )
+    illustrative: bool = Field(
+        default=False, description="the emissions are made up (the demo): say so in outputs"
+    )
+
+
+class AccumulationSpec(_Strict):
+    """Mass-balance projection of topsoil metal concentrations (seed 003)."""
+
+    years: int = Field(default=50, ge=1, le=1000, description="projection horizon (yr)")
+    output_years: list[int] = Field(
+        default_factory=lambda: [10, 20, 50], description="years written as <M>_conc_y<k>.tif"
+    )
+    depth: float = Field(default=0.2, gt=0.0, description="plough-layer depth (m)")
+    bulk_density: float = Field(default=1300.0, gt=0.0, description="dry bulk density (kg/m3)")
+    theta: float = Field(default=0.3, ge=0.0, le=1.0, description="water content (m3/m3)")
+    deposition: DepositionSpec | None = None
+    fertiliser: dict[str, float] = Field(
+        default_factory=dict, description="metal -> input (mg/m2/yr) from fertiliser"
+    )
+    manure: dict[str, float] = Field(
+        default_factory=dict, description="metal -> input (mg/m2/yr) from manure"
+    )
+    irrigation_mm: float = Field(default=0.0, ge=0.0, description="irrigation water (mm/yr)")
+    irrigation_mg_l: dict[str, float] = Field(
+        default_factory=dict, description="metal -> concentration in irrigation water (mg/L)"
+    )
+    percolation_mm: float = Field(default=0.0, ge=0.0, description="percolation (mm/yr)")
+    runoff_mm: float = Field(default=0.0, ge=0.0, description="surface runoff (mm/yr)")
+    kd: dict[str, float] = Field(
+        default_factory=dict, description="metal -> partition coefficient Kd (L/kg)"
+    )
+    erosion: dict[str, float] | None = Field(
+        default=None,
+        description="RUSLE factors R, K, C, P and sdr, enrichment; LS from the DEM",
+    )
+    crop_yield: float = Field(default=0.0, ge=0.0, description="harvest (t/ha/yr dry matter)")
+    bcf: dict[str, float] = Field(
+        default_factory=dict, description="metal -> bioconcentration factor (-)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AccumulationSpec:
+        late = [y for y in self.output_years if not 1 <= y <= self.years]
+        if late:
+            raise ValueError(f"output_years {late} are outside 1..years ({self.years})")
+        if self.erosion is not None:
+            unknown = sorted(set(self.erosion) - {"R", "K", "C", "P", "sdr", "enrichment"})
+            if unknown:
+                raise ValueError(
+                    f"unknown erosion factor(s) {unknown}; give R, K, C, P, sdr, enrichment"
+                )
+        return self
+
+
 class FitSpec(_Strict):
     """What fitting and validating a target needs of a scene config, and nothing more.
 
@@ -413,6 +490,9 @@ class SceneConfig(_ImagerySpec):
     )
     sampling_design: SamplingDesignSpec | None = Field(
         default=None, description="suggest where to sample next (next_samples.gpkg)"
+    )
+    accumulation: AccumulationSpec | None = Field(
+        default=None, description="project the concentration maps forward (mass balance)"
     )
 
     def fit_spec(self) -> FitSpec:
@@ -486,133 +566,23 @@ class SceneConfig(_ImagerySpec):
                 f"model '{self.model.name}' transfers from an earlier year: add a 'source:' "
                 "block with its imagery and samples"
             )
+        if self.accumulation is not None and self.risk is None:
+            raise ValueError(
+                "accumulation projects the maps towards the screening values: add a 'risk:' "
+                "block (e.g. risk: {standard: gb15618, land_use: other, ph: 6.8})"
+            )
+        asked = [k for k in ("zones", "sampling_design") if getattr(self, k) is not None]
+        if entry.classifier and (asked or self.accumulation is not None):
+            keys = asked + (["accumulation"] if self.accumulation is not None else [])
+            raise ValueError(
+                f"{' and '.join(keys)} work on concentration maps; model '{self.model.name}' "
+                "maps contamination classes: remove them or choose a regression model"
+            )
+        if asked and (self.risk is None or "exceedance" not in self.risk.indices):
+            raise ValueError(
+                f"{' and '.join(asked)} need the probability that each pixel exceeds the "
+                "screening value: add a 'risk:' block with 'exceedance' in its indices "
+                "(e.g. risk: {standard: gb15618, indices: [single_factor, exceedance]}), or "
+                f"remove {' and '.join(repr(k) for k in asked)}"
+            )
         return self
-
-
-def _key_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not any(c in str(p) for c in "[(-")]
-    return ".".join(parts) or "(top level)"
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation such as ``X | None`` or ``dict[str, X]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names allowed at ``loc`` (best effort, for the did-you-mean hint)."""
-    current: type[BaseModel] | None = model
-    for part in loc[:-1]:
-        if current is None:
-            return []
-        field = current.model_fields.get(str(part))
-        if field is not None:
-            current = _model_in(field.annotation)
-        # else: a mapping key (a covariate name): stay on the value model
-    return list(current.model_fields) if current is not None else []
-
-
-def _one_line(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    key = _key_path(loc)
-    if err["type"] == "extra_forbidden":
-        allowed = _allowed_keys(SceneConfig, loc)
-        hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        tip = f"; did you mean '{hint[0]}'?" if hint else f"; allowed keys: {', '.join(allowed)}"
-        return f"{source}: unknown key '{key}'{tip}"
-    if err["type"] == "missing":
-        return f"{source}: missing required key '{key}'"
-    msg = err["msg"].removeprefix("Value error, ")
-    extra = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
-    return f"{source}: key '{key}': {msg}{extra}"
-
-
-def _resolve(obj: Any, base: Path) -> None:
-    """Make every relative Path in a parsed config absolute against ``base``."""
-    if isinstance(obj, BaseModel):
-        for name in type(obj).model_fields:
-            value = getattr(obj, name)
-            if isinstance(value, Path):
-                if not value.is_absolute():
-                    setattr(obj, name, (base / value).resolve())
-            else:
-                _resolve(value, base)
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            if isinstance(v, Path):
-                obj[k] = v if v.is_absolute() else (base / v).resolve()
-            else:
-                _resolve(v, base)
-
-
-def parse_config(
-    data: Any, *, base_dir: str | os.PathLike[str] = ".", source: str = "config"
-) -> SceneConfig:
-    """Validate a config mapping; resolve relative paths against ``base_dir``.
-
-    Raises
-    ------
-    ConfigError
-        With one line naming the offending key.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: a scene config must be a mapping of keys, got {type(data).__name__}"
-        )
-    try:
-        cfg = SceneConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_one_line(exc, source)) from None
-    _resolve(cfg, Path(base_dir).resolve())
-    if cfg.risk is not None and cfg.risk.standard.lower().endswith((".csv", ".yaml", ".yml")):
-        std = Path(cfg.risk.standard)
-        cfg.risk.standard = str(std if std.is_absolute() else Path(base_dir).resolve() / std)
-    return cfg
-
-
-def load_config(
-    path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
-) -> SceneConfig:
-    """Read and validate a scene YAML file.
-
-    Parameters
-    ----------
-    path : path-like
-        The YAML file; relative paths inside resolve against its folder.
-    output_dir : path-like, optional
-        Overrides ``output.dir`` (the command line's ``--out``), relative to the
-        current directory.
-
-    Returns
-    -------
-    SceneConfig
-        The validated job, its paths resolved against the file's folder.
-
-    Raises
-    ------
-    InputError
-        The file does not exist or cannot be read.
-    ConfigError
-        Invalid YAML or schema; the message names the key.
-    """
-    p = Path(path)
-    text = read_text(p, what="scene config")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{p}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
-    cfg = parse_config(data, base_dir=p.parent, source=str(p))
-    if output_dir is not None:
-        cfg.output.dir = Path(output_dir).resolve()
-    return cfg

@@ -1,26 +1,13 @@
-"""Reports for people and programs: report.json, report.md and quicklook figures.
-
-Builds content only; :mod:`geohm.io.reports` writes it.
-"""
+"""The sections of report.md about samples, accuracy, model choice, maps and risk."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from geohm.report.text import _fmt, _table
 
-__all__ = ["class_figure", "quicklook_figure", "render_markdown"]
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != value:
-            return "-"
-        return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.0f}"
-    return str(value)
+__all__: list[str] = []
 
 
 def _samples_section(samples: Mapping[str, Any]) -> list[str]:
@@ -46,64 +33,19 @@ def _samples_section(samples: Mapping[str, Any]) -> list[str]:
     groups = samples.get("location_groups")
     if groups is not None:
         reps = samples.get("replicate_groups", [])
-        lines.append(
+        held = "; ".join(", ".join(g) for g in reps[:10]) + (" ..." if len(reps) > 10 else "")
+        several = f"; {len(reps)} hold several samples: {held}" if reps else ""
+        lines += [
             f"{groups} locations (samples on the same pixel are one location and always "
-            "fall in the same split and fold)"
-            + (
-                f"; {len(reps)} hold several samples: "
-                + "; ".join(", ".join(g) for g in reps[:10])
-                + (" ..." if len(reps) > 10 else "")
-                if reps
-                else ""
-            )
-            + "."
-        )
-        lines.append("")
+            f"fall in the same split and fold){several}.",
+            "",
+        ]
     for w in samples.get("warnings", []):
         lines += [f"**Warning:** {w}", ""]
     if dropped:
-        lines += ["| id | target | reason |", "|---|---|---|"]
-        lines += [
-            f"| {d['id']} | {d.get('target', 'all')} | {d['reason']} |" for d in dropped
-        ]
-        lines.append("")
+        rows = [(d["id"], d.get("target", "all"), d["reason"]) for d in dropped]
+        lines += _table(("id", "target", "reason"), rows)
     return lines
-
-
-def render_markdown(report: Mapping[str, Any]) -> str:
-    """report.md: inputs, dropped samples, accuracy tables, map statistics, outputs.
-
-    Parameters
-    ----------
-    report : mapping
-        The content of ``report.json`` (see :mod:`geohm.pipeline`).
-
-    Returns
-    -------
-    str
-        Markdown text, one section after the other: warnings, inputs, samples, accuracy,
-        model choice (``auto``), maps, uncertainty, features, classifier, risk, outputs
-        and timings (a section
-        whose content is absent from ``report`` is left out).
-    """
-    targets: Mapping[str, Any] = report.get("targets", {})
-    lines = [f"# geohm report: {report['name']}", ""]
-    lines += _warnings_section(targets)
-    lines += _inputs_section(report.get("inputs", {}))
-    samples = report.get("samples", {})
-    if samples:
-        lines += _samples_section(samples)
-    lines += _accuracy_section(targets)
-    lines += _auto_section(targets)
-    lines += _maps_section(targets)
-    lines += _uncertainty_section(targets)
-    lines += _features_section(targets)
-    lines += _classifier_section(report.get("classification"))
-    lines += _risk_section(report.get("risk"))
-    lines += _list_section("Outputs", [f"`{o}`" for o in report.get("outputs") or ()])
-    timings = report.get("timings") or {}
-    lines += _list_section("Timings (s)", [f"{k}: {v:.2f}" for k, v in timings.items()])
-    return "\n".join(lines)
 
 
 def _warnings_section(targets: Mapping[str, Any]) -> list[str]:
@@ -207,30 +149,15 @@ def _auto_section(targets: Mapping[str, Any]) -> list[str]:
 
 def _maps_section(targets: Mapping[str, Any]) -> list[str]:
     """Map statistics per target, then each target's area by concentration class."""
-    lines = [
-        "## Maps",
-        "",
-        "| target | min | max | mean | std | pixels |",
-        "|---|---|---|---|---|---|",
-    ]
+    stats = ("min", "max", "mean", "std", "pixels")
+    rows = [[k, *(_fmt(t.get("map_stats", {}).get(s)) for s in stats)] for k, t in targets.items()]
+    lines = ["## Maps", "", *_table(("target", *stats), rows)]
     for target, t in targets.items():
-        s = t.get("map_stats", {})
-        lines.append(
-            f"| {target} | {_fmt(s.get('min'))} | {_fmt(s.get('max'))} | {_fmt(s.get('mean'))} | "
-            f"{_fmt(s.get('std'))} | {_fmt(s.get('pixels'))} |"
-        )
-    lines.append("")
-    for target, t in targets.items():
-        bins = t.get("area_by_concentration")
-        if bins:
-            lines += [
-                f"**{target}: share of the mapped area by concentration**",
-                "",
-                "| mg/kg | area |",
-                "|---|---|",
-            ]
-            lines += [f"| {b['from']:g}-{b['to']:g} | {b['fraction']:.1%} |" for b in bins]
-            lines.append("")
+        bins = t.get("area_by_concentration") or ()
+        area = [(f"{b['from']:g}-{b['to']:g}", f"{b['fraction']:.1%}") for b in bins]
+        if area:
+            lines += [f"**{target}: share of the mapped area by concentration**", ""]
+            lines += _table(("mg/kg", "area"), area)
     return lines
 
 
@@ -329,112 +256,10 @@ def _risk_section(risk: Mapping[str, Any] | None) -> list[str]:
     ]
     for name, layer in risk["layers"].items():
         if "class_area_fraction" in layer:
-            lines += [f"**{name}** (share of mapped area)", "", "| class | area |", "|---|---|"]
-            lines += [
-                f"| {label} | {frac:.1%} |" for label, frac in layer["class_area_fraction"].items()
-            ]
-            lines.append("")
+            rows = [(c, f"{f:.1%}") for c, f in layer["class_area_fraction"].items()]
+            lines += [f"**{name}** (share of mapped area)", "", *_table(("class", "area"), rows)]
         if layer.get("quicklook"):
             lines += [f"![{name}]({layer['quicklook']})", ""]
     lines += [f"- {n}" for n in risk.get("notes", [])]
     lines.append("")
     return lines
-
-
-def _list_section(title: str, items: list[str]) -> list[str]:
-    """A titled bullet list; nothing when there are no items."""
-    if not items:
-        return []
-    return [f"## {title}", "", *(f"- {item}" for item in items), ""]
-
-
-def quicklook_figure(
-    array: np.ndarray,
-    extent: tuple[float, float, float, float],
-    *,
-    title: str,
-    units: str,
-    vmin: float,
-    vmax: float,
-    points: np.ndarray | None = None,
-    cmap: str = "YlOrRd",
-) -> Any:
-    """A map figure with a colour bar (and sample points), for report.md.
-
-    Parameters
-    ----------
-    array : numpy.ndarray
-        (y, x) values, NaN for nodata.
-    extent : tuple
-        (left, right, bottom, top) in map units.
-    title, units : str
-        Figure title and colour-bar label.
-    vmin, vmax : float
-        Colour limits (the same as the QGIS style's).
-    points : numpy.ndarray, optional
-        (n, 2) sample coordinates in map units.
-    """
-    # The object-oriented Figure (no pyplot): no global backend or figure state is touched,
-    # so this is safe in notebooks and threads.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 5.6))
-    ax = fig.subplots()
-    im = ax.imshow(array, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    if points is not None and len(points):
-        ax.scatter(
-            points[:, 0],
-            points[:, 1],
-            s=10,
-            facecolors="none",
-            edgecolors="k",
-            linewidths=0.7,
-            label="samples",
-        )
-        ax.legend(loc="lower right", fontsize=7)
-    ax.set_title(title)
-    ax.set_xlabel("easting (m)")
-    ax.set_ylabel("northing (m)")
-    ax.ticklabel_format(style="plain", useOffset=False)
-    ax.tick_params(labelsize=7)
-    fig.colorbar(im, ax=ax, shrink=0.85, label=units)
-    return fig
-
-
-def class_figure(
-    array: np.ndarray,
-    extent: tuple[float, float, float, float],
-    *,
-    title: str,
-    classes: list[tuple[int, str, str]],
-    points: np.ndarray | None = None,
-) -> Any:
-    """A class map with a legend of class names (255 = nodata, transparent)."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    codes = [c for c, _, _ in classes]
-    cmap = ListedColormap([color for _, _, color in classes])
-    norm = BoundaryNorm([c - 0.5 for c in codes] + [codes[-1] + 0.5], cmap.N)
-    data = np.where(np.isin(array, codes), array, np.nan)
-    fig = Figure(figsize=(6.4, 5.6))
-    ax = fig.subplots()
-    ax.imshow(data, extent=extent, cmap=cmap, norm=norm, interpolation="nearest")
-    if points is not None and len(points):
-        ax.scatter(
-            points[:, 0], points[:, 1], s=10, facecolors="none", edgecolors="k", linewidths=0.7
-        )
-    ax.legend(
-        handles=[Patch(facecolor=color, edgecolor="k", label=label) for _, label, color in classes],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize=8,
-        frameon=False,
-    )
-    ax.set_title(title)
-    ax.set_xlabel("easting (m)")
-    ax.set_ylabel("northing (m)")
-    ax.ticklabel_format(style="plain", useOffset=False)
-    ax.tick_params(labelsize=7)
-    return fig
