@@ -309,7 +309,13 @@ class NextSamples:
         exact = len(picked) == self.n or not self._dropped
         notes: list[str] = []
         if len(picked) < self.n:
-            if exact:
+            if self._candidates == 0:
+                notes.append(
+                    "no point: no mapped pixel has a positive score (P(C > S) is 0 or 1 "
+                    "everywhere, or the interval has no width): nothing is uncertain enough "
+                    "to sample for"
+                )
+            elif exact:
                 notes.append(
                     f"only {len(picked)} of {self.n} points: no other valid pixel with a positive "
                     f"score lies {s:g} m from the picked points and the existing samples"

@@ -154,7 +154,7 @@ def test_nothing_uncertain_gives_no_points() -> None:
     p = np.array([[0.0, 1.0], [np.nan, 1.0]])
     design = suggest_samples(p, np.ones((2, 2)), transform=T, n=3, min_spacing_m=10.0)
     assert design.points.empty and design.exact and design.candidates == 0
-    assert "only 0 of 3" in design.notes[0]
+    assert "no mapped pixel has a positive score" in design.notes[0]
 
 
 def test_bad_inputs_raise() -> None:

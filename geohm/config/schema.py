@@ -406,6 +406,15 @@ class AccumulationSpec(_Strict):
     bcf: dict[str, float] = Field(
         default_factory=dict, description="metal -> bioconcentration factor (-)"
     )
+    calibrate: bool = Field(
+        default=False,
+        description="correct the net input by the change between the source and target "
+        "surveys (a forest on the covariates), kept only if spatial CV shows it predicts the "
+        "change better",
+    )
+    calibration_years: float | None = Field(
+        default=None, gt=0.0, description="years between the source and the target survey"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> AccumulationSpec:
@@ -565,6 +574,13 @@ class SceneConfig(_ImagerySpec):
             raise ValueError(
                 f"model '{self.model.name}' transfers from an earlier year: add a 'source:' "
                 "block with its imagery and samples"
+            )
+        acc = self.accumulation
+        if acc is not None and acc.calibrate and (self.source is None or not acc.calibration_years):
+            raise ValueError(
+                "accumulation.calibrate compares two surveys: give a 'source:' block (the "
+                "earlier year's imagery and samples) and accumulation.calibration_years (the "
+                "years between them)"
             )
         if self.accumulation is not None and self.risk is None:
             raise ValueError(

@@ -34,7 +34,6 @@ import pyogrio
 import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
-from rasterio.features import rasterize
 
 from geohm.errors import ConfigError, GridError, InputError
 from geohm.grid import Grid
@@ -169,14 +168,20 @@ class Zones:
         hit = np.sort(self._tree.query(window, predicate="intersects"))  # file order
         if hit.size == 0 or height == 0 or width == 0:
             return np.zeros((height, width), dtype=np.int32)
-        return rasterize(
-            ((self.shapes[k], int(k) + 1) for k in hit),
-            out_shape=(height, width),
-            transform=transform,
-            fill=NO_ZONE,
-            all_touched=False,
-            dtype="int32",
-        )
+        # Each pixel whose centre lies inside a polygon takes its code (the later zone in
+        # the file wins), tested with shapely on the window's pixel centres: the same rule
+        # as GDAL's rasterize (all_touched off), without a GDAL dataset per window (whose
+        # warnings were not thread-safe to silence in the parallel prediction pass).
+        out = np.zeros((height, width), dtype=np.int32)
+        cols = np.arange(width) + 0.5
+        rows = np.arange(height) + 0.5
+        xs = transform.c + transform.a * cols[None, :] + transform.b * rows[:, None]
+        ys = transform.f + transform.d * cols[None, :] + transform.e * rows[:, None]
+        for k in hit:
+            geom = self.shapes[k]
+            shapely.prepare(geom)
+            out[shapely.contains_xy(geom, xs, ys)] = int(k) + 1
+        return out
 
     def rasterize(self) -> np.ndarray:
         """Zone codes of the whole grid (small grids; a full scene: per window).

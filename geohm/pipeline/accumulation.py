@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from geohm.accumulation.budget import Budget
+from geohm.accumulation.calibration import Calibration, calibrate
 from geohm.accumulation.erosion import ls_factor, rusle
 from geohm.accumulation.plume import Stack, WindRose, deposition_map
 from geohm.accumulation.projection import closed_form, headroom, steady_state, years_to_exceed
 from geohm.config import SceneConfig
-from geohm.errors import ConfigError
+from geohm.errors import ConfigError, SampleError
 from geohm.grid import Grid
 from geohm.io.emissions import read_stacks, read_wind_rose
 from geohm.pipeline.common import log
@@ -125,6 +126,9 @@ class AccumulationPlan:
             )
         years = sorted(set(spec.output_years))
         self.bins = [y for y in years if y < spec.years] + [spec.years]
+        #: Metal -> the two-survey correction of the net input (set by :meth:`calibrate`).
+        self.calibration: dict[str, Calibration] = {}
+        self.calibration_features: list[str] = []
 
     # ------------------------------------------------------------------ layers
 
@@ -141,6 +145,9 @@ class AccumulationPlan:
             )
             for term in FLUX_TERMS:
                 out.append((f"{m}_flux_{term}", f"{m} {term} flux today", "mg/m2/yr", None))
+            if m in self.calibration and self.calibration[m].kept:
+                text = f"{m} two-survey correction of the net input"
+                out.append((f"{m}_flux_calibration", text, "mg/m2/yr", None))
             out.append(
                 (
                     f"{m}_years_to_exceed",
@@ -172,8 +179,79 @@ class AccumulationPlan:
 
     # ------------------------------------------------------------------ per window
 
+    def _soil_loss(self, rows: Any, cols: Any) -> Any:
+        """RUSLE soil loss A (t/ha/yr) at grid cells ``[rows, cols]`` (0 without erosion)."""
+        ero = self.spec.erosion or {}
+        if self.ls is None:
+            return 0.0
+        return rusle(
+            ero.get("R", 0.0),
+            ero.get("K", 0.0),
+            self.ls[rows, cols],
+            ero.get("C", 1.0),
+            ero.get("P", 1.0),
+        )
+
+    def _budget(self, m: str, gx: Any, gy: Any, soil_loss: Any, mapped: np.ndarray) -> Budget:
+        """The budget of ``m`` at the cells of pixel-centre coordinates ``gx``, ``gy`` (m)."""
+        spec, dep_spec = self.spec, self.spec.deposition
+        ero = spec.erosion or {}
+        dep: Any = 0.0
+        if self.rose is not None and self.stacks.get(m) and dep_spec is not None:
+            dep = deposition_map(
+                self.stacks[m],
+                gx,
+                gy,
+                self.rose,
+                v_d=dep_spec.v_d,
+                scavenging=dep_spec.scavenging or None,
+                rain_fraction=dep_spec.rain_fraction or None,
+                terrain=dep_spec.terrain,
+            )
+        return Budget(
+            bulk_density=spec.bulk_density,
+            depth=spec.depth,
+            deposition=np.where(mapped, dep, np.nan),
+            fertiliser=spec.fertiliser.get(m, 0.0),
+            manure=spec.manure.get(m, 0.0),
+            irrigation=spec.irrigation_mm * spec.irrigation_mg_l.get(m, 0.0),
+            percolation=spec.percolation_mm,
+            runoff=spec.runoff_mm,
+            kd=spec.kd.get(m),
+            theta=spec.theta,
+            soil_loss=soil_loss,
+            sdr=ero.get("sdr", 1.0),
+            enrichment=ero.get("enrichment", 1.0),
+            crop_yield=spec.crop_yield,
+            bcf=spec.bcf.get(m, 0.0),
+        )
+
+    def coefficients_at(self, m: str, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The budget's a (mg/kg/yr) and k (1/yr) of ``m`` at points ``xy`` (grid CRS, m).
+
+        Each point takes its pixel's LS factor and the deposition at its own position.
+        """
+        inv = ~self.grid.transform
+        col, row = inv * (xy[:, 0], xy[:, 1])
+        rows = np.clip(np.floor(row).astype(int), 0, self.grid.height - 1)
+        cols = np.clip(np.floor(col).astype(int), 0, self.grid.width - 1)
+        mapped = np.ones((1, len(xy)), dtype=bool)
+        b = self._budget(
+            m,
+            xy[None, :, 0],
+            xy[None, :, 1],
+            self._soil_loss(rows, cols)[None, :] if self.ls is not None else 0.0,
+            mapped,
+        )
+        a, k = b.linear_coefficients()
+        return np.broadcast_to(a, mapped.shape)[0], np.broadcast_to(k, mapped.shape)[0]
+
     def derive_window(
-        self, window: tuple[int, int, int, int], layers: dict[str, np.ndarray]
+        self,
+        window: tuple[int, int, int, int],
+        layers: dict[str, np.ndarray],
+        block: np.ndarray,
+        features: list[str],
     ) -> dict[str, np.ndarray]:
         """Project one predicted window (``predict_map``'s ``derive_window``)."""
         r, c, h, w = window
@@ -181,56 +259,33 @@ class AccumulationPlan:
         t = self.grid.transform
         xs = t.c + t.a * (c + np.arange(w) + 0.5)
         ys = t.f + t.e * (r + np.arange(h) + 0.5)
-        soil_loss: Any = 0.0
-        ero = spec.erosion or {}
-        if self.ls is not None:
-            soil_loss = rusle(
-                ero.get("R", 0.0),
-                ero.get("K", 0.0),
-                self.ls[r : r + h, c : c + w],
-                ero.get("C", 1.0),
-                ero.get("P", 1.0),
-            )
+        soil_loss = self._soil_loss(slice(r, r + h), slice(c, c + w))
         out: dict[str, np.ndarray] = {}
         for m in self.metals:
             c0 = layers[m].astype("float64")
             mapped = np.isfinite(c0)
-            dep: Any = 0.0
-            if self.rose is not None and self.stacks.get(m):
-                dep = deposition_map(
-                    self.stacks[m],
-                    xs,
-                    ys,
-                    self.rose,
-                    v_d=spec.deposition.v_d if spec.deposition else 0.005,
-                    scavenging=spec.deposition.scavenging or None if spec.deposition else None,
-                    rain_fraction=spec.deposition.rain_fraction or None
-                    if spec.deposition
-                    else None,
-                    terrain=spec.deposition.terrain if spec.deposition else "rural",
-                )
-            budget = Budget(
-                bulk_density=spec.bulk_density,
-                depth=spec.depth,
-                deposition=np.where(mapped, dep, np.nan),
-                fertiliser=spec.fertiliser.get(m, 0.0),
-                manure=spec.manure.get(m, 0.0),
-                irrigation=spec.irrigation_mm * spec.irrigation_mg_l.get(m, 0.0),
-                percolation=spec.percolation_mm,
-                runoff=spec.runoff_mm,
-                kd=spec.kd.get(m),
-                theta=spec.theta,
-                soil_loss=soil_loss,
-                sdr=ero.get("sdr", 1.0),
-                enrichment=ero.get("enrichment", 1.0),
-                crop_yield=spec.crop_yield,
-                bcf=spec.bcf.get(m, 0.0),
-            )
+            budget = self._budget(m, xs, ys, soil_loss, mapped)
             a, k = budget.linear_coefficients()
+            cal = self.calibration.get(m)
+            if cal is not None and cal.kept:
+                index = [features.index(f) for f in self.calibration_features]
+                X = block[index].reshape(len(index), -1).T
+                flat = np.zeros(h * w)
+                ok = mapped.ravel() & np.isfinite(X).all(axis=1)
+                if ok.any():
+                    flat[ok] = cal.delta(X[ok])
+                delta = flat.reshape(h, w)
+                a = a + delta
+                out[f"{m}_flux_calibration"] = _f32(delta * budget.soil_mass, mapped)
             for y in sorted(set(spec.output_years)):
-                out[f"{m}_conc_y{y}"] = _f32(closed_form(c0, a, k, y), mapped)
+                # a negative net input (a calibration's unmodelled loss) cannot take the
+                # soil below 0 mg/kg
+                out[f"{m}_conc_y{y}"] = _f32(np.maximum(closed_form(c0, a, k, y), 0.0), mapped)
             fluxes = budget.fluxes(c0)
-            out[f"{m}_net_flux"] = _f32(fluxes.net, mapped)
+            net = fluxes.net + (
+                out[f"{m}_flux_calibration"] if f"{m}_flux_calibration" in out else 0.0
+            )
+            out[f"{m}_net_flux"] = _f32(net, mapped)
             for term in FLUX_TERMS:
                 out[f"{m}_flux_{term}"] = _f32(getattr(fluxes, term), mapped)
             s = self.screening[m]
@@ -242,7 +297,57 @@ class AccumulationPlan:
             codes[mapped & (t_s >= never)] = len(self.bins) + 1
             out[f"{m}_years_to_exceed"] = codes
             out[f"{m}_headroom"] = _f32(headroom(c0, s, budget.soil_mass), mapped)
-            out[f"{m}_steady_state"] = _f32(steady_state(a, k), mapped)
+            out[f"{m}_steady_state"] = _f32(np.maximum(steady_state(a, k), 0.0), mapped)
+        return out
+
+    def calibrate(
+        self,
+        c0: dict[str, np.ndarray],
+        c1: dict[str, np.ndarray],
+        X: np.ndarray,
+        xy: np.ndarray,
+        features: list[str],
+        *,
+        seed: int,
+    ) -> dict[str, Any]:
+        """Correct each metal's net input by the change seen between the two surveys.
+
+        Parameters
+        ----------
+        c0, c1 : dict of str to numpy.ndarray
+            Metal -> the source-year concentration at the target samples (the source
+            year's model, mg/kg) and the target year's observed value there (mg/kg).
+        X : numpy.ndarray
+            (n, len(features)) the target year's cube features at those samples.
+        xy : numpy.ndarray
+            (n, 2) their coordinates (grid CRS, m).
+        features : list of str
+            The columns of ``X`` (cube features): the correction's inputs in every window.
+        seed : int
+            The scene seed.
+
+        Returns
+        -------
+        dict
+            Metal -> :meth:`geohm.accumulation.calibration.Calibration.to_report`, or
+            ``{"skipped": reason}``.
+        """
+        dt = self.spec.calibration_years
+        assert dt is not None
+        self.calibration_features = list(features)
+        out: dict[str, Any] = {}
+        for m in self.metals:
+            if m not in c0:
+                out[m] = {"skipped": f"no source-year samples of {m}"}
+                continue
+            a, k = self.coefficients_at(m, xy)
+            try:
+                cal = calibrate(c0[m], c1[m], a, k, float(dt), X, xy, seed=seed)
+            except SampleError as exc:
+                out[m] = {"skipped": str(exc)}
+                continue
+            self.calibration[m] = cal
+            out[m] = {**cal.to_report(), "years_between_surveys": dt}
         return out
 
     def report(self, per_layer: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:

@@ -187,6 +187,7 @@ def _write_maps(
     progress: Progress | None,
     target_layers: dict[str, _Layer] | None = None,
     plan: Any = None,
+    accum: AccumulationPlan | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, list[Path]]:
     """Predict every target tile by tile and write the maps.
 
@@ -209,11 +210,11 @@ def _write_maps(
             [t for t, m in models.items() if has_members(m.estimator) or m.interval is not None],
         )
     layers = _output_layers(cfg, models, target_layers, plan)
-    accum = None
-    if cfg.accumulation is not None and isinstance(plan, RiskPlan):
+    if accum is None and cfg.accumulation is not None and isinstance(plan, RiskPlan):
         accum = AccumulationPlan(
             cfg, inputs.grid, dem_on_grid(inputs.dem), dict(plan.screening), list(models)
         )
+    if accum is not None:
         layers += [_Layer(*spec) for spec in accum.layers()]
     trust = TrustMaps(cfg, inputs.grid, models, plan) if isinstance(plan, RiskPlan) else None
     if trust is None and (cfg.zones is not None or cfg.sampling_design is not None):

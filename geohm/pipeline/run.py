@@ -23,6 +23,7 @@ from geohm.io.rasters import (
 )
 from geohm.models import model_entry
 from geohm.models.compiled import accelerate
+from geohm.pipeline.accumulation import AccumulationPlan, dem_on_grid
 from geohm.pipeline.common import Progress, log
 from geohm.pipeline.inputs import (
     SceneInputs,
@@ -226,9 +227,30 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
             )
             for k, f in fitted.items()
         }
+        accum, calibration = None, None
+        if cfg.accumulation is not None and cfg.accumulation.calibrate and cfg.risk is not None:
+            accum = AccumulationPlan(
+                cfg,
+                inputs.grid,
+                dem_on_grid(inputs.dem),
+                dict(plan_risk(cfg.risk, list(models)).screening),
+                list(models),
+            )
+            calibration = accum.calibrate(
+                *_two_surveys(cfg, table, features), seed=cfg.validation.seed
+            )
         maps, risk_report, outputs = _write_maps(
-            cfg, inputs, cube, models, label=cfg.model.name, points_xy=table.xy, progress=progress
+            cfg,
+            inputs,
+            cube,
+            models,
+            label=cfg.model.name,
+            points_xy=table.xy,
+            progress=progress,
+            accum=accum,
         )
+        if calibration is not None and risk_report is not None:
+            risk_report["accumulation"]["calibration"] = calibration
         timings["predict"] = time.perf_counter() - t
 
     samples = pd.DataFrame({"x": table.xy[:, 0], "y": table.xy[:, 1]}, index=table.X.index)
@@ -504,3 +526,37 @@ def _aoa_from(model_path: str | Path, target: str, state: Any) -> AreaOfApplicab
             f"model file '{model_path}': the area of applicability of {target} is incomplete "
             f"({exc}); run geohm run again to rewrite the model file"
         ) from None
+
+
+def _two_surveys(
+    cfg: SceneConfig, table: SampleTable, features: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray, list[str]]:
+    """What the accumulation calibration compares, at the target year's samples.
+
+    The source year's concentration there (a random forest fitted on the source year's
+    samples, applied to the source year's imagery at the target samples), the target
+    year's observed value, the target year's features and the coordinates.
+    """
+    from geohm.fitting import model_pipeline
+
+    spec = source_spec(cfg)
+    s_inputs, s_cube, _ = build_cube(spec, features)
+    source, _ = sample_points(spec, s_inputs, s_cube)
+    at_target, _ = sample_points(spec.model_copy(update={"samples": cfg.samples}), s_inputs, s_cube)
+    keep = table.X.index.isin(at_target.X.index)
+    X = table.X[keep][features]
+    fit = cfg.fit_spec().model_copy(
+        update={
+            "model": cfg.model.model_copy(update={"name": "rf", "params": {"n_estimators": 200}})
+        }
+    )
+    c0, c1 = {}, {}
+    for metal in cfg.samples.targets if cfg.samples is not None else []:
+        if metal not in source.y.columns:
+            continue
+        has = np.isfinite(source.y[metal].to_numpy(dtype=float))
+        cols = [c for c in features if c in source.X.columns]
+        pipe = model_pipeline(fit, cols).fit(source.X[has][cols], source.y[metal][has])
+        c0[metal] = np.asarray(pipe.predict(at_target.X.loc[X.index, cols]), dtype="float64")
+        c1[metal] = table.y[metal][keep].to_numpy(dtype="float64")
+    return c0, c1, X.to_numpy(dtype="float64"), table.xy[keep], features

@@ -21,7 +21,10 @@ from geohm.predict.plan import iter_windows
 from geohm.predict.stats import MapStats
 
 #: Derives extra layers for one window from its position and layers.
-WindowDerive = Callable[[tuple[int, int, int, int], dict[str, np.ndarray]], dict[str, np.ndarray]]
+WindowDerive = Callable[
+    [tuple[int, int, int, int], dict[str, np.ndarray], np.ndarray, list[str]],
+    dict[str, np.ndarray],
+]
 #: Derives extra layers for one window from the predicted targets:
 #: ``derive(predictions, block, features) -> {layer name: (y, x) array}``.
 Derive = Callable[[dict[str, np.ndarray], np.ndarray, list[str]], dict[str, np.ndarray]]
@@ -115,8 +118,8 @@ def predict_map(
         in window order on one thread (accumulators: area above the standard per zone,
         next-sample candidates). Layers without a sink go only there.
     derive_window : callable, optional
-        ``derive_window(window, layers) -> {layer name: (y, x) array}``: more layers per
-        window that need its position (``(row_off, col_off, height, width)``; the
+        ``derive_window(window, layers, block, features) -> {layer name: (y, x) array}``:
+        more layers per window that need its position (``(row_off, col_off, height, width)``; the
         accumulation projection); each needs a sink. Runs on the worker threads.
     bounds : bool
         Also give the interval bounds ``<target>_lower``, ``<target>_upper`` (for
@@ -155,7 +158,7 @@ def predict_map(
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}
         if derive_window is not None:
-            layers = {**layers, **derive_window(window, layers)}
+            layers = {**layers, **derive_window(window, layers, block, features)}
         return layers
 
     def consume(k: int, window: tuple[int, int, int, int], layers: dict[str, np.ndarray]) -> None:

@@ -57,6 +57,8 @@ accumulation:  # illustrative: the stack's emissions and the wind rose are made 
   erosion: {{R: 1500, K: 0.03, C: 0.1, P: 1.0, sdr: 0.2, enrichment: 1.5}}
   crop_yield: 6.0
   bcf: {{Cu: 0.1, Pb: 0.01}}
+  calibrate: true  # the 2017 and 2019 surveys: correct the net input if spatial CV says so
+  calibration_years: 2
 """
     return f"""\
 name: demo-target
