@@ -98,3 +98,28 @@ def test_years_to_exceed_and_the_report(run) -> None:
         assert block["share_above"]["year_50"] == pytest.approx(
             np.mean(y50[mapped] > s), abs=0.01
         )
+
+
+def test_a_given_deposition_raster_is_the_deposition_flux(run, tmp_path: Path) -> None:
+    from geohm.io.rasters import write_geotiff
+
+    out, cfg = run
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        crs, transform, shape = src.crs, src.transform, src.shape
+    dep = np.full(shape, 40.0, dtype="float32")
+    dep[:, : shape[1] // 2] = 10.0  # west half 10, east half 40 mg/m2/yr
+    write_geotiff(tmp_path / "dep_cu.tif", dep, crs=crs, transform=transform, nodata=-1.0)
+    variant = dict(cfg)
+    variant["accumulation"] = {
+        **cfg["accumulation"],
+        "deposition": {"rasters": {"Cu": str(tmp_path / "dep_cu.tif")}},
+        "calibrate": False,
+    }
+    scene = out.parent / "data" / "dep.yaml"
+    scene.write_text(yaml.safe_dump(variant))
+    run_scene(load_job(scene, output_dir=tmp_path / "out"))
+    got = _read(tmp_path / "out" / "Cu_flux_deposition.tif")
+    c0 = _read(tmp_path / "out" / "Cu_concentration.tif")
+    ok = np.isfinite(c0)
+    np.testing.assert_array_equal(got[ok], dep.astype("float64")[ok])
+    assert np.nanmax(_read(tmp_path / "out" / "Pb_flux_deposition.tif")) == 0.0  # no raster

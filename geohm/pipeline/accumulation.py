@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from geohm.accumulation.budget import Budget
 from geohm.accumulation.calibration import Calibration, calibrate
@@ -23,6 +24,7 @@ from geohm.config import SceneConfig
 from geohm.errors import ConfigError, SampleError
 from geohm.grid import Grid
 from geohm.io.emissions import read_stacks, read_wind_rose
+from geohm.io.reading import open_aligned
 from geohm.pipeline.common import log
 
 __all__ = ["AccumulationPlan", "FLUX_TERMS"]
@@ -120,6 +122,21 @@ class AccumulationPlan:
                 ]
                 for m in self.metals
             }
+        #: Metal -> a given deposition raster (mg/m2/yr), warped onto the grid, read per
+        #: window (a metal with stacks too gets both).
+        self.dep_rasters: dict[str, Any] = {}
+        if dep is not None:
+            unknown = sorted(set(dep.rasters) - set(metals))
+            if unknown:
+                raise ConfigError(
+                    f"accumulation.deposition.rasters: {unknown} are not mapped metals "
+                    f"({metals}); name the rasters by metal"
+                )
+            self.dep_rasters = {
+                m: open_aligned(path, grid, what=f"{m} deposition raster")
+                for m, path in dep.rasters.items()
+                if m in self.metals
+            }
         if dep is not None and dep.illustrative:
             self.notes.append(
                 "the point-source emissions are illustrative (made up for the demo), not data"
@@ -197,8 +214,10 @@ class AccumulationPlan:
         spec, dep_spec = self.spec, self.spec.deposition
         ero = spec.erosion or {}
         dep: Any = 0.0
+        if m in self.dep_rasters:
+            dep = self._raster_at(self.dep_rasters[m], gx, gy)
         if self.rose is not None and self.stacks.get(m) and dep_spec is not None:
-            dep = deposition_map(
+            dep = dep + deposition_map(
                 self.stacks[m],
                 gx,
                 gy,
@@ -225,6 +244,24 @@ class AccumulationPlan:
             crop_yield=spec.crop_yield,
             bcf=spec.bcf.get(m, 0.0),
         )
+
+    def _raster_at(self, da: Any, gx: Any, gy: Any) -> np.ndarray:
+        """A grid-aligned raster's values at pixel centres ``gx``, ``gy``.
+
+        ``gx``, ``gy``: a window's 1-D column and row centres, or (1, n) point arrays.
+        NaN becomes 0 (no deposition where the raster has none).
+        """
+        inv = ~self.grid.transform
+        gx, gy = np.asarray(gx, dtype="float64"), np.asarray(gy, dtype="float64")
+        if gx.ndim == 1:  # a window: its columns and rows
+            c0, r0 = (int(np.floor(v)) for v in inv * (gx[0], gy[0]))
+            block = da.isel(y=slice(r0, r0 + gy.size), x=slice(c0, c0 + gx.size)).values
+        else:  # points
+            col, row = inv * (gx.ravel(), gy.ravel())
+            rows = xr.DataArray(np.floor(row).astype(int), dims="point")
+            cols = xr.DataArray(np.floor(col).astype(int), dims="point")
+            block = da.isel(y=rows, x=cols).values[None, :]
+        return np.nan_to_num(np.asarray(block, dtype="float64"), nan=0.0)
 
     def coefficients_at(self, m: str, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The budget's a (mg/kg/yr) and k (1/yr) of ``m`` at points ``xy`` (grid CRS, m).
