@@ -63,6 +63,7 @@ def assess(
     categorical: Sequence[str] = (),
     folds_kind: str = "spatial blocks",
     seed: int = 0,
+    ids: Sequence[str] | None = None,
 ) -> Assessment:
     """Permutation importance, partial dependence and the area of applicability.
 
@@ -90,6 +91,8 @@ def assess(
         What the folds are, for the report (``"spatial blocks"`` or ``"random"``).
     seed : int
         Seeds the permutations.
+    ids : sequence of str, optional
+        The training samples' ids (default: their positions), to name those left out.
 
     Returns
     -------
@@ -132,7 +135,7 @@ def assess(
         return out
     out.aoa = aoa
     out.weights = aoa.feature_weights
-    out.report["applicability"] = _aoa_report(aoa, out.columns, y, oof, folds_kind, note)
+    out.report["applicability"] = _aoa_report(aoa, out.columns, y, oof, folds_kind, note, ids)
     return out
 
 
@@ -143,6 +146,7 @@ def _aoa_report(
     oof: np.ndarray | None,
     folds_kind: str,
     note: str | None,
+    ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """report.json's ``applicability`` block of one target."""
     di = aoa.train_di
@@ -157,7 +161,10 @@ def _aoa_report(
         "train_di_max": float(np.nanmax(di)) if finite.any() else None,
         "train_inside_share": float(np.mean(di[finite] <= aoa.threshold)) if finite.any() else None,
         "samples_left_out": [
-            {"row": int(r), "reason": "a factor is missing (NaN) at this sample"}
+            {
+                "id": str(ids[int(r)]) if ids is not None else str(int(r)),
+                "reason": "a factor is missing (NaN) at this sample: no training DI",
+            }
             for r in aoa.dropped_rows
         ],
         "constant_factors": [columns[i] for i in aoa.constant_features],

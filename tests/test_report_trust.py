@@ -178,7 +178,7 @@ def test_trust_sections_give_the_report_numbers() -> None:
         "(folds: spatial blocks), 95.0% of the training samples inside. Expected |error| "
         "4.2 mg/kg at DI 0, 11.5 mg/kg at DI 1.3 (40 CV predictions)." in md
     )
-    assert "- sample row 3 left out: a factor is missing (NaN) at this sample" in md
+    assert "- sample 3 left out: a factor is missing (NaN) at this sample" in md
     assert "- constant factors (no weight): f9" in md
     assert "- no factor's importance was above 0: the factors are weighted equally" in md
 

@@ -383,29 +383,21 @@ class AccumulationSpec(_Strict):
     bulk_density: float = Field(default=1300.0, gt=0.0, description="dry bulk density (kg/m3)")
     theta: float = Field(default=0.3, ge=0.0, le=1.0, description="water content (m3/m3)")
     deposition: DepositionSpec | None = None
-    fertiliser: dict[str, float] = Field(
-        default_factory=dict, description="metal -> input (mg/m2/yr) from fertiliser"
-    )
-    manure: dict[str, float] = Field(
-        default_factory=dict, description="metal -> input (mg/m2/yr) from manure"
-    )
+    fertiliser: dict[str, float] = Field(default_factory=dict, description="metal -> mg/m2/yr")
+    manure: dict[str, float] = Field(default_factory=dict, description="metal -> mg/m2/yr")
     irrigation_mm: float = Field(default=0.0, ge=0.0, description="irrigation water (mm/yr)")
     irrigation_mg_l: dict[str, float] = Field(
         default_factory=dict, description="metal -> concentration in irrigation water (mg/L)"
     )
     percolation_mm: float = Field(default=0.0, ge=0.0, description="percolation (mm/yr)")
     runoff_mm: float = Field(default=0.0, ge=0.0, description="surface runoff (mm/yr)")
-    kd: dict[str, float] = Field(
-        default_factory=dict, description="metal -> partition coefficient Kd (L/kg)"
-    )
+    kd: dict[str, float] = Field(default_factory=dict, description="metal -> Kd (L/kg)")
     erosion: dict[str, float] | None = Field(
         default=None,
         description="RUSLE factors R, K, C, P and sdr, enrichment; LS from the DEM",
     )
     crop_yield: float = Field(default=0.0, ge=0.0, description="harvest (t/ha/yr dry matter)")
-    bcf: dict[str, float] = Field(
-        default_factory=dict, description="metal -> bioconcentration factor (-)"
-    )
+    bcf: dict[str, float] = Field(default_factory=dict, description="metal -> BCF (-)")
     calibrate: bool = Field(
         default=False,
         description="correct the net input by the change between the source and target "

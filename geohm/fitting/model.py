@@ -211,6 +211,7 @@ def fit_model(
             categorical=spec.categorical,
             folds_kind=kind,
             seed=val.seed,
+            ids=[str(i) for i in ids[train]],
         )
         more = found.report.pop("skipped", [])
         rep.update(found.report)

@@ -80,10 +80,35 @@ class AccumulationPlan:
         self.metals = [m for m in metals if isinstance(screening.get(m), int | float)]
         for m in metals:
             if m not in self.metals:
-                self.notes.append(
-                    f"{m}: not projected (its screening value is not one number: a pH or "
-                    "land-use raster varies it)"
+                why = (
+                    "the standard has no screening value for it"
+                    if screening.get(m) is None
+                    else "its screening value is not one number: a pH or land-use raster varies it"
                 )
+                self.notes.append(f"{m}: not projected ({why})")
+        per_metal = {
+            "fertiliser": spec.fertiliser,
+            "manure": spec.manure,
+            "irrigation_mg_l": spec.irrigation_mg_l,
+            "kd": spec.kd,
+            "bcf": spec.bcf,
+        }
+        for key, values in per_metal.items():
+            unknown = sorted(set(values) - set(metals))
+            if unknown:
+                raise ConfigError(
+                    f"accumulation.{key}: {unknown} are not mapped metals ({metals}); "
+                    "name each value by its metal, as in samples.targets"
+                )
+        ero = spec.erosion or {}
+        for factor, default in (("C", 1.0), ("P", 1.0), ("sdr", 1.0), ("enrichment", 1.0)):
+            if spec.erosion is not None and factor not in ero:
+                self.notes.append(f"erosion factor {factor} not given: {default} used")
+        if spec.erosion is not None and not {"R", "K"} <= set(ero):
+            raise ConfigError(
+                "accumulation.erosion needs the RUSLE factors R (MJ mm/(ha h yr)) and K "
+                "(t ha h/(ha MJ mm)); give both"
+            )
         self.screening = {m: float(screening[m]) for m in self.metals}
         water = spec.percolation_mm > 0 or spec.runoff_mm > 0
         missing = [m for m in self.metals if water and m not in spec.kd]
@@ -332,6 +357,7 @@ class AccumulationPlan:
             codes[mapped] = np.searchsorted([0.0, *self.bins], t_s[mapped], side="left")
             codes[mapped & (t_s == 0)] = 0
             codes[mapped & (t_s >= never)] = len(self.bins) + 1
+            codes[mapped & np.isnan(t_s)] = 255  # not projectable (no LS next to DEM holes)
             out[f"{m}_years_to_exceed"] = codes
             out[f"{m}_headroom"] = _f32(headroom(c0, s, budget.soil_mass), mapped)
             out[f"{m}_steady_state"] = _f32(np.maximum(steady_state(a, k), 0.0), mapped)
@@ -413,6 +439,12 @@ class AccumulationPlan:
                 if st is not None and st.count:
                     above[f"year_{y}"] = st.bin_fractions([s, float("inf")])[0]["fraction"]
             st = per_layer.get(f"{m}_steady_state", {}).get("map_stats")
+            mapped_px, classed = stats.get(m), stats.get(f"{m}_years_to_exceed")
+            if mapped_px is not None and classed is not None and mapped_px.count > classed.count:
+                self.notes.append(
+                    f"{m}: {mapped_px.count - classed.count} mapped pixels not projected (no "
+                    "LS factor next to DEM holes or at the DEM's edge): nodata in the projection"
+                )
             out["metals"][m] = {
                 "screening_mg_kg": self.screening[m],
                 "share_above": above,

@@ -212,8 +212,16 @@ def _write_maps(
     layers = _output_layers(cfg, models, target_layers, plan)
     if accum is None and cfg.accumulation is not None and isinstance(plan, RiskPlan):
         accum = AccumulationPlan(
-            cfg, inputs.grid, dem_on_grid(inputs.dem), dict(plan.screening), list(models)
+            cfg,
+            inputs.grid,
+            dem_on_grid(inputs.dem if cfg.accumulation.erosion is not None else None),
+            dict(plan.screening),
+            list(models),
         )
+        if cfg.accumulation.calibrate:
+            accum.notes.append(
+                "calibrate: not applied (geohm predict has no samples of the two surveys)"
+            )
     if accum is not None:
         layers += [_Layer(*spec) for spec in accum.layers()]
     trust = TrustMaps(cfg, inputs.grid, models, plan) if isinstance(plan, RiskPlan) else None

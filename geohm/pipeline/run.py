@@ -232,13 +232,14 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
             accum = AccumulationPlan(
                 cfg,
                 inputs.grid,
-                dem_on_grid(inputs.dem),
+                dem_on_grid(inputs.dem if cfg.accumulation.erosion is not None else None),
                 dict(plan_risk(cfg.risk, list(models)).screening),
                 list(models),
             )
-            calibration = accum.calibrate(
-                *_two_surveys(cfg, table, features), seed=cfg.validation.seed
-            )
+            c0, c1, X, xy, used, left_out = _two_surveys(cfg, table, features)
+            calibration = accum.calibrate(c0, c1, X, xy, used, seed=cfg.validation.seed)
+            for block in calibration.values():
+                block["samples_left_out"] = left_out
         maps, risk_report, outputs = _write_maps(
             cfg,
             inputs,
@@ -530,7 +531,14 @@ def _aoa_from(model_path: str | Path, target: str, state: Any) -> AreaOfApplicab
 
 def _two_surveys(
     cfg: SceneConfig, table: SampleTable, features: list[str]
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, np.ndarray, list[str]]:
+) -> tuple[
+    dict[str, np.ndarray],
+    dict[str, np.ndarray],
+    np.ndarray,
+    np.ndarray,
+    list[str],
+    list[dict[str, str]],
+]:
     """What the accumulation calibration compares, at the target year's samples.
 
     The source year's concentration there (a random forest fitted on the source year's
@@ -544,6 +552,10 @@ def _two_surveys(
     source, _ = sample_points(spec, s_inputs, s_cube)
     at_target, _ = sample_points(spec.model_copy(update={"samples": cfg.samples}), s_inputs, s_cube)
     keep = table.X.index.isin(at_target.X.index)
+    left_out = [
+        {"id": str(i), "reason": "no valid source-year pixel under it (see the source survey)"}
+        for i in table.X.index[~keep]
+    ]
     X = table.X[keep][features]
     fit = cfg.fit_spec().model_copy(
         update={
@@ -559,4 +571,4 @@ def _two_surveys(
         pipe = model_pipeline(fit, cols).fit(source.X[has][cols], source.y[metal][has])
         c0[metal] = np.asarray(pipe.predict(at_target.X.loc[X.index, cols]), dtype="float64")
         c1[metal] = table.y[metal][keep].to_numpy(dtype="float64")
-    return c0, c1, X.to_numpy(dtype="float64"), table.xy[keep], features
+    return c0, c1, X.to_numpy(dtype="float64"), table.xy[keep], features, left_out

@@ -105,7 +105,7 @@ class TrustMaps:
     @property
     def active(self) -> bool:
         """Whether anything is accumulated (zones or a sampling design)."""
-        return bool(self.areas or self.design)
+        return bool(self.areas or self.design or self.cfg.sampling_design is not None)
 
     def on_window(self, window: tuple[int, int, int, int], layers: dict[str, np.ndarray]) -> None:
         """Add one predicted window (``predict_map``'s ``on_window``)."""
@@ -202,6 +202,8 @@ class TrustMaps:
                 "exact": exact,
                 "quicklooks": [p.name for p in pngs],
             }
+        if self.cfg.sampling_design is not None and not self.design:
+            report["next_samples"] = {"skipped": list(self.notes), "points": []}
         if "zones" in report and self.notes:
             report["zones"]["notes"] = list(self.notes)
         return report, files

@@ -45,7 +45,7 @@ def _trust_section(targets: Mapping[str, Any]) -> list[str]:
         elif prof.get("skipped"):
             text += f" No error profile: {prof['skipped']}."
         notes = [
-            f"sample row {s['row']} left out: {s['reason']}"
+            f"sample {s.get('id', s.get('row'))} left out: {s['reason']}"
             for s in a.get("samples_left_out") or ()
         ]
         if a.get("constant_factors"):
