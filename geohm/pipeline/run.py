@@ -50,6 +50,7 @@ from geohm.riskmaps import (
 )
 from geohm.sampling import SampleTable
 from geohm.training import (
+    FittedTarget,
     check_model_config,
     fit_classifier,
     fit_target,
@@ -214,19 +215,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
         timings["train"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        models = {
-            k: TargetModel(
-                accelerate(f.estimator),
-                f.features,
-                required=f.required,
-                interval=f.interval,
-                aoa=f.aoa,
-                aoa_features=f.aoa_features,
-                source_aoa=f.source_aoa,
-                source_aoa_features=f.source_aoa_features,
-            )
-            for k, f in fitted.items()
-        }
+        models = {k: _target_model(f, accelerated=True) for k, f in fitted.items()}
         accum, calibration = None, None
         if cfg.accumulation is not None and cfg.accumulation.calibrate and cfg.risk is not None:
             accum = AccumulationPlan(
@@ -259,19 +248,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
     # The fitted estimators, not the accelerated copies: geohm predict accelerates them
     # again on load (or keeps scikit-learn's predict where the kernel was not built);
     # io.models.save_model refuses a compiled forest.
-    saved = {
-        k: TargetModel(
-            f.estimator,
-            f.features,
-            required=f.required,
-            interval=f.interval,
-            aoa=f.aoa,
-            aoa_features=f.aoa_features,
-            source_aoa=f.source_aoa,
-            source_aoa_features=f.source_aoa_features,
-        )
-        for k, f in fitted.items()
-    }
+    saved = {k: _target_model(f, accelerated=False) for k, f in fitted.items()}
     outputs += _write_samples_and_model(
         cfg, samples, features, saved, {k: f.report["train_mean"] for k, f in fitted.items()}
     )
@@ -572,3 +549,17 @@ def _two_surveys(
         c0[metal] = np.asarray(pipe.predict(at_target.X.loc[X.index, cols]), dtype="float64")
         c1[metal] = table.y[metal][keep].to_numpy(dtype="float64")
     return c0, c1, X.to_numpy(dtype="float64"), table.xy[keep], features, left_out
+
+
+def _target_model(fit: FittedTarget, *, accelerated: bool) -> TargetModel:
+    """The prediction pass's model of a fitted target (``accelerated``: the forest kernel)."""
+    return TargetModel(
+        accelerate(fit.estimator) if accelerated else fit.estimator,
+        fit.features,
+        required=fit.required,
+        interval=fit.interval,
+        aoa=fit.aoa,
+        aoa_features=fit.aoa_features,
+        source_aoa=fit.source_aoa,
+        source_aoa_features=fit.source_aoa_features,
+    )
