@@ -69,3 +69,19 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("name: [unclosed\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_config(bad)
+
+
+def test_deposition_settings_that_only_work_together_are_checked_at_load() -> None:
+    from geohm.errors import ConfigError
+
+    base = {
+        "name": "a",
+        "covariates": {"d": "d.tif"},
+        "risk": {"standard": "gb15618"},
+    }
+    for dep, key in (
+        ({"stacks": "s.csv"}, "wind_rose"),
+        ({"rasters": {"Cu": "d.tif"}, "scavenging": 1e-4}, "rain_fraction"),
+    ):
+        with pytest.raises(ConfigError, match=f"accumulation.deposition.*{key}"):
+            parse_config({**base, "accumulation": {"deposition": dep}})

@@ -371,6 +371,17 @@ class DepositionSpec(_Strict):
         default=False, description="the emissions are made up (the demo): say so in outputs"
     )
 
+    @model_validator(mode="after")
+    def _pairs(self) -> DepositionSpec:
+        if (self.stacks is None) != (self.wind_rose is None):
+            raise ValueError("stacks and wind_rose go together: the plume needs both")
+        if (self.scavenging > 0) != (self.rain_fraction > 0):
+            raise ValueError(
+                "scavenging (1/s) and rain_fraction (0-1) go together: washout needs both "
+                "(or neither, for dry deposition only)"
+            )
+        return self
+
 
 class AccumulationSpec(_Strict):
     """Mass-balance projection of topsoil metal concentrations (seed 003)."""

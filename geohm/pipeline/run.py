@@ -225,7 +225,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
                 dict(plan_risk(cfg.risk, list(models)).screening),
                 list(models),
             )
-            c0, c1, X, xy, used, left_out = _two_surveys(cfg, table, features)
+            c0, c1, X, xy, used, left_out = _two_surveys(cfg, table, features, source_table)
             calibration = accum.calibrate(c0, c1, X, xy, used, seed=cfg.validation.seed)
             for block in calibration.values():
                 block["samples_left_out"] = left_out
@@ -507,7 +507,7 @@ def _aoa_from(model_path: str | Path, target: str, state: Any) -> AreaOfApplicab
 
 
 def _two_surveys(
-    cfg: SceneConfig, table: SampleTable, features: list[str]
+    cfg: SceneConfig, table: SampleTable, features: list[str], source: SampleTable | None
 ) -> tuple[
     dict[str, np.ndarray],
     dict[str, np.ndarray],
@@ -526,7 +526,8 @@ def _two_surveys(
 
     spec = source_spec(cfg)
     s_inputs, s_cube, _ = build_cube(spec, features)
-    source, _ = sample_points(spec, s_inputs, s_cube)
+    if source is None:  # not sampled yet for the model (a model that ignores the source)
+        source, _ = sample_points(spec, s_inputs, s_cube)
     at_target, _ = sample_points(spec.model_copy(update={"samples": cfg.samples}), s_inputs, s_cube)
     keep = table.X.index.isin(at_target.X.index)
     left_out = [
