@@ -48,7 +48,8 @@ from typing import Any
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, where python3-qgis installs
 CLASS_SUFFIXES = ("_risk", "_class")  # class layers rendered over their concentration
-PALETTED_SUFFIXES = (*CLASS_SUFFIXES, "_aoa")  # rasters styled with a paletted renderer
+# rasters styled with a paletted renderer
+PALETTED_SUFFIXES = (*CLASS_SUFFIXES, "_aoa", "_years_to_exceed")
 RENDER_SIZE = 800
 REL_TOL = 1e-6  # ramp values / min-max are written with 6 significant digits
 

@@ -123,3 +123,65 @@ def test_a_given_deposition_raster_is_the_deposition_flux(run, tmp_path: Path) -
     ok = np.isfinite(c0)
     np.testing.assert_array_equal(got[ok], dep.astype("float64")[ok])
     assert np.nanmax(_read(tmp_path / "out" / "Pb_flux_deposition.tif")) == 0.0  # no raster
+
+
+def test_practice_per_land_use_class_and_kd_from_ph(run, tmp_path: Path) -> None:
+    """Agricultural inputs per land-use class (rates x contents) and Kd from a pH raster
+    through log10 Kd = a + b pH, cell by cell, against the hand-computed fluxes."""
+    from geohm.io.rasters import write_geotiff
+
+    out, cfg = run
+    with rasterio.open(out / "Cu_concentration.tif") as src:
+        crs, transform, shape = src.crs, src.transform, src.shape
+    west = np.zeros(shape, dtype=bool)
+    west[:, : shape[1] // 2] = True
+    land = np.where(west, 1, 2).astype("uint8")  # 1 paddy (west), 2 other (east)
+    ph = np.where(west, 5.0, 7.0).astype("float32")
+    write_geotiff(tmp_path / "land.tif", land, crs=crs, transform=transform, nodata=255)
+    write_geotiff(tmp_path / "ph.tif", ph, crs=crs, transform=transform, nodata=-1.0)
+    acc = {
+        k: v
+        for k, v in cfg["accumulation"].items()
+        if k not in ("fertiliser", "manure", "irrigation_mm", "irrigation_mg_l", "crop_yield")
+    }
+    acc["calibrate"] = False
+    acc["kd"] = {"Cu": {"intercept": 1.0, "ph": 0.5, "source": "test values"}, "Pb": 5000}
+    acc["ph"] = str(tmp_path / "ph.tif")
+    acc["agriculture"] = {
+        "land_use": {"path": str(tmp_path / "land.tif"), "classes": {1: "paddy", 2: "other"}},
+        "practice": {
+            "paddy": {"fertiliser": 600, "manure": 2000, "irrigation": 400, "crop_yield": 6},
+            "other": {},
+        },
+        "fertiliser_content": {"Cu": 20.0},
+        "manure_content": {"Cu": 150.0, "Pb": 10.0},
+        "irrigation_content": {"Cu": 0.01},
+    }
+    variant = {**cfg, "accumulation": acc}
+    scene = out.parent / "data" / "practice.yaml"
+    scene.write_text(yaml.safe_dump(variant))
+    run_scene(load_job(scene, output_dir=tmp_path / "out"))
+    got = {t: _read(tmp_path / "out" / f"Cu_flux_{t}.tif") for t in FLUX_TERMS}
+    c0 = _read(tmp_path / "out" / "Cu_concentration.tif")
+    ok = np.isfinite(c0)
+    assert ok[west].any() and ok[~west].any()
+    # 600 kg/ha x 20 mg/kg = 12 000 mg/ha = 1.2 mg/m2; 2000 x 150 = 30 mg/m2; 400 mm x 0.01 mg/L
+    for term, paddy in (("fertiliser", 1.2), ("manure", 30.0), ("irrigation", 4.0)):
+        np.testing.assert_allclose(got[term][ok & west], paddy, rtol=1e-6)
+        assert np.all(got[term][ok & ~west] == 0.0)
+    # crop: 6 t/ha = 0.6 kg/m2 x BCF x C on the paddy half, nothing elsewhere
+    bcf = cfg["accumulation"]["bcf"]["Cu"]
+    np.testing.assert_allclose(got["crop"][ok & west], 0.6 * bcf * c0[ok & west], rtol=1e-5)
+    assert np.all(got["crop"][ok & ~west] == 0.0)
+    # leaching: q C / (Kd + theta / rho_b), Kd = 10 ** (1 + 0.5 pH): 10^3.5 west, 10^4.5 east
+    q, theta = acc["percolation_mm"], acc.get("theta", 0.3)
+    rho = acc["bulk_density"] / 1000.0
+    kd = np.where(west, 10**3.5, 10**4.5)
+    np.testing.assert_allclose(
+        got["leaching"][ok], (q * c0 / (kd + theta / rho))[ok], rtol=1e-5, atol=1e-9
+    )
+    pb_manure = _read(tmp_path / "out" / "Pb_flux_manure.tif")
+    np.testing.assert_allclose(pb_manure[ok & west], 2.0, rtol=1e-6)  # 2000 x 10 mg/kg
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    notes = report["accumulation"]["notes"]
+    assert any("Kd from log10 Kd = 1 + 0.5 pH (test values)" in n for n in notes)

@@ -121,6 +121,35 @@ def test_demo_outputs_open_styled_in_qgis(demo_out: Path, qgis_tmp: Path) -> Non
     assert len(summary["vector_render"]["labels"]["next_samples"]) == n_points
 
 
+@pytest.mark.timeout(600)  # a demo run with the projection and its calibration
+def test_accumulation_outputs_open_styled_in_qgis(qgis_tmp: Path) -> None:
+    """Issue 16: the projection and carrying-capacity maps of ``geohm demo --accumulation``
+    open in QGIS with their styles: ramps for concentrations, fluxes, headroom and the
+    steady state, the classes of the years to exceedance."""
+    out = qgis_tmp / "accumulation"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--size", "96", "--accumulation"])
+    assert res.exit_code == 0, res.output
+    png = qgis_tmp / "accumulation_render.png"
+    summary = run_check(out, png, qgis_tmp)
+    assert_layers_match_geotiffs(summary, out)
+    by_file = {layer["file"]: layer for layer in summary["layers"]}
+    for metal in ("Cu", "Pb"):
+        for stem in (
+            "conc_y10",
+            "conc_y20",
+            "conc_y50",
+            "net_flux",
+            "flux_deposition",
+            "headroom",
+            "steady_state",
+        ):
+            assert f"{metal}_{stem}.tif" in by_file, (metal, stem)
+        years = by_file[f"{metal}_years_to_exceed.tif"]
+        assert years["renderer"] == "paletted"
+        labels = [c["label"] for c in years["classes"]]
+        assert labels[0] == "already above" and labels[-1] == "not within 50 years"
+
+
 def _risk_first(stem: str) -> tuple[bool, str]:
     return (not stem.endswith("_risk"), stem)
 

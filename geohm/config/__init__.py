@@ -4,6 +4,7 @@ The schema is :mod:`~geohm.config.schema`; reading and validating YAML is
 :mod:`~geohm.config.load`.
 """
 
+from geohm.config.accumulation import AgricultureSpec, KdRegression, LandUsePractice
 from geohm.config.load import load_config, parse_config
 from geohm.config.schema import (
     DEFAULT_QA_MASK,
@@ -32,6 +33,9 @@ from geohm.config.schema import (
 )
 
 __all__ = [
+    "AgricultureSpec",
+    "KdRegression",
+    "LandUsePractice",
     "DEFAULT_QA_MASK",
     "MODEL_NAMES",
     "QA_NAMES",

@@ -7,9 +7,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geohm.config.base import _Strict
+from geohm.config.base import LandUseRaster, _Strict
 
-__all__ = ["AccumulationSpec", "DepositionSpec"]
+__all__ = [
+    "AccumulationSpec",
+    "AgricultureSpec",
+    "DepositionSpec",
+    "KdRegression",
+    "LandUsePractice",
+]
 
 
 class DepositionSpec(_Strict):
@@ -49,6 +55,63 @@ class DepositionSpec(_Strict):
         return self
 
 
+class LandUsePractice(_Strict):
+    """What one land-use class receives and removes each year (agricultural practice)."""
+
+    fertiliser: float = Field(default=0.0, ge=0.0, description="fertiliser applied (kg/ha/yr)")
+    manure: float = Field(default=0.0, ge=0.0, description="manure applied (kg/ha/yr, dry)")
+    irrigation: float = Field(default=0.0, ge=0.0, description="irrigation water (mm/yr)")
+    crop_yield: float = Field(
+        default=0.0, ge=0.0, description="harvest removed (t/ha/yr dry matter)"
+    )
+
+
+class AgricultureSpec(_Strict):
+    """Agricultural inputs per land-use class: rates per class times metal contents."""
+
+    land_use: str | LandUseRaster | None = Field(
+        default=None,
+        description="one land-use class for the scene, or a land-use raster and its codes; "
+        "default: risk.land_use",
+    )
+    practice: dict[str, LandUsePractice] = Field(
+        min_length=1,
+        description="land-use class name -> its rates; every class of the land use needs "
+        "a row ({} for none)",
+    )
+    fertiliser_content: dict[str, float] = Field(
+        default_factory=dict, description="metal -> content of the fertiliser (mg/kg)"
+    )
+    manure_content: dict[str, float] = Field(
+        default_factory=dict, description="metal -> content of the manure (mg/kg dry matter)"
+    )
+    irrigation_content: dict[str, float] = Field(
+        default_factory=dict, description="metal -> concentration in irrigation water (mg/L)"
+    )
+
+    @model_validator(mode="after")
+    def _contents(self) -> AgricultureSpec:
+        for key in ("fertiliser_content", "manure_content", "irrigation_content"):
+            bad = {m: v for m, v in getattr(self, key).items() if v < 0}
+            if bad:
+                raise ValueError(f"{key}: contents must be >= 0, got {bad}")
+        return self
+
+
+class KdRegression(_Strict):
+    """A pH / organic-matter transfer function, log10 Kd = intercept + ph pH + log_som log10(SOM).
+
+    The form of Sauvé, Hendershot & Allen (2000); geohm ships no coefficients (see
+    :mod:`geohm.accumulation.soil`): give those of a regression you have checked, and
+    where they come from.
+    """
+
+    intercept: float = Field(description="a (log10 L/kg)")
+    ph: float = Field(description="b (log10 L/kg per pH unit)")
+    log_som: float = Field(default=0.0, description="c (log10 L/kg per log10 % organic matter)")
+    source: str = Field(min_length=1, description="where the coefficients come from (cited)")
+
+
 class AccumulationSpec(_Strict):
     """Mass-balance projection of topsoil metal concentrations (seed 003)."""
 
@@ -68,7 +131,18 @@ class AccumulationSpec(_Strict):
     )
     percolation_mm: float = Field(default=0.0, ge=0.0, description="percolation (mm/yr)")
     runoff_mm: float = Field(default=0.0, ge=0.0, description="surface runoff (mm/yr)")
-    kd: dict[str, float] = Field(default_factory=dict, description="metal -> Kd (L/kg)")
+    kd: dict[str, float | KdRegression] = Field(
+        default_factory=dict,
+        description="metal -> Kd (L/kg), or the coefficients of a pH/organic-matter "
+        "transfer function",
+    )
+    ph: float | Path | None = Field(
+        default=None, description="soil pH (-) or a pH raster, for Kd regressions; default risk.ph"
+    )
+    som: float | Path | None = Field(
+        default=None, description="soil organic matter (% by mass) or a raster, for log_som"
+    )
+    agriculture: AgricultureSpec | None = None
     erosion: dict[str, float] | None = Field(
         default=None,
         description="RUSLE factors R, K, C, P and sdr, enrichment; LS from the DEM",
@@ -90,6 +164,26 @@ class AccumulationSpec(_Strict):
         late = [y for y in self.output_years if not 1 <= y <= self.years]
         if late:
             raise ValueError(f"output_years {late} are outside 1..years ({self.years})")
+        flat = [
+            k
+            for k in ("fertiliser", "manure", "irrigation_mg_l", "irrigation_mm", "crop_yield")
+            if getattr(self, k)
+        ]
+        if self.agriculture is not None and flat:
+            raise ValueError(
+                f"agricultural inputs are given both per land-use class (agriculture) and "
+                f"for the whole scene ({', '.join(flat)}); keep one"
+            )
+        if isinstance(self.ph, float) and not 0.0 <= self.ph <= 14.0:
+            raise ValueError(f"ph must be within 0-14, got {self.ph}")
+        if isinstance(self.som, float) and self.som <= 0:
+            raise ValueError(f"som is organic matter in % by mass and must be > 0, got {self.som}")
+        uses_som = [m for m, v in self.kd.items() if isinstance(v, KdRegression) and v.log_som]
+        if uses_som and self.som is None:
+            raise ValueError(
+                f"the Kd regression of {uses_som} has an organic-matter term (log_som): give "
+                "som (% by mass, a number or a raster)"
+            )
         if self.erosion is not None:
             unknown = sorted(set(self.erosion) - {"R", "K", "C", "P", "sdr", "enrichment"})
             if unknown:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from geohm.config.schema import SceneConfig
+from geohm.config.stac import StacSpec
 from geohm.errors import ConfigError
 from geohm.io.text import read_text
 
@@ -68,8 +69,13 @@ def _one_line(exc: ValidationError, source: str) -> str:
 
 
 def _resolve(obj: Any, base: Path) -> None:
-    """Make every relative Path in a parsed config absolute against ``base``."""
-    if isinstance(obj, BaseModel):
+    """Make every relative Path in a parsed config absolute against ``base``.
+
+    A ``landsat: {stac: FILE}`` file resolves the same way; a URL stays as it is.
+    """
+    if isinstance(obj, StacSpec):
+        obj.resolve(base)
+    elif isinstance(obj, BaseModel):
         for name in type(obj).model_fields:
             value = getattr(obj, name)
             if isinstance(value, Path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
 from geohm.accumulation.budget import Budget
 from geohm.accumulation.calibration import Calibration, calibrate
@@ -26,6 +25,7 @@ from geohm.grid import Grid
 from geohm.io.emissions import read_stacks, read_wind_rose
 from geohm.io.reading import open_aligned
 from geohm.pipeline.common import log
+from geohm.pipeline.practice import LocalParameters, raster_at
 
 __all__ = ["AccumulationPlan", "FLUX_TERMS"]
 
@@ -86,7 +86,7 @@ class AccumulationPlan:
                     else "its screening value is not one number: a pH or land-use raster varies it"
                 )
                 self.notes.append(f"{m}: not projected ({why})")
-        per_metal = {
+        per_metal: dict[str, dict[str, Any]] = {
             "fertiliser": spec.fertiliser,
             "manure": spec.manure,
             "irrigation_mg_l": spec.irrigation_mg_l,
@@ -110,6 +110,9 @@ class AccumulationPlan:
                 "(t ha h/(ha MJ mm)); give both"
             )
         self.screening = {m: float(screening[m]) for m in self.metals}
+        #: Land-use practice and Kd, per cell (numbers or rasters).
+        self.local = LocalParameters(spec, cfg.risk, grid, self.metals)
+        self.notes.extend(self.local.notes)
         water = spec.percolation_mm > 0 or spec.runoff_mm > 0
         missing = [m for m in self.metals if water and m not in spec.kd]
         if missing:
@@ -240,7 +243,7 @@ class AccumulationPlan:
         ero = spec.erosion or {}
         dep: Any = 0.0
         if m in self.dep_rasters:
-            dep = self._raster_at(self.dep_rasters[m], gx, gy)
+            dep = raster_at(self.grid, self.dep_rasters[m], gx, gy, fill=0.0)
         if self.rose is not None and self.stacks.get(m) and dep_spec is not None:
             dep = dep + deposition_map(
                 self.stacks[m],
@@ -252,41 +255,24 @@ class AccumulationPlan:
                 rain_fraction=dep_spec.rain_fraction or None,
                 terrain=dep_spec.terrain,
             )
+        local = self.local.at(m, gx, gy)
         return Budget(
             bulk_density=spec.bulk_density,
             depth=spec.depth,
             deposition=np.where(mapped, dep, np.nan),
-            fertiliser=spec.fertiliser.get(m, 0.0),
-            manure=spec.manure.get(m, 0.0),
-            irrigation=spec.irrigation_mm * spec.irrigation_mg_l.get(m, 0.0),
+            fertiliser=local.fertiliser,
+            manure=local.manure,
+            irrigation=local.irrigation,
             percolation=spec.percolation_mm,
             runoff=spec.runoff_mm,
-            kd=spec.kd.get(m),
+            kd=local.kd,
             theta=spec.theta,
             soil_loss=soil_loss,
             sdr=ero.get("sdr", 1.0),
             enrichment=ero.get("enrichment", 1.0),
-            crop_yield=spec.crop_yield,
+            crop_yield=local.crop_yield,
             bcf=spec.bcf.get(m, 0.0),
         )
-
-    def _raster_at(self, da: Any, gx: Any, gy: Any) -> np.ndarray:
-        """A grid-aligned raster's values at pixel centres ``gx``, ``gy``.
-
-        ``gx``, ``gy``: a window's 1-D column and row centres, or (1, n) point arrays.
-        NaN becomes 0 (no deposition where the raster has none).
-        """
-        inv = ~self.grid.transform
-        gx, gy = np.asarray(gx, dtype="float64"), np.asarray(gy, dtype="float64")
-        if gx.ndim == 1:  # a window: its columns and rows
-            c0, r0 = (int(np.floor(v)) for v in inv * (gx[0], gy[0]))
-            block = da.isel(y=slice(r0, r0 + gy.size), x=slice(c0, c0 + gx.size)).values
-        else:  # points
-            col, row = inv * (gx.ravel(), gy.ravel())
-            rows = xr.DataArray(np.floor(row).astype(int), dims="point")
-            cols = xr.DataArray(np.floor(col).astype(int), dims="point")
-            block = da.isel(y=rows, x=cols).values[None, :]
-        return np.nan_to_num(np.asarray(block, dtype="float64"), nan=0.0)
 
     def coefficients_at(self, m: str, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The budget's a (mg/kg/yr) and k (1/yr) of ``m`` at points ``xy`` (grid CRS, m).
@@ -443,7 +429,8 @@ class AccumulationPlan:
             if mapped_px is not None and classed is not None and mapped_px.count > classed.count:
                 self.notes.append(
                     f"{m}: {mapped_px.count - classed.count} mapped pixels not projected (no "
-                    "LS factor next to DEM holes or at the DEM's edge): nodata in the projection"
+                    "LS factor next to DEM holes or at the DEM's edge, or nodata in the land-use, "
+                    "pH or organic-matter raster): nodata in the projection"
                 )
             out["metals"][m] = {
                 "screening_mg_kg": self.screening[m],
