@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,29 +72,9 @@ html_show_sourcelink = False
 
 
 # ---------------------------------------------------------------- docstring hooks
-# Two narrow fixes between geohm's docstrings and reST, applied when autodoc reads them
-# (geohm's modules are not edited for the docs):
-#
-# 1. scikit-learn adds ``set_fit_request`` / ``set_predict_request`` ... to every
-#    estimator class; their docstrings point at scikit-learn's own glossary and labels,
-#    which do not exist here. Only members defined in geohm are documented.
-# 2. In the *type* part of a numpydoc ``name : type`` line, a word ending in ``_``
-#    (``ndarray of shape (n_features_in_,)``, ``default="dist_"``) is a reST hyperlink
-#    reference to an unknown target. That underscore is escaped. Docstrings with it:
-#    geohm.models.spatial.BufferDistances (``prefix``), geohm.models.spectral.
-#    SpectralResNetRegressor (``x_mean_``, ``x_std_``), geohm.models.transfer.
-#    TransferGABPRegressor (``retrain_history_``).
-# 3. numpydoc drops a section it does not know (with a UserWarning, not a Sphinx
-#    warning): GABPRegressor's "Defaults, and why", which sits in the extended summary
-#    before "Parameters". A heading of an unknown section before the first numpydoc
-#    section is turned into a rubric, so its text stays in the extended summary.
-#    numpydoc's signature hook still parses the raw docstring: that warning is silenced.
-warnings.filterwarnings(
-    "ignore", message=r"Unknown section Defaults, And Why", category=UserWarning
-)
-
-_FIELD = re.compile(r"^(\s*[\w*][\w*, ]* : )(.*)$")
-_TRAILING_UNDERSCORE = re.compile(r"(?<![`\\])\b(\w+)_(?![\w`])")
+# scikit-learn adds ``set_fit_request`` / ``set_predict_request`` ... to every estimator
+# class; their docstrings point at scikit-learn's own glossary and labels, which do not
+# exist here. Only members defined in geohm are documented.
 
 
 def _skip_foreign_members(
@@ -110,39 +88,6 @@ def _skip_foreign_members(
     return None
 
 
-def _escape_type_underscores(
-    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
-) -> None:
-    """Escape a trailing ``_`` in the type part of numpydoc ``name : type`` lines."""
-    for i, line in enumerate(lines):
-        m = _FIELD.match(line)
-        if m:
-            lines[i] = m.group(1) + _TRAILING_UNDERSCORE.sub(r"\1\\_", m.group(2))
-
-
-def _known_sections() -> set[str]:
-    from numpydoc.docscrape import NumpyDocString
-
-    return {k.lower() for k in NumpyDocString("").sections}
-
-
-def _keep_unknown_leading_sections(
-    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
-) -> None:
-    """Turn unknown section headings before the first numpydoc section into rubrics."""
-    known = _known_sections()
-    for i in range(len(lines) - 1):
-        title, rule = lines[i].strip(), lines[i + 1].strip()
-        if not title or not rule or set(rule) != {"-"} or len(rule) != len(title):
-            continue
-        if title.lower() in known:
-            return
-        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-        lines[i], lines[i + 1] = f"{indent}.. rubric:: {title}", ""
-
-
 def setup(app: Any) -> None:
-    """Connect the docstring hooks (before numpydoc reformats the docstrings)."""
+    """Connect the member filter."""
     app.connect("autodoc-skip-member", _skip_foreign_members)
-    app.connect("autodoc-process-docstring", _escape_type_underscores, priority=100)
-    app.connect("autodoc-process-docstring", _keep_unknown_leading_sections, priority=100)

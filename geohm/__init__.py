@@ -23,6 +23,7 @@ from geohm.errors import (
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from geohm.batch import run_batch
     from geohm.config import SceneConfig, load_config
+    from geohm.io.qgis_plugin import install_plugin
     from geohm.models.gabp import GABPRegressor
     from geohm.models.gbm import gbm_regressor
     from geohm.models.kriging import OrdinaryKrigingRegressor, RegressionKriging
@@ -55,6 +56,7 @@ _LAZY: dict[str, str] = {
     "IntervalModel": "geohm.models.uncertainty",
     "BufferDistances": "geohm.models.spatial",
     "gbm_regressor": "geohm.models.gbm",
+    "install_plugin": "geohm.io.qgis_plugin",
 }
 
 __all__ = [
@@ -77,6 +79,7 @@ __all__ = [
     "TransferGABPRegressor",
     "build_cube",
     "gbm_regressor",
+    "install_plugin",
     "job_status",
     "load_config",
     "load_job",

@@ -461,6 +461,51 @@ def batch(
         raise typer.Exit(2)
 
 
+qgis_plugin_app = typer.Typer(
+    help="geohm's QGIS plugin: a Processing provider (Run scene job, Predict with a saved "
+    "model, Make the demo data in the Processing toolbox and the graphical modeler).",
+    no_args_is_help=True,
+)
+app.add_typer(qgis_plugin_app, name="qgis-plugin")
+
+
+@qgis_plugin_app.command("install")
+def qgis_plugin_install(
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            "--profile",
+            help="A QGIS profile folder (QGIS: Settings > User Profiles > Open Active Profile "
+            "Folder). Default: QGIS's default profile "
+            "(~/.local/share/QGIS/QGIS3/profiles/default on Linux).",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a geohm plugin already there that differs from this one."
+        ),
+    ] = False,
+) -> None:
+    """Install the QGIS plugin into a QGIS profile (python/plugins/geohm).
+
+    The plugin runs this geohm (this Python, -m geohm.cli) unless its setting or
+    GEOHM_EXECUTABLE names another.
+    """
+    from geohm import install_plugin
+
+    with _errors():
+        dest = install_plugin(profile, force=force)
+        out.print(
+            f"installed the geohm QGIS plugin in [bold]{escape(str(dest))}[/]; restart QGIS, "
+            "enable it (Plugins > Manage and Install Plugins > Installed > geohm) and find "
+            "geohm in the Processing toolbox",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -4,7 +4,8 @@ One ``sphinx-build -W --keep-going -b html docs OUT`` per test session (a broken
 reference, a bad docstring or a registry model without a page fails it); the pages are
 then checked against the code they are generated from: the config reference against
 ``SceneConfig.model_fields`` (walked here independently of the docs extension), the
-model pages against the model registry, the API page against ``geohm.__all__``.
+model pages against the model registry, the API page against ``geohm.__all__``. One fast
+test (no build) checks that every key of the schema has a description with its unit.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from pydantic import BaseModel
 import geohm
 from geohm.config import SceneConfig
 from geohm.models.registry import MODELS
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -90,6 +89,74 @@ def _blocks(annotation: Any, path: str) -> list[tuple[type[BaseModel], str]]:
     return []
 
 
+def _schema_fields() -> dict[str, Any]:
+    """Every key of the scene schema -> its pydantic FieldInfo (first path of each block)."""
+    fields: dict[str, Any] = {}
+    seen: set[type[BaseModel]] = set()
+    queue: list[tuple[type[BaseModel], str]] = [(SceneConfig, "")]
+    while queue:
+        model, prefix = queue.pop(0)
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            key = f"{prefix}.{name}" if prefix else name
+            fields[key] = info
+            queue.extend(b for b in _blocks(info.annotation, key) if b[0] not in seen)
+    return fields
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a value of ``annotation`` holds a number (int or float, not bool).
+
+    Unions, lists and dict *values* are looked into (``dict[str, float]`` is numeric,
+    ``dict[int, str]``, a raster code -> name table, is not); nested blocks are not (their
+    own keys are checked).
+    """
+    if annotation in (int, float):
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is dict:
+        return _numeric(args[1])
+    if origin in (typing.Union, types.UnionType, list, tuple, set):
+        return any(_numeric(a) for a in args)
+    return False
+
+
+#: The units a description may give, as the start of a parenthesised group:
+#: ``(mg/kg)``, ``(m, in the stacks' crs)``, ``(kg/ha/yr, dry)``. ``-`` is dimensionless,
+#: ``0-1`` a fraction or probability; counts name what they count.
+UNITS = (
+    "-", "0-1", "%", "K", "m", "m/s", "1/s", "m3/m3", "kg/m3", "mm/yr", "yr", "mg/kg", "mg/L",
+    "mg/m2/yr", "kg/ha/yr", "t/ha/yr", "L/kg", "log10 L/kg", "nm", "MiB",
+    "reflectance", "reflectance per DN", "interquartile ranges",
+    "pixels", "points", "samples", "folds", "repeats", "windows",
+)  # fmt: skip
+_UNIT = re.compile(r"\((?:" + "|".join(re.escape(u) for u in UNITS) + r")(?:[ ,;][^()]*)?\)")
+
+#: Numeric keys whose unit is said in words, not in parentheses (stac.py's wording:
+#: "in degrees of longitude / latitude", "in percent"); no other exception.
+UNIT_IN_WORDS = {"landsat.bbox", "landsat.max_cloud"}
+
+
+def test_every_schema_key_is_described_with_its_unit() -> None:
+    fields = _schema_fields()
+    assert len(fields) > 140  # every block was walked, not only the top level
+    undescribed = sorted(k for k, f in fields.items() if not (f.description or "").strip())
+    assert not undescribed, f"keys without a description: {undescribed}"
+    numeric = {k for k, f in fields.items() if _numeric(f.annotation)}
+    # the walk finds numbers in unions, dict values and lists, and skips booleans
+    assert {"risk.ph", "accumulation.fertiliser", "output.bins", "samples.window"} <= numeric
+    assert not {"risk.land_use.classes", "output.quicklooks"} & numeric
+    assert UNIT_IN_WORDS <= numeric
+    unitless = sorted(
+        k for k in numeric - UNIT_IN_WORDS if not _UNIT.search(fields[k].description or "")
+    )
+    assert not unitless, f"numeric keys without a parenthesised unit: {unitless}"
+    assert _UNIT.search("dry deposition velocity (m/s)")
+    assert not _UNIT.search("(default: row number)") and not _UNIT.search("(ms)")
+
+
 def _schema_keys() -> set[str]:
     """Every key of the scene schema, each block under the first path it is found at."""
     keys: set[str] = set()
@@ -120,11 +187,13 @@ def _config_rows(page: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_pages_exist(site: Path) -> None:
     missing = [p for p in PAGES if not (site / f"{p}.html").is_file()]
     assert not missing
 
 
+@pytest.mark.slow
 def test_config_reference_lists_every_schema_key(site: Path) -> None:
     rows = _config_rows(_page(site, "config"))
     expected = _schema_keys()
@@ -144,6 +213,7 @@ def test_config_reference_lists_every_schema_key(site: Path) -> None:
         assert key in rows
 
 
+@pytest.mark.slow
 def test_config_reference_types_defaults_constraints_units(site: Path) -> None:
     rows = _config_rows(_page(site, "config"))
     # samples.window: int, default 1, ge=1 (schema.py)
@@ -161,6 +231,7 @@ def test_config_reference_types_defaults_constraints_units(site: Path) -> None:
     assert rows["output"][1] == "its keys’ defaults"
 
 
+@pytest.mark.slow
 def test_a_model_page_per_registry_family(site: Path) -> None:
     pages = {p.stem: p.read_text(encoding="utf-8") for p in (site / "models").glob("*.html")}
     where = {
@@ -175,6 +246,7 @@ def test_a_model_page_per_registry_family(site: Path) -> None:
         assert re.search(rf'href="\w+\.html#model-{re.escape(name)}"', index), name
 
 
+@pytest.mark.slow
 def test_model_parameter_defaults_come_from_the_estimators(site: Path) -> None:
     forest = _page(site, "models/forest")
     # geohm's forest defaults (models/forest.py): 200 trees, all cores
@@ -186,6 +258,7 @@ def test_model_parameter_defaults_come_from_the_estimators(site: Path) -> None:
     assert re.search(r"exact_values</span>.*?<span class=\"pre\">false<", kriging, re.S)
 
 
+@pytest.mark.slow
 def test_api_page_documents_geohm_all(site: Path) -> None:
     page = _page(site, "api")
     ids = set(re.findall(r'<dt class="sig sig-object py" id="([^"]+)"', page))

@@ -26,7 +26,9 @@ class DepositionSpec(_Strict):
         description="CSV: x, y (m, in the stacks' crs), height (m, effective release "
         "height), one emission column per metal (kg/yr)",
     )
-    stacks_crs: str | None = Field(default=None, description="CRS of the stacks' x, y")
+    stacks_crs: str | None = Field(
+        default=None, description="CRS of the stacks' x, y; default: the scene's"
+    )
     wind_rose: Path | None = Field(
         default=None,
         description="CSV: sector_deg (wind from, clockwise from north), speed (m/s), "
@@ -34,10 +36,15 @@ class DepositionSpec(_Strict):
     )
     v_d: float = Field(default=0.005, gt=0.0, description="dry deposition velocity (m/s)")
     scavenging: float = Field(default=0.0, ge=0.0, description="washout coefficient (1/s)")
-    rain_fraction: float = Field(default=0.0, ge=0.0, le=1.0, description="share of time raining")
-    terrain: Literal["rural", "urban"] = "rural"
+    rain_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of the time it rains, for washout (0-1)"
+    )
+    terrain: Literal["rural", "urban"] = Field(
+        default="rural", description="Briggs dispersion coefficients of the plume"
+    )
     rasters: dict[str, Path] = Field(
-        default_factory=dict, description="metal -> deposition raster (mg/m2/yr)"
+        default_factory=dict,
+        description="metal -> deposition raster (mg/m2/yr), any grid; added to the plume's",
     )
     illustrative: bool = Field(
         default=False, description="the emissions are made up (the demo): say so in outputs"
@@ -106,9 +113,11 @@ class KdRegression(_Strict):
     where they come from.
     """
 
-    intercept: float = Field(description="a (log10 L/kg)")
-    ph: float = Field(description="b (log10 L/kg per pH unit)")
-    log_som: float = Field(default=0.0, description="c (log10 L/kg per log10 % organic matter)")
+    intercept: float = Field(description="intercept a (log10 L/kg)")
+    ph: float = Field(description="pH coefficient b (log10 L/kg per pH unit)")
+    log_som: float = Field(
+        default=0.0, description="organic-matter coefficient c (log10 L/kg per log10 %)"
+    )
     source: str = Field(min_length=1, description="where the coefficients come from (cited)")
 
 
@@ -117,19 +126,30 @@ class AccumulationSpec(_Strict):
 
     years: int = Field(default=50, ge=1, le=1000, description="projection horizon (yr)")
     output_years: list[int] = Field(
-        default_factory=lambda: [10, 20, 50], description="years written as <M>_conc_y<k>.tif"
+        default_factory=lambda: [10, 20, 50],
+        description="years written as <M>_conc_y<k>.tif (yr)",
     )
     depth: float = Field(default=0.2, gt=0.0, description="plough-layer depth (m)")
     bulk_density: float = Field(default=1300.0, gt=0.0, description="dry bulk density (kg/m3)")
     theta: float = Field(default=0.3, ge=0.0, le=1.0, description="water content (m3/m3)")
-    deposition: DepositionSpec | None = None
-    fertiliser: dict[str, float] = Field(default_factory=dict, description="metal -> mg/m2/yr")
-    manure: dict[str, float] = Field(default_factory=dict, description="metal -> mg/m2/yr")
+    deposition: DepositionSpec | None = Field(
+        default=None,
+        description="atmospheric deposition: point sources through a plume, or rasters",
+    )
+    fertiliser: dict[str, float] = Field(
+        default_factory=dict,
+        description="metal -> input with fertiliser, whole scene (mg/m2/yr)",
+    )
+    manure: dict[str, float] = Field(
+        default_factory=dict, description="metal -> input with manure, whole scene (mg/m2/yr)"
+    )
     irrigation_mm: float = Field(default=0.0, ge=0.0, description="irrigation water (mm/yr)")
     irrigation_mg_l: dict[str, float] = Field(
         default_factory=dict, description="metal -> concentration in irrigation water (mg/L)"
     )
-    percolation_mm: float = Field(default=0.0, ge=0.0, description="percolation (mm/yr)")
+    percolation_mm: float = Field(
+        default=0.0, ge=0.0, description="water percolating below the plough layer (mm/yr)"
+    )
     runoff_mm: float = Field(default=0.0, ge=0.0, description="surface runoff (mm/yr)")
     kd: dict[str, float | KdRegression] = Field(
         default_factory=dict,
@@ -142,13 +162,23 @@ class AccumulationSpec(_Strict):
     som: float | Path | None = Field(
         default=None, description="soil organic matter (% by mass) or a raster, for log_som"
     )
-    agriculture: AgricultureSpec | None = None
+    agriculture: AgricultureSpec | None = Field(
+        default=None,
+        description="inputs per land-use class, instead of the scene-wide fertiliser, "
+        "manure, irrigation_mm, irrigation_mg_l and crop_yield",
+    )
     erosion: dict[str, float] | None = Field(
         default=None,
-        description="RUSLE factors R, K, C, P and sdr, enrichment; LS from the DEM",
+        description="RUSLE factors R (MJ mm/(ha h yr)), K (t ha h/(ha MJ mm)), C, P, sdr "
+        "(sediment delivery ratio) and enrichment (-); LS from the DEM",
     )
-    crop_yield: float = Field(default=0.0, ge=0.0, description="harvest (t/ha/yr dry matter)")
-    bcf: dict[str, float] = Field(default_factory=dict, description="metal -> BCF (-)")
+    crop_yield: float = Field(
+        default=0.0, ge=0.0, description="harvest removed, whole scene (t/ha/yr dry matter)"
+    )
+    bcf: dict[str, float] = Field(
+        default_factory=dict,
+        description="metal -> bioconcentration factor of the harvest, crop over soil (-)",
+    )
     calibrate: bool = Field(
         default=False,
         description="correct the net input by the change between the source and target "
@@ -156,7 +186,7 @@ class AccumulationSpec(_Strict):
         "change better",
     )
     calibration_years: float | None = Field(
-        default=None, gt=0.0, description="years between the source and the target survey"
+        default=None, gt=0.0, description="years between the source and the target survey (yr)"
     )
 
     @model_validator(mode="after")

@@ -16,5 +16,5 @@ class _Strict(BaseModel):
 class LandUseRaster(_Strict):
     """A land-use raster and what its codes mean (``{1: paddy, 2: orchard, 3: other}``)."""
 
-    path: Path
-    classes: dict[int, str] = Field(min_length=1)
+    path: Path = Field(description="raster of integer land-use codes, any grid (nearest neighbour)")
+    classes: dict[int, str] = Field(min_length=1, description="raster code -> land-use class name")

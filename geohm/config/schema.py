@@ -14,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 
 from geohm.config.accumulation import AccumulationSpec, DepositionSpec
 from geohm.config.base import LandUseRaster, _Strict
+from geohm.config.output import OutputSpec, SamplingDesignSpec, ZonesSpec
+from geohm.config.risk import RISK_INDICES, ClassificationSpec, RiskSpec
 from geohm.config.stac import StacSpec
 from geohm.models.registry import model_entry, model_names
 
@@ -54,8 +56,15 @@ MODEL_NAMES = model_names()
 class CovariateSpec(_Strict):
     """An extra raster on any grid, aligned onto the scene grid."""
 
-    path: Path
-    categorical: bool = False
+    path: Path = Field(
+        description="raster on any grid and CRS (values in its own unit, kept as the feature's), "
+        "aligned onto the scene grid: bilinear, or nearest neighbour when categorical",
+    )
+    categorical: bool = Field(
+        default=False,
+        description="the values are class codes (rock type, soil unit): nearest-neighbour "
+        "resampling and one-hot encoding, never averaged or scaled",
+    )
 
 
 class HyperspectralSpec(_Strict):
@@ -64,10 +73,14 @@ class HyperspectralSpec(_Strict):
     Airborne or satellite; aligned onto the scene grid like a covariate (bilinear).
     """
 
-    path: Path
+    path: Path = Field(
+        description="raster with one band per wavelength (reflectance 0-1 or absorbance, -); "
+        "any grid and CRS, aligned onto the scene grid (bilinear)",
+    )
     wavelengths: list[float] | None = Field(
         default=None,
-        description="one per band, in band order; default: read from the band descriptions",
+        description="one wavelength per band, in band order (nm, um or cm-1, as unit says); "
+        "default: read from the band descriptions",
     )
     unit: Literal["nm", "um", "cm-1"] = Field(
         default="nm", description="unit of the wavelengths (features are named wl_<value>)"
@@ -89,14 +102,33 @@ class HyperspectralSpec(_Strict):
 class SamplesSpec(_Strict):
     """Soil sample points with measured concentrations (mg/kg)."""
 
-    path: Path
-    targets: list[str] = Field(default_factory=lambda: ["Cu", "Pb"], min_length=1)
+    path: Path = Field(
+        description="sample points: .gpkg, .shp, .geojson (with a CRS) or .csv (with x, y, crs)"
+    )
+    targets: list[str] = Field(
+        default_factory=lambda: ["Cu", "Pb"],
+        min_length=1,
+        description="columns of measured concentrations to map, one map each (mg/kg)",
+    )
     id: str | None = Field(default=None, description="column with sample ids (default: row number)")
-    x: str | None = None
-    y: str | None = None
-    crs: str | None = None
-    layer: str | None = None
-    window: int = Field(default=1, ge=1, description="odd number of pixels averaged per side")
+    x: str | None = Field(
+        default=None, description="CSV only (required there): column of the x coordinates"
+    )
+    y: str | None = Field(
+        default=None, description="CSV only (required there): column of the y coordinates"
+    )
+    crs: str | None = Field(
+        default=None,
+        description="CSV only (required there): CRS of the x, y columns (e.g. EPSG:4326)",
+    )
+    layer: str | None = Field(
+        default=None, description="layer of a file with several (GeoPackage); required there"
+    )
+    window: int = Field(
+        default=1,
+        ge=1,
+        description="side of the square of pixels averaged around each sample; odd (pixels)",
+    )
     censored: Literal["x/2", "x/sqrt2", "x", "drop"] = Field(
         default="x/2",
         description="value put for a result below the detection limit '<x' (or 'ND'): x/2, "
@@ -104,7 +136,7 @@ class SamplesSpec(_Strict):
     )
     detection_limits: dict[str, float] = Field(
         default_factory=dict,
-        description="detection limit (mg/kg) per target, for results reading 'ND' alone",
+        description="detection limit per target, for results reading 'ND' alone (mg/kg)",
     )
 
     @field_validator("detection_limits")
@@ -131,13 +163,40 @@ class SamplesSpec(_Strict):
 
 
 class _ImagerySpec(_Strict):
-    landsat: Path | StacSpec | None = None
-    bands: dict[str, Path] | None = None
-    band_scale: float | None = None
-    band_offset: float | None = None
-    qa_mask: list[Literal[QA_NAMES]] = Field(default_factory=lambda: list(DEFAULT_QA_MASK))  # type: ignore[valid-type]
-    dem: Path | None = None
-    covariates: dict[str, CovariateSpec] = Field(default_factory=dict)
+    landsat: Path | StacSpec | None = Field(
+        default=None,
+        description="a Landsat 8/9 Collection 2 scene folder (or its _MTL.txt), or a STAC "
+        "block; read as reflectance (0-1) and brightness temperature (K)",
+    )
+    bands: dict[str, Path] | None = Field(
+        default=None,
+        description="instead of landsat: band name (coastal, blue, green, red, nir, swir1, "
+        "swir2, thermal) -> single-band file; thermal read as stored (K)",
+    )
+    band_scale: float | None = Field(
+        default=None,
+        description="reflectance = value x band_scale + band_offset for the reflective band "
+        "files, e.g. 2.75e-05 for Level-2 DNs (reflectance per DN); default 1",
+    )
+    band_offset: float | None = Field(
+        default=None,
+        description="added after band_scale, e.g. -0.2 for Level-2 DNs (reflectance, 0-1 "
+        "scale); default 0",
+    )
+    qa_mask: list[Literal[QA_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(DEFAULT_QA_MASK),
+        description="QA_PIXEL conditions of a Landsat scene set to nodata",
+    )
+    dem: Path | None = Field(
+        default=None,
+        description="elevation raster (m), any grid and CRS, aligned onto the scene grid "
+        "(bilinear): elevation, slope and aspect factors; in source: default the scene's",
+    )
+    covariates: dict[str, CovariateSpec] = Field(
+        default_factory=dict,
+        description="feature name -> extra raster (a path, or {path, categorical}); in "
+        "source: default the scene's",
+    )
     assume_crs: str | None = Field(
         default=None,
         description="CRS of rasters that carry none (e.g. EPSG:28992); an embedded CRS wins",
@@ -168,34 +227,71 @@ class _ImagerySpec(_Strict):
 class SourceSpec(_ImagerySpec):
     """An earlier acquisition of the same area (transfer learning)."""
 
-    samples: SamplesSpec
+    samples: SamplesSpec = Field(description="the earlier year's samples (mg/kg), as samples")
 
 
 class SelectionSpec(_Strict):
     """Factor screening."""
 
-    method: Literal["none", "correlation_vif"] = "none"
-    max_vif: float = Field(default=10.0, gt=1.0)
-    max_p: float = Field(default=0.05, gt=0.0, le=1.0)
-    force: list[str] = Field(default_factory=list)
+    method: Literal["none", "correlation_vif"] = Field(
+        default="none",
+        description="none: keep every factor; correlation_vif: keep the factors correlated "
+        "with the metal (p < max_p), then drop the highest VIF until all are below max_vif",
+    )
+    max_vif: float = Field(
+        default=10.0,
+        gt=1.0,
+        description="factors are dropped, highest first, until every VIF is below it (-)",
+    )
+    max_p: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=1.0,
+        description="a factor is kept when the p-value of its Pearson correlation with the "
+        "metal is below it (0-1)",
+    )
+    force: list[str] = Field(
+        default_factory=list, description="factors kept whatever their p and VIF"
+    )
 
 
 class PreprocessSpec(_Strict):
     """Sample and factor preprocessing (seed 000): outliers, imputation, scaling, log target."""
 
-    outliers: Literal["none", "iqr"] = "none"
-    iqr_k: float = Field(default=1.5, gt=0.0)
-    impute: Literal["none", "knn"] = "knn"
-    n_neighbors: int = Field(default=5, ge=1)
-    scale: Literal["none", "minmax"] = "minmax"
-    log_target: bool = False
+    outliers: Literal["none", "iqr"] = Field(
+        default="none",
+        description="iqr: leave out training samples whose target lies outside Tukey's "
+        "fences Q1 - k IQR, Q3 + k IQR (listed in the report)",
+    )
+    iqr_k: float = Field(
+        default=1.5, gt=0.0, description="fence width k of the iqr rule (interquartile ranges)"
+    )
+    impute: Literal["none", "knn"] = Field(
+        default="knn",
+        description="knn: fill a missing factor value from the nearest training samples in "
+        "factor space; none: leave it missing",
+    )
+    n_neighbors: int = Field(default=5, ge=1, description="neighbours of the KNN imputer (samples)")
+    scale: Literal["none", "minmax"] = Field(
+        default="minmax",
+        description="minmax: rescale each factor to 0-1 on the training samples (not the "
+        "coordinates or categorical covariates)",
+    )
+    log_target: bool = Field(
+        default=False,
+        description="model log1p of the concentration; maps are back-transformed (mg/kg)",
+    )
 
 
 class ModelSpec(_Strict):
     """The regressor and its parameters."""
 
-    name: str = "rf"
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(default="rf", description=f"one of {', '.join(MODEL_NAMES)}")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the model's parameters (see Models); checked against the estimator "
+        "when the config is loaded",
+    )
 
     @field_validator("name")
     @classmethod
@@ -209,28 +305,43 @@ class SpatialFeaturesSpec(_Strict):
     """Spatial covariates (the "RFsp" idea of Hengl et al. 2018), off by default."""
 
     coordinates: bool = Field(
-        default=False, description="add the pixel-centre coordinates x, y as features"
+        default=False, description="add the pixel-centre coordinates x, y as features (m)"
     )
     buffer_distances: bool = Field(
         default=False,
-        description="add the distance (map units) to every training sample as features",
+        description="add the distance to every training sample as features (m)",
     )
 
 
 class ValidationSpec(_Strict):
     """Hold-out test split and k-fold cross-validation."""
 
-    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
-    cv_folds: int = Field(default=5, ge=0)
-    seed: int = 0
+    test_fraction: float = Field(
+        default=0.2,
+        ge=0.0,
+        lt=1.0,
+        description="share of the sample locations held out as the test set (0-1)",
+    )
+    cv_folds: int = Field(
+        default=5,
+        ge=0,
+        description="folds of random k-fold CV on the training samples; 0: none (folds)",
+    )
+    seed: int = Field(default=0, description="seed of the split, the folds and every model (-)")
     spatial_cv: bool = Field(
         default=True, description="also report spatial block k-fold CV beside random k-fold"
     )
     interval_coverage: float = Field(
-        default=0.9, gt=0.0, lt=1.0, description="nominal coverage of the uncertainty maps"
+        default=0.9,
+        gt=0.0,
+        lt=1.0,
+        description="nominal coverage of the prediction intervals: uncertainty and "
+        "exceedance maps (0-1)",
     )
     block_size: float | None = Field(
-        default=None, gt=0.0, description="spatial CV block side (m); default: variogram range"
+        default=None,
+        gt=0.0,
+        description="side of the spatial CV blocks (m); default: variogram range",
     )
 
     @field_validator("cv_folds")
@@ -239,104 +350,6 @@ class ValidationSpec(_Strict):
         if v == 1:
             raise ValueError("must be 0 (no cross-validation) or at least 2")
         return v
-
-
-RISK_INDICES = ("single_factor", "nemerow", "igeo", "hakanson", "exceedance")
-
-
-class RiskSpec(_Strict):
-    """Risk maps from the predicted concentrations (standards, land use, pH)."""
-
-    standard: str = Field(default="gb15618", description="gb15618 | gb36600 | seed001 | a CSV")
-    user_standard: dict[str, Any] | None = None
-    land_use: str | LandUseRaster = "other"
-    ph: float | Path = 6.8
-    background: str = "national"
-    indices: list[Literal[RISK_INDICES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["single_factor", "nemerow"]
-    )
-    grading: dict[str, str | dict[str, Any]] = Field(default_factory=dict)
-    toxic_response: dict[str, float] = Field(default_factory=dict)
-    likely_probability: float = Field(
-        default=0.5,
-        gt=0.0,
-        lt=1.0,
-        description="P(C > screening value) from which a pixel is 'likely exceeds'",
-    )
-    outside_aoa: Literal["class", "mask", "ignore"] = Field(
-        default="class",
-        description="pixels outside the area of applicability in the risk and exceedance "
-        "class rasters: their own class 'outside the area of applicability', nodata, or "
-        "classed as any other pixel",
-    )
-
-    @field_validator("ph")
-    @classmethod
-    def _ph_range(cls, v: float | Path) -> float | Path:
-        if isinstance(v, float) and not 0.0 <= v <= 14.0:
-            raise ValueError(f"pH must be within 0-14, got {v}")
-        return v
-
-
-class ClassificationSpec(_Strict):
-    """Contamination classifiers (seed 001): labels and cross-validation."""
-
-    limits: dict[str, float] | None = Field(
-        default=None,
-        description="metal -> limit (mg/kg); default: the risk standard's screening values",
-    )
-    folds: int = Field(default=10, ge=2)
-    repeats: int = Field(default=3, ge=1)
-    probability: float = Field(default=0.5, gt=0.0, lt=1.0)
-
-
-class OutputSpec(_Strict):
-    """Where and how outputs are written."""
-
-    dir: Path = Path("out")
-    tile: int | None = Field(
-        default=None,
-        ge=16,
-        description="prediction window size in pixels (default: derived from memory_mb)",
-    )
-    workers: int = Field(default=0, ge=0, description="windows computed at once (0: all cores)")
-    memory_mb: int = Field(default=1024, ge=64, description="budget for windows in flight")
-    quicklooks: bool = True
-    uncertainty: bool = Field(
-        default=True,
-        description="write <target>_uncertainty.tif: the width (mg/kg) of the central "
-        "prediction interval of coverage validation.interval_coverage",
-    )
-    bins: dict[str, list[float]] = Field(
-        default_factory=dict,
-        description="per target, edges (mg/kg) of the area-by-concentration table",
-    )
-    applicability: bool = Field(
-        default=True,
-        description="the area of applicability: <target>_di.tif (dissimilarity index) and "
-        "<target>_aoa.tif (1 inside, 0 outside), weighted by permutation importance on the "
-        "spatial CV folds (Meyer & Pebesma 2021)",
-    )
-
-
-class ZonesSpec(_Strict):
-    """Polygons (parcels, land-use units) to total the area above the standard in."""
-
-    path: Path
-    id: str = Field(description="column with each zone's id")
-    layer: str | None = None
-
-
-class SamplingDesignSpec(_Strict):
-    """Where to sample next: points that most reduce uncertainty about exceedance."""
-
-    n: int = Field(default=20, ge=1, description="points to suggest")
-    min_spacing_m: float = Field(
-        default=300.0, ge=0.0, description="from each other and from the existing samples"
-    )
-    pool_size: int = Field(
-        default=250_000, ge=1000, description="best-scoring pixels kept as candidates"
-    )
 
 
 class FitSpec(_Strict):
@@ -382,27 +395,57 @@ class FitSpec(_Strict):
 class SceneConfig(_ImagerySpec):
     """One scene job (see ``design.md`` for the contract)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(
+        min_length=1, description="scene name: starts messages, reports and batch subfolders"
+    )
     grid: Path | None = Field(
         default=None,
         description="for scenes without imagery: the raster whose grid the maps use "
         "(default: the first covariate)",
     )
-    samples: SamplesSpec | None = None
+    samples: SamplesSpec | None = Field(
+        default=None,
+        description="soil samples with measured concentrations (mg/kg); needed to fit a model",
+    )
     hyperspectral: HyperspectralSpec | None = Field(
         default=None,
         description="a hyperspectral raster (bands = wavelengths); features wl_<wavelength>",
     )
-    source: SourceSpec | None = None
-    features: Literal["auto"] | list[str] = "auto"
-    selection: SelectionSpec = Field(default_factory=SelectionSpec)
-    preprocess: PreprocessSpec = Field(default_factory=PreprocessSpec)
-    model: ModelSpec = Field(default_factory=ModelSpec)
-    spatial_features: SpatialFeaturesSpec = Field(default_factory=SpatialFeaturesSpec)
-    validation: ValidationSpec = Field(default_factory=ValidationSpec)
-    risk: RiskSpec | None = None
-    classification: ClassificationSpec = Field(default_factory=ClassificationSpec)
-    output: OutputSpec = Field(default_factory=OutputSpec)
+    source: SourceSpec | None = Field(
+        default=None,
+        description="an earlier year of the same area (imagery and samples): transfer models "
+        "and accumulation.calibrate",
+    )
+    features: Literal["auto"] | list[str] = Field(
+        default="auto",
+        description="factors the models use: auto (every band, index, terrain factor and "
+        "covariate) or a list of names (x, y add the coordinates)",
+    )
+    selection: SelectionSpec = Field(
+        default_factory=SelectionSpec, description="factor screening (correlation and VIF)"
+    )
+    preprocess: PreprocessSpec = Field(
+        default_factory=PreprocessSpec, description="sample and factor preprocessing"
+    )
+    model: ModelSpec = Field(default_factory=ModelSpec, description="the model and its params")
+    spatial_features: SpatialFeaturesSpec = Field(
+        default_factory=SpatialFeaturesSpec,
+        description="coordinates and buffer distances as features",
+    )
+    validation: ValidationSpec = Field(
+        default_factory=ValidationSpec,
+        description="hold-out test, k-fold and spatial CV, prediction intervals",
+    )
+    risk: RiskSpec | None = Field(
+        default=None, description="risk maps from the concentration maps (none without it)"
+    )
+    classification: ClassificationSpec = Field(
+        default_factory=ClassificationSpec,
+        description="contamination classifiers: limits and cross-validation",
+    )
+    output: OutputSpec = Field(
+        default_factory=OutputSpec, description="where and how outputs are written"
+    )
     zones: ZonesSpec | None = Field(
         default=None, description="polygons to total the area above the standard in"
     )

@@ -77,38 +77,6 @@ class GABPRegressor(RegressorMixin, GeohmEstimator):
     regularisation set below. Members differ in their GA seed (and in their validation
     rows or inner folds); the prediction is their mean.
 
-    Defaults, and why
-    -----------------
-    The net and GA are the paper's (4 hidden units, population 30, 50 generations,
-    crossover 0.3, mutation 0.1, at most 50 LM iterations). On top of them:
-    ``stopping="validation"`` (15 % held out per member, ``max_fail=6``),
-    ``n_nets=10``, ``regularization="none"``, ``max_step=1``. They were chosen by
-    nested cross-validation (``benchmarks/gabp_defaults.py``, table in
-    benchmarks/README.md) among the paper's path, ``trainbr``, inner-CV and validation
-    stopping, with 1, 10 or 20 nets, in three settings: the synthetic two-year mining
-    cases of ``geohm synth`` (10 seeds x Cu, Pb) with 16 target-year samples (~25 held
-    out) and with 5-fold CV on the 44 source-year samples, and Meuse (5-fold x 2,
-    grids, covariates and coordinates, log target). Test RMSE as a share of the
-    training mean's (the null's), in those three settings: the paper's path 0.82 /
-    1.21 / 706 (Meuse Pb 2e5 ppm: ``expm1`` of wildly extrapolated log values); the
-    defaults 0.59 / 0.52 / 0.67. Why each part:
-
-    - The ensemble: one net with validation stopping scores 0.64 / 0.58 / 0.70, ten
-      0.59 / 0.52 / 0.67, twenty 0.59 / 0.51 / 0.67 for 1.5-2 times the time.
-    - Validation stopping (MATLAB's own default) is the best rule tried, even on 16
-      samples where each member validates on 2 (the members' different held-out
-      shares also decorrelate them). Choosing the number of LM iterations by inner
-      4-fold CV (``"cv"``) scores 0.62 / 0.53 / 0.68 at four times the cost;
-      ``trainbr`` 0.63 / 0.55 / 0.68, and 0.60 / 0.52 / 0.67 with validation stopping;
-      ten plain LM nets without a stopping rule 0.68 / 0.69 / 0.68.
-    - ``max_step=1`` is a safeguard, not a gain: on the default path an unbounded
-      step scores 0.58 / 0.52 / 0.66 (a bound of 10 never binds there). It is what
-      keeps LM from diverging when the stopping rule is off: one plain net on Meuse
-      scores 0.89 with it, 4.2 with a bound of 3, 232 with 10 and 706 unbounded.
-
-    ``stopping="none", regularization="none", n_nets=1, max_step=None`` is the
-    paper's path exactly (the same random draws as before the ensemble existed).
-
     Parameters
     ----------
     hidden : int, default=4
@@ -213,6 +181,38 @@ class GABPRegressor(RegressorMixin, GeohmEstimator):
         member (0, 1 and NaN without regularisation).
     n_features_in_ : int
         Number of input features.
+
+    Notes
+    -----
+    Defaults, and why. The net and GA are the paper's (4 hidden units, population 30,
+    50 generations, crossover 0.3, mutation 0.1, at most 50 LM iterations). On top of them:
+    ``stopping="validation"`` (15 % held out per member, ``max_fail=6``),
+    ``n_nets=10``, ``regularization="none"``, ``max_step=1``. They were chosen by
+    nested cross-validation (``benchmarks/gabp_defaults.py``, table in
+    benchmarks/README.md) among the paper's path, ``trainbr``, inner-CV and validation
+    stopping, with 1, 10 or 20 nets, in three settings: the synthetic two-year mining
+    cases of ``geohm synth`` (10 seeds x Cu, Pb) with 16 target-year samples (~25 held
+    out) and with 5-fold CV on the 44 source-year samples, and Meuse (5-fold x 2,
+    grids, covariates and coordinates, log target). Test RMSE as a share of the
+    training mean's (the null's), in those three settings: the paper's path 0.82 /
+    1.21 / 706 (Meuse Pb 2e5 ppm: ``expm1`` of wildly extrapolated log values); the
+    defaults 0.59 / 0.52 / 0.67. Why each part:
+
+    - The ensemble: one net with validation stopping scores 0.64 / 0.58 / 0.70, ten
+      0.59 / 0.52 / 0.67, twenty 0.59 / 0.51 / 0.67 for 1.5-2 times the time.
+    - Validation stopping (MATLAB's own default) is the best rule tried, even on 16
+      samples where each member validates on 2 (the members' different held-out
+      shares also decorrelate them). Choosing the number of LM iterations by inner
+      4-fold CV (``"cv"``) scores 0.62 / 0.53 / 0.68 at four times the cost;
+      ``trainbr`` 0.63 / 0.55 / 0.68, and 0.60 / 0.52 / 0.67 with validation stopping;
+      ten plain LM nets without a stopping rule 0.68 / 0.69 / 0.68.
+    - ``max_step=1`` is a safeguard, not a gain: on the default path an unbounded
+      step scores 0.58 / 0.52 / 0.66 (a bound of 10 never binds there). It is what
+      keeps LM from diverging when the stopping rule is off: one plain net on Meuse
+      scores 0.89 with it, 4.2 with a bound of 3, 232 with 10 and 706 unbounded.
+
+    ``stopping="none", regularization="none", n_nets=1, max_step=None`` is the
+    paper's path exactly (the same random draws as before the ensemble existed).
 
     Examples
     --------

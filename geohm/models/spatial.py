@@ -46,7 +46,7 @@ class BufferDistances(TransformerMixin, GeohmEstimator):
     keep_coords : bool, default=True
         Keep the coordinate columns in the output; False drops them, leaving only the
         other columns and the distances.
-    prefix : str, default="dist_"
+    prefix : str, default: ``"dist_"``
         Distance columns are named ``f"{prefix}{i}"``, ``i`` being the training
         point's row number in ``fit``.
     chunk_size : int, default=65536

@@ -117,7 +117,7 @@ class SpectralResNetRegressor(RegressorMixin, GeohmEstimator):
         Points per spectrum.
     pool_size_ : int
         Window and stride of the first pooling layer.
-    x_mean_ : ndarray of shape (n_features_in_,)
+    x_mean_ : ndarray of shape ``(n_features_in_,)``
         Mean training spectrum (of the source when transferred); the default
         baseline of :meth:`integrated_gradients`.
     y_mean_, y_scale_ : float

@@ -158,7 +158,7 @@ class TransferGABPRegressor(RegressorMixin, GeohmEstimator):
         ``beta0`` -> inner cross-validated RMSE in the target's units (of the
         ensemble's out-of-fold predictions, at the best step count; NaN when there are
         too few samples to split).
-    retrain_history_ : ndarray of shape (n_epochs_ + 1, n_members)
+    retrain_history_ : ndarray of shape ``(n_epochs_ + 1, n_members)``
         Training MSE (source-scaled units) of the final retraining of each member.
     n_epochs_ : int
         Retraining steps of the final net (chosen by inner CV when ``select_epochs``).
