@@ -80,6 +80,8 @@ def _blocks(annotation: Any, path: str) -> list[tuple[type[BaseModel], str]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [(annotation, path)]
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _blocks(args[0], path)
     if origin in (typing.Union, types.UnionType):
         return [b for a in args for b in _blocks(a, path)]
     if origin is list:
@@ -116,6 +118,8 @@ def _numeric(annotation: Any) -> bool:
     if annotation in (int, float):
         return True
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _numeric(args[0])
     if origin is dict:
         return _numeric(args[1])
     if origin in (typing.Union, types.UnionType, list, tuple, set):

@@ -8,7 +8,8 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "geohm"
 
 FILE_LIBS = {
-    "rasterio", "rioxarray", "geopandas", "pyogrio", "fiona", "joblib", "skops", "filelock"
+    "rasterio", "rioxarray", "geopandas", "pyogrio", "fiona", "joblib", "skops", "filelock",
+    "pystac", "pystac_client",
 }
 CLI_LIBS = {"typer", "click", "rich"}
 

@@ -52,6 +52,8 @@ def _models_in(annotation: Any, path: str) -> list[tuple[type[BaseModel], str]]:
         return [(annotation, path)]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _models_in(args[0], path)
     if origin in (typing.Union, types.UnionType):
         return [m for a in args for m in _models_in(a, path)]
     if origin in (list, tuple, set):
@@ -107,6 +109,8 @@ def _type_text(annotation: Any, blocks: dict[type[BaseModel], Block]) -> list[no
         return [nodes.Text(annotation.__name__)]
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_text(args[0], blocks)
     if origin is typing.Literal:
         if len(args) == 1:
             return [literal(str(args[0]))]

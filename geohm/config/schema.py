@@ -16,7 +16,7 @@ from geohm.config.accumulation import AccumulationSpec, DepositionSpec
 from geohm.config.base import LandUseRaster, _Strict
 from geohm.config.output import OutputSpec, SamplingDesignSpec, ZonesSpec
 from geohm.config.risk import RISK_INDICES, ClassificationSpec, RiskSpec
-from geohm.config.stac import StacSpec
+from geohm.config.stac import LandsatSource, StacSpec
 from geohm.models.registry import model_entry, model_names
 
 __all__ = [
@@ -163,7 +163,7 @@ class SamplesSpec(_Strict):
 
 
 class _ImagerySpec(_Strict):
-    landsat: Path | StacSpec | None = Field(
+    landsat: LandsatSource | None = Field(
         default=None,
         description="a Landsat 8/9 Collection 2 scene folder (or its _MTL.txt), or a STAC "
         "block; read as reflectance (0-1) and brightness temperature (K)",

@@ -49,8 +49,7 @@ def _instant(text: str, *, end: bool) -> _dt.datetime:
         value = _dt.datetime.fromisoformat(s)
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a date (2019-11-15) or an RFC 3339 date-time "
-            "(2019-11-15T03:35:00Z)"
+            f"{text!r} is not a date (2019-11-15) or an RFC 3339 date-time (2019-11-15T03:35:00Z)"
         ) from None
     return value if value.tzinfo is not None else value.replace(tzinfo=_dt.UTC)
 

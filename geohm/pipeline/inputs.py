@@ -11,6 +11,7 @@ import xarray as xr
 from pyproj import CRS
 
 from geohm.config import SceneConfig
+from geohm.config.stac import StacSpec
 from geohm.cube import (
     COORDINATE_FEATURES,
     WindowSource,
@@ -22,7 +23,17 @@ from geohm.cube import (
 )
 from geohm.errors import GridError, InputError, NoDataError, SampleError
 from geohm.grid import Grid
-from geohm.io.landsat import open_band_files, open_landsat, open_qa, qa_reasons
+from geohm.io.landsat import (
+    ItemFilter,
+    find_stac_item,
+    open_band_files,
+    open_landsat,
+    open_qa,
+    open_stac_landsat,
+    open_stac_qa,
+    qa_reasons,
+    search_stac_api,
+)
 from geohm.io.points import read_points
 from geohm.io.rasters import (
     band_metadata,
@@ -67,7 +78,12 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
     refl: xr.DataArray | None = None
     assume_crs = getattr(spec, "assume_crs", None)
     hyper = getattr(spec, "hyperspectral", None)
-    if spec.landsat is not None:
+    item: Any = None
+    if isinstance(spec.landsat, StacSpec):
+        item = stac_item(spec.landsat)
+        refl = open_stac_landsat(item, mask=tuple(spec.qa_mask), chunks=chunks)
+        description["landsat"] = f"STAC {refl.attrs['source']} ({item.id})"
+    elif spec.landsat is not None:
         refl = open_landsat(spec.landsat, mask=tuple(spec.qa_mask), chunks=chunks)
         description["landsat"] = f"{spec.landsat} ({refl.attrs.get('product_id', '?')})"
     elif spec.bands is not None:
@@ -129,7 +145,11 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
 
     reason = None
     if spec.landsat is not None and spec.qa_mask:
-        qa = open_qa(spec.landsat, chunks=chunks)
+        qa = (
+            open_stac_qa(item, chunks=chunks)
+            if item is not None
+            else open_qa(spec.landsat, chunks=chunks)
+        )
         mask_names = tuple(spec.qa_mask)
 
         def reason(rows: np.ndarray, cols: np.ndarray) -> list[str | None]:
@@ -139,6 +159,26 @@ def open_inputs(spec: Any, *, chunks: int = CHUNK) -> SceneInputs:
             return qa_reasons(qa.isel(y=r, x=c).values, mask_names)
 
     return SceneInputs(refl, grid, dem, covariates, reason, description, readers)
+
+
+def stac_item(spec: StacSpec) -> Any:
+    """The Landsat STAC item of a ``landsat: {stac: ...}`` block (``pystac.Item``).
+
+    A static document (``stac``) is read and, when it is a catalogue, searched; a STAC
+    API (``stac_api``) is searched through ``pystac-client``. Either way the least cloudy
+    item matching ``datetime``, ``bbox``, ``max_cloud`` and ``collection`` is chosen.
+
+    Raises
+    ------
+    InputError
+        The document or API cannot be read, or no item matches.
+    """
+    start, end = spec.date_range
+    where = ItemFilter(start, end, spec.bbox, spec.max_cloud, spec.collection)
+    if spec.stac_api is not None:
+        return search_stac_api(spec.stac_api, where)
+    assert spec.stac is not None  # the schema asks for one of the two
+    return find_stac_item(spec.stac, where)
 
 
 def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[SampleTable, int]:
@@ -185,7 +225,13 @@ def check_inputs_have_data(spec: Any, inputs: SceneInputs) -> None:
     if inputs.reflectance is not None:
         band = inputs.reflectance.isel(band=0, drop=True)
         if not _has_data(band):
-            what = f"Landsat scene '{spec.landsat}'" if spec.landsat is not None else "band files"
+            what = (
+                "band files"
+                if spec.landsat is None
+                else f"Landsat scene '{spec.landsat.where}' (STAC)"
+                if isinstance(spec.landsat, StacSpec)
+                else f"Landsat scene '{spec.landsat}'"
+            )
             qa = (
                 f" by QA_PIXEL (qa_mask: {', '.join(spec.qa_mask)})"
                 if spec.landsat is not None and spec.qa_mask

@@ -17,6 +17,7 @@ from geohm.config import SceneConfig
 from geohm.grid import Grid
 from geohm.io.models import MODEL_FILE, save_model
 from geohm.io.outdir import held_folder
+from geohm.io.provenance import config_sha256
 from geohm.io.rasters import (
     TileWriter,
     io_versions,
@@ -28,6 +29,7 @@ from geohm.models.ensemble import has_members
 from geohm.pipeline.accumulation import AccumulationPlan, dem_on_grid
 from geohm.pipeline.common import CHUNK, NODATA, Progress
 from geohm.pipeline.inputs import SceneInputs, window_source
+from geohm.pipeline.provenance import PROVENANCE_NAMES, write_provenance
 from geohm.pipeline.trust import TrustMaps
 from geohm.predict import CLASS_NODATA, TargetModel, predict_map, window_size
 from geohm.report import class_figure, drivers_figure, quicklook_figure, render_markdown
@@ -59,7 +61,12 @@ class _Layer:
 
 def _open_writer(cfg: SceneConfig, grid: Grid, layer: _Layer, label: str) -> TileWriter:
     out_dir = Path(cfg.output.dir)
-    tags = {"geohm_version": __version__, "model": label, "scene": cfg.name}
+    tags = {
+        "geohm_version": __version__,
+        "model": label,
+        "scene": cfg.name,
+        "config_sha256": config_sha256(cfg),
+    }
     if layer.classes is None:
         return TileWriter(
             out_dir / f"{layer.name}.tif",
@@ -381,7 +388,17 @@ def _risk_report(cfg: SceneConfig, plan: RiskPlan, per_layer: dict[str, Any]) ->
     }
 
 
-def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]) -> RunResult:
+def _finish_report(
+    cfg: SceneConfig,
+    report: dict[str, Any],
+    outputs: list[Path],
+    *,
+    inputs: SceneInputs | None = None,
+    command: str = "run",
+    model_path: str | Path | None = None,
+    estimators: dict[str, Any] | None = None,
+) -> RunResult:
+    """report.json, report.md, then the provenance files (run.json, the STAC Item)."""
     out_dir = Path(cfg.output.dir)
     report_paths = [out_dir / "report.json", out_dir / "report.md"]
     for t, rep in (report.get("targets") or {}).items():  # what drives each model
@@ -394,13 +411,23 @@ def _finish_report(cfg: SceneConfig, report: dict[str, Any], outputs: list[Path]
             png = save_figure(fig, out_dir / f"{t}_drivers.png")
             rep["drivers_figure"] = png.name
             outputs = [*outputs, png]
-    report["outputs"] = sorted(p.name for p in outputs + report_paths)
+    report["outputs"] = sorted([*(p.name for p in outputs + report_paths), *PROVENANCE_NAMES])
     folder = held_folder(out_dir)
     if folder is not None and folder.report_note():
         report["output_folder"] = folder.report_note()
     write_json(report_paths[0], report)
     write_text(report_paths[1], render_markdown(report))
-    return RunResult(out_dir, report, outputs + report_paths)
+    refl = inputs.reflectance if inputs is not None else None
+    provenance = write_provenance(
+        cfg,
+        report,
+        outputs + report_paths,
+        command=command,
+        model_path=model_path,
+        acquired=(refl.attrs.get("date_acquired") or None) if refl is not None else None,
+        estimators=estimators,
+    )
+    return RunResult(out_dir, report, outputs + report_paths + provenance)
 
 
 def _write_samples_and_model(

@@ -271,7 +271,8 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
         report["notes"] = [
             f"source: block given; model '{cfg.model.name}' uses the target year only"
         ]
-    return _finish_report(cfg, report, outputs)
+    estimators = {k: f.estimator for k, f in fitted.items()}
+    return _finish_report(cfg, report, outputs, inputs=inputs, estimators=estimators)
 
 
 def _classifier_maps(cfg: SceneConfig) -> dict[str, Any]:
@@ -353,7 +354,8 @@ def _run_classifier(
     timings["total"] = time.perf_counter() - t0
     report = _scene_report(cfg, inputs, features, table, n_points, timings)
     report["classification"] = {**fitted.report, **maps["contamination"]}
-    return _finish_report(cfg, report, outputs)
+    estimators = {"contamination": fitted.estimator}
+    return _finish_report(cfg, report, outputs, inputs=inputs, estimators=estimators)
 
 
 def predict_scene(
@@ -490,7 +492,15 @@ def _predict_scene(
                 report[key] = risk_report.pop(key)
     if sample_report is not None:
         report["samples"] = sample_report
-    return _finish_report(cfg, report, outputs)
+    return _finish_report(
+        cfg,
+        report,
+        outputs,
+        inputs=inputs,
+        command="predict",
+        model_path=model_path,
+        estimators={k: v["estimator"] for k, v in targets.items()},
+    )
 
 
 def _aoa_from(model_path: str | Path, target: str, state: Any) -> AreaOfApplicability | None:
