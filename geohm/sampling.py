@@ -6,6 +6,7 @@ dropped and *listed* with their id and the reason; nothing is dropped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -24,10 +25,11 @@ from geohm.cube import WindowSource
 from geohm.errors import SampleError
 from geohm.io.reading import TILE, read_block
 from geohm.labvalues import parse_target
+from geohm.patches import patch_columns, read_patches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Dropped", "SampleTable", "datum_warnings", "sample_cube"]
+__all__ = ["Dropped", "SampleTable", "datum_warnings", "sample_cube", "with_patches"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class SampleTable:
         the detection limit substituted, and zero concentrations kept).
     warnings : list of str
         Things the user should know about the points (datum shift, ...).
+    patches : pandas.DataFrame, optional
+        The ``(2h + 1)``-pixel patch of every feature around each sample, flattened as
+        ``<feature>@<dy>,<dx>`` columns (:func:`geohm.patches.patch_columns`), same
+        index: the inputs of patch models (:func:`with_patches`).
     """
 
     X: pd.DataFrame
@@ -77,6 +83,7 @@ class SampleTable:
     groups: np.ndarray | None = None
     lab: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    patches: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.groups is None:
@@ -393,6 +400,34 @@ def _locate(
     for note in notes:
         log.warning("samples: %s", note)
     return xy, rows, cols, inside, notes
+
+
+def with_patches(table: SampleTable, source: WindowSource, half: int) -> SampleTable:
+    """``table`` with the ``(2 half + 1)``-pixel feature patch around each sample.
+
+    Read through ``source``, the window reader of the map (:func:`geohm.patches.read_patches`):
+    the centre of each patch is the sample's own feature row, bit for bit, and cells
+    beyond the scene are NaN.
+
+    Parameters
+    ----------
+    table : SampleTable
+        Samples located on ``source``'s grid (``table.xy`` in its CRS).
+    source : WindowSource
+        The feature cube the table was sampled from.
+    half : int
+        Patch half-width ``h`` (pixels).
+
+    Returns
+    -------
+    SampleTable
+        The same samples, with :attr:`SampleTable.patches` set.
+    """
+    rows, cols, _ = _pixels(table.xy, source.transform, *source.shape)
+    patches = read_patches(source, rows, cols, half)
+    flat = patches.reshape(len(patches), -1)
+    frame = pd.DataFrame(flat, index=table.X.index, columns=patch_columns(source.features, half))
+    return dataclasses.replace(table, patches=frame)
 
 
 def _features_at(

@@ -74,6 +74,7 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
         "indices",
         "terrain",
         "cube",
+        "patches",
         "labvalues",
         "sampling",
         "selection",

@@ -32,6 +32,8 @@ _INPUTS = {
     "features": "every feature of the cube (bands, indices, terrain, covariates)",
     "coordinates": "only the pixel-centre coordinates x, y (metres, a projected CRS)",
     "spectra": "only the hyperspectral bands wl_* (spectral preprocessing, no scaling)",
+    "patches": "the (2h+1) x (2h+1) patch of every feature around each pixel (no scaling, "
+    "imputation or screening; maps a window with an h-pixel halo in one pass)",
 }
 _DISTRIBUTION = {
     "quantiles": "quantile regression forest (the fitted trees' leaves), conformally "

@@ -35,6 +35,7 @@ from geohm.fitting.pipelines import model_columns, model_pipeline, source_model
 from geohm.fitting.rows import _target_rows, split_rows
 from geohm.models import ModelEntry
 from geohm.models.uncertainty import IntervalModel
+from geohm.patches import patch_channels
 from geohm.preprocess import source_columns
 from geohm.sampling import SampleTable
 
@@ -196,7 +197,14 @@ def fit_model(
         log.warning("%s", warning)
     required = _required_inputs(spec, entry, rep, features, cube_columns)
     found = None
-    if spec.applicability:
+    if spec.applicability and entry.inputs == "patches":
+        note = (
+            "area of applicability and drivers not computed: the model's inputs are "
+            "neighbourhood patches, not one feature row per pixel"
+        )
+        rep["skipped"] = [*rep.get("skipped", []), note]
+        log.warning("%s: %s", target, note)
+    elif spec.applicability:
         fold, soof, models, kind = _assessment_folds(
             spatial, folds, oof, random_models, len(ytr), gtr, val.seed
         )
@@ -252,6 +260,8 @@ def _fitted_report(entry: ModelEntry, estimator: Any, features: list[str]) -> di
                 "cv_rmse_by_beta0": {str(k): float(v) for k, v in model.cv_scores_.items()},
             },
         }
+    if entry.inputs == "patches":  # the channels, not their (2h+1)^2 pixels each
+        return {"features": patch_channels(features)}
     sel = estimator.named_steps.get("select", "passthrough")
     if sel != "passthrough":
         return {"selection": sel.scores_, "features": list(sel.selected_)}

@@ -75,6 +75,15 @@ def model_pipeline(spec: FitSpec, columns: list[str]) -> Pipeline:
     entry = model_entry(spec.model.name)
     if entry.inputs == "spectra":
         return _spectral_pipeline(spec)
+    if entry.inputs == "patches":
+        # The net fills gaps with the training means and standardises every feature
+        # itself (the same numbers in every window of the map): nothing before it.
+        return build_pipeline(
+            make_regressor(spec.model.name, spec.model.params, random_state=spec.validation.seed),
+            impute="none",
+            scale="none",
+            log=p.log_target,
+        )
     kriging = entry.raw_coordinates
     buffers = spec.spatial_features.buffer_distances and not kriging
     raw = tuple(c for c in COORDS if c in columns) if kriging or buffers else ()

@@ -10,6 +10,7 @@ from geohm.errors import SampleError
 from geohm.evaluate import (
     holdout_split,
 )
+from geohm.models import model_entry
 from geohm.preprocess import iqr_outliers
 from geohm.sampling import SampleTable
 
@@ -30,7 +31,15 @@ def _target_rows(
     out of this target only.
     """
     has = np.isfinite(table.y[target].to_numpy(dtype=float))
-    X, y = table.X[has], table.y[target][has]
+    X = table.X
+    if model_entry(spec.model.name).inputs == "patches":
+        if table.patches is None:
+            raise SampleError(
+                f"model '{spec.model.name}' takes feature patches, but the samples were read "
+                "without them (geohm.sampling.with_patches)"
+            )
+        X = table.patches
+    X, y = X[has], table.y[target][has]
     groups = np.asarray(table.groups)[has]
     pos = np.flatnonzero(has)
     if spec.preprocess.outliers != "iqr":

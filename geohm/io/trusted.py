@@ -45,6 +45,7 @@ _GEOHM_TYPES = frozenset(
         "geohm.models.kriging.OrdinaryKrigingRegressor",
         "geohm.models.kriging.RegressionKriging",
         "geohm.models.spectral.SpectralResNetRegressor",
+        "geohm.models.patchcnn.PatchCNNRegressor",
         "geohm.models.uncertainty.IntervalModel",
         "geohm.models.uncertainty._LeafWeights",
         "geohm.models.leafweights._LeafWeights",  # (files before 2026-12-02: the line above)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Inputs = Literal["features", "coordinates", "spectra"]
+Inputs = Literal["features", "coordinates", "spectra", "patches"]
 
 Distribution = Literal["quantiles", "std", "residuals", "classes"]
 
@@ -27,9 +27,13 @@ class ModelEntry:
     check : callable
         ``check(params, where)`` raises :class:`~geohm.errors.ConfigError` naming
         ``<where>.<key>`` for a parameter the estimator does not take or accept.
-    inputs : {"features", "coordinates", "spectra"}
+    inputs : {"features", "coordinates", "spectra", "patches"}
         The sample-table columns it takes: all features, only ``x``/``y`` (kriging),
-        or only the hyperspectral bands (``wl_*``, spectral preprocessing, no scaling).
+        only the hyperspectral bands (``wl_*``, spectral preprocessing, no scaling), or
+        the ``(2h + 1)``-pixel patch of every feature around each sample (flattened
+        ``<feature>@<dy>,<dx>`` columns, :mod:`geohm.patches`; no scaling, imputation or
+        screening: the model standardises itself and maps a window with an ``h``-pixel
+        halo in one pass, ``predict_grid``).
     raw_coordinates : bool
         Keeps ``x``/``y`` unscaled (metres) among its inputs, and needs them in the cube.
     needs_source : bool

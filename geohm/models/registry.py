@@ -132,6 +132,18 @@ def _build_rk(params: dict[str, Any], random_state: int) -> Any:
     )
 
 
+def _build_patch_cnn(params: dict[str, Any], random_state: int) -> Any:
+    from geohm.models.patchcnn import build
+
+    return build(params, random_state)
+
+
+def _check_patch_cnn(params: dict[str, Any], where: str) -> None:
+    from geohm.models.patchcnn import check_params
+
+    check_params(params, where)
+
+
 def _build_spectral(params: dict[str, Any], random_state: int) -> Any:
     from geohm.models.spectral import SpectralResNetRegressor
 
@@ -334,6 +346,15 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         _build_spectral,
         _check_spectral,
         inputs="spectra",
+        screening=False,
+    ),
+    ModelEntry(
+        "patch-cnn",
+        "fully convolutional CNN on the (2h+1)^2 feature patch around each sample, "
+        "ensemble over seeds (seed 000)",
+        _build_patch_cnn,
+        _check_patch_cnn,
+        inputs="patches",
         screening=False,
     ),
     ModelEntry(

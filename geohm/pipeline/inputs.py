@@ -41,13 +41,13 @@ from geohm.io.rasters import (
     raster_grid,
 )
 from geohm.io.reading import AlignedRaster
-from geohm.models import model_entry
+from geohm.models import make_regressor, model_entry
 from geohm.pipeline.common import CHUNK
 from geohm.riskmaps import (
     LAND_USE_LAYER,
     PH_LAYER,
 )
-from geohm.sampling import SampleTable, sample_cube
+from geohm.sampling import SampleTable, sample_cube, with_patches
 
 
 @dataclass
@@ -181,12 +181,23 @@ def stac_item(spec: StacSpec) -> Any:
     return find_stac_item(spec.stac, where)
 
 
-def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[SampleTable, int]:
+def patch_half(model: Any) -> int:
+    """The patch half-width (pixels) a ``model:`` block's samples need (0: none)."""
+    if model_entry(model.name).inputs != "patches":
+        return 0
+    return int(make_regressor(model.name, model.params).patch)
+
+
+def sample_points(
+    spec: Any, inputs: SceneInputs, cube: xr.DataArray, *, patch: int = 0
+) -> tuple[SampleTable, int]:
     """Read the sample points of ``spec.samples`` and take the cube's features there.
 
     The features come from the window source of the prediction pass
     (:func:`window_source`), so a sample's feature vector is the one its pixel has in
-    the map, bit for bit.
+    the map, bit for bit; with ``patch`` (pixels, for patch models: :func:`patch_half`)
+    also the ``(2 patch + 1)``-pixel neighbourhood of every feature around each sample,
+    read by the same source.
     """
     s = spec.samples
     points = read_points(s.path, x=s.x, y=s.y, crs=s.crs, layer=s.layer)
@@ -203,6 +214,8 @@ def sample_points(spec: Any, inputs: SceneInputs, cube: xr.DataArray) -> tuple[S
                 censored=s.censored,
                 detection_limits=s.detection_limits,
             )
+            if patch:
+                table = with_patches(table, source, patch)
     except SampleError as exc:  # say which file the points came from
         if "none of the" in str(exc):
             check_inputs_have_data(spec, inputs)  # blame an empty scene before the points

@@ -29,6 +29,7 @@ from geohm.pipeline.inputs import (
     SceneInputs,
     build_cube,
     needs_coordinates,
+    patch_half,
     sample_points,
     source_spec,
 )
@@ -185,7 +186,7 @@ def _run_scene(cfg: SceneConfig, progress: Progress | None) -> RunResult:
         timings["open"] = time.perf_counter() - t0
 
         t = time.perf_counter()
-        table, n_points = sample_points(cfg, inputs, cube)
+        table, n_points = sample_points(cfg, inputs, cube, patch=patch_half(cfg.model))
         log.info("%d of %d sample points usable", len(table.X), n_points)
         if model_entry(cfg.model.name).classifier:
             timings["sample"] = time.perf_counter() - t
@@ -442,7 +443,8 @@ def _predict_scene(
         points_xy = None
         sample_report = None
         if cfg.samples is not None:
-            table, n_points = sample_points(cfg, inputs, cube)
+            halo = max((tm.halo for tm in models.values()), default=0)
+            table, n_points = sample_points(cfg, inputs, cube, patch=halo)
             points_xy = table.xy
             sample_report = {
                 "total": n_points,
@@ -453,7 +455,8 @@ def _predict_scene(
             for k, tm in models.items():
                 if k in table.y.columns:
                     has = np.isfinite(table.y[k].to_numpy(dtype=float))  # left out: listed
-                    X = table.X.loc[has, list(tm.features)]
+                    rows = table.patches if tm.halo and table.patches is not None else table.X
+                    X = rows.loc[has, list(tm.features)]
                     pred = np.maximum(tm.estimator.predict(X), 0.0)
                     y_obs = table.y[k].to_numpy()[has]
                     m = metrics(y_obs, pred)

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from geohm.cube import valid_mask
-from geohm.models.ensemble import predict_distribution
+from geohm.models.ensemble import Distribution, interval_exceedance, predict_distribution
+from geohm.models.parts import estimator_parts
+from geohm.patches import patch_channels
 
 #: ``thresholds(block, features) -> {target: number or (y, x) array (mg/kg)}``.
 Thresholds = Callable[[np.ndarray, list[str]], Mapping[str, Any]]
@@ -41,6 +43,22 @@ class TargetModel:
     source_aoa: Any = None
     source_aoa_features: Sequence[str] | None = None
 
+    @property
+    def halo(self) -> int:
+        """Pixels of neighbourhood the model sees around each pixel (0: the pixel alone).
+
+        A patch model (``halo_`` on its final estimator) maps a window given with this
+        many pixels around it in one pass (``predict_grid``); its ``features`` are the
+        flattened patch columns of :mod:`geohm.patches`.
+        """
+        return int(getattr(estimator_parts(self.estimator).final, "halo_", 0))
+
+    def inputs(self) -> list[str]:
+        """The cube features that must be valid for a pixel to be mapped."""
+        if self.halo:
+            return patch_channels(self.features)
+        return list(self.required or self.features)
+
 
 def predict_block(
     block: np.ndarray,
@@ -49,6 +67,7 @@ def predict_block(
     thresholds: Mapping[str, Any] | None = None,
     *,
     bounds: bool = False,
+    halo_block: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Predict every target on one (feature, y, x) block.
 
@@ -63,6 +82,9 @@ def predict_block(
     thresholds : mapping of str to float or numpy.ndarray, optional
         Target -> the value (mg/kg; a number or a (y, x) array, NaN: none) whose
         exceedance probability the target's model gives.
+    halo_block : numpy.ndarray, optional
+        The same window with the largest :attr:`TargetModel.halo` of ``models`` around
+        it (NaN beyond the scene): the input of patch models, mapped in one pass.
 
     Returns
     -------
@@ -78,7 +100,7 @@ def predict_block(
     """
     _, h, w = block.shape
     index = {f: i for i, f in enumerate(features)}
-    used = sorted({index[f] for tm in models.values() for f in (tm.required or tm.features)})
+    used = sorted({index[f] for tm in models.values() for f in tm.inputs()})
     ok = valid_mask(block[used])
     out: dict[str, np.ndarray] = {}
     n_valid = int(ok.sum())
@@ -88,16 +110,19 @@ def predict_block(
         limit = None if thresholds is None else thresholds.get(target)
         prob = None if limit is None else np.full((h, w), np.nan, dtype="float32")
         if n_valid:
-            cols = [index[f] for f in tm.features]
-            table = block[cols][:, ok].T  # (n_valid, n_features)
-            if tm.required is not None:
-                table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
-            dist = predict_distribution(
-                tm.estimator,
-                table,
-                interval=tm.interval,
-                thresholds=None if limit is None else np.broadcast_to(limit, (h, w))[ok],
-            )
+            at = None if limit is None else np.broadcast_to(limit, (h, w))[ok]
+            if tm.halo:
+                if halo_block is None:
+                    raise ValueError("a patch model needs the window with its halo")
+                dist = _grid_distribution(tm, halo_block, index, ok, at)
+            else:
+                cols = [index[f] for f in tm.features]
+                table = block[cols][:, ok].T  # (n_valid, n_features)
+                if tm.required is not None:
+                    table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
+                dist = predict_distribution(
+                    tm.estimator, table, interval=tm.interval, thresholds=at
+                )
             values = np.asarray(dist.prediction, dtype="float64")
             if width is not None and dist.lower is not None and dist.upper is not None:
                 lower, upper = dist.lower, dist.upper
@@ -124,6 +149,41 @@ def predict_block(
             if bounds and limit is not None:  # the S of P(C > S), for the accumulators
                 out[f"{target}_screening"] = np.broadcast_to(limit, (h, w)).astype("float32")
     return out
+
+
+def _grid_distribution(
+    tm: TargetModel,
+    halo_block: np.ndarray,
+    index: dict[str, int],
+    ok: np.ndarray,
+    thresholds: np.ndarray | None,
+) -> Distribution:
+    """A patch model's prediction, interval and P(C > S) at a window's valid pixels.
+
+    The net maps the window from the block with its halo in one pass
+    (``predict_grid``: at every pixel the prediction of the patch centred there); the
+    interval is the model's conformal one (its out-of-fold residual quantile, in the
+    space the model was fitted in) and P(C > S) the split normal fitted to it, as for
+    any model without ensemble members.
+    """
+    parts = estimator_parts(tm.estimator)
+    pad = (halo_block.shape[1] - ok.shape[0]) // 2
+    cut = pad - tm.halo
+    inner = halo_block[:, cut : halo_block.shape[1] - cut, cut : halo_block.shape[2] - cut]
+    chans = [index[f] for f in patch_channels(tm.features)]
+    center = np.asarray(parts.final.predict_grid(inner[chans]), dtype="float64")[ok]
+    pred = parts.from_model(center)
+    correction = getattr(tm.interval, "correction_", None)
+    if correction is None or getattr(tm.interval, "method_", None) != "residual":
+        return Distribution(pred)
+    lower = parts.from_model(center - correction)
+    upper = parts.from_model(center + correction)
+    lower, upper = np.minimum(lower, upper), np.maximum(lower, upper)
+    exceed = None
+    if thresholds is not None:
+        cov = float(getattr(tm.interval, "coverage", 0.9))
+        exceed = interval_exceedance(pred, lower, upper, thresholds, cov)
+    return Distribution(pred, lower, upper, exceed)
 
 
 def _applicability(

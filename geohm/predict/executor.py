@@ -16,6 +16,7 @@ from geohm.cube import WindowSource
 from geohm.errors import NoDataError
 from geohm.io.rasters import read_block
 from geohm.models.parts import single_threaded
+from geohm.patches import read_halo
 from geohm.predict.block import TargetModel, Thresholds, predict_block
 from geohm.predict.plan import iter_windows
 from geohm.predict.stats import MapStats
@@ -65,6 +66,14 @@ def _single_threaded_models(
 ) -> contextlib.AbstractContextManager[None]:
     """Set ``n_jobs=1`` on every (settable) estimator inside the models for the duration."""
     return single_threaded(_estimators(models))
+
+
+class _Reader:
+    """A window reader (``read`` and ``shape``) for :func:`geohm.patches.read_halo`."""
+
+    def __init__(self, read: Callable[[int, int, int, int], np.ndarray], shape: tuple[int, int]):
+        self.read = read
+        self.shape = shape
 
 
 def _read_window(cube: xr.DataArray, r: int, c: int, h: int, w: int) -> np.ndarray:
@@ -146,15 +155,22 @@ def predict_map(
         read = functools.partial(_read_window, cube)
     windows = list(iter_windows(height, width, tile))
     stats = {t: MapStats() for t in sinks}
+    # Patch models see a neighbourhood: their windows are read with that many pixels
+    # around them (NaN beyond the scene), the window itself being the block's centre.
+    halo = max((tm.halo for tm in models.values()), default=0)
+    source = _Reader(read, (height, width))
 
     def compute(window: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
         r, c, h, w = window
         # Each window is read on the calling thread: the parallelism is across windows,
         # so dask must not start a pool of its own inside each one (set per call: the
         # global dask config is shared by all threads).
-        block = read(r, c, h, w)
+        halo_block = read_halo(source, r, c, h, w, halo) if halo else None
+        block = read(r, c, h, w) if halo_block is None else halo_block[:, halo:-halo, halo:-halo]
         limits = thresholds(block, features) if thresholds is not None else None
-        layers = predict_block(block, features, models, limits, bounds=bounds)
+        layers = predict_block(
+            block, features, models, limits, bounds=bounds, halo_block=halo_block
+        )
         if derive is not None:
             layers = {**layers, **derive(layers, block, features)}
         if derive_window is not None:
