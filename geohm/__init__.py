@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from geohm.models.transfer import TransferGABPRegressor
     from geohm.models.uncertainty import IntervalModel
     from geohm.pipeline import build_cube, job_status, load_job, predict_scene, run_scene
+    from geohm.series import load_series_config, run_series
     from geohm.synth import make_demo
 
 #: Public name -> the module that defines it (imported on first use).
@@ -57,6 +58,8 @@ _LAZY: dict[str, str] = {
     "BufferDistances": "geohm.models.spatial",
     "gbm_regressor": "geohm.models.gbm",
     "install_plugin": "geohm.io.qgis_plugin",
+    "run_series": "geohm.series",
+    "load_series_config": "geohm.series",
 }
 
 __all__ = [
@@ -83,11 +86,13 @@ __all__ = [
     "job_status",
     "load_config",
     "load_job",
+    "load_series_config",
     "make_demo",
     "make_regressor",
     "predict_scene",
     "run_batch",
     "run_scene",
+    "run_series",
 ]
 
 

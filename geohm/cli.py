@@ -132,9 +132,7 @@ def _summary(result: Any) -> None:
         out.print("skill: 1 - RMSE / RMSE of a flat map (the training mean); 0 = no better")
     for t in rep["targets"].values():
         for w in t.get("warnings", []):
-            console.print(
-                f"[bold yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True
-            )
+            console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
     samples = rep.get("samples")
     if samples:
         dropped = ", ".join(
@@ -239,9 +237,7 @@ def run(
 @app.command()
 def predict(
     scene: Annotated[Path, typer.Argument(help="Scene config (YAML).", show_default=False)],
-    model: Annotated[
-        Path, typer.Option("--model", "-m", help="model.geohm written by geohm run.")
-    ],
+    model: Annotated[Path, typer.Option("--model", "-m", help="model.geohm written by geohm run.")],
     out_dir: OutOption = None,
     force: ForceOption = False,
 ) -> None:
@@ -306,6 +302,46 @@ def demo(
         _summary(result)
 
 
+@app.command()
+def series(
+    config: Annotated[
+        Path, typer.Argument(help="SERIES.yaml (monitoring-well series).", show_default=False)
+    ],
+    out_dir: OutOption = None,
+) -> None:
+    """Forecast monitoring-well series and warn of exceedances.
+
+    An LSTM across wells against persistence, seasonal naive, site climatology and ridge
+    on lags, validated by rolling origin and leave-sites-out (RMSE, MAE, skill against
+    persistence per horizon); P(exceeding the limit within the horizon) per well.
+    """
+    from geohm import run_series
+
+    with _errors():
+        with _progress_bar() as progress:
+            result = run_series(config, out_dir=out_dir, progress=progress)
+        table = Table(title="rolling origin: RMSE (skill against persistence) by horizon")
+        table.add_column("metal")
+        table.add_column("model")
+        m = result.metrics
+        m = m[m["scheme"] == "rolling_origin"] if "scheme" in m.columns else m
+        horizons = sorted(int(h) for h in m["horizon"].unique())
+        for h in horizons:
+            table.add_column(f"h={h}", justify="right")
+        for (metal, model), rows in m.groupby(["metal", "model"], sort=False):
+            by_h = {int(r.horizon): r for r in rows.itertuples()}
+            cells = [
+                f"{by_h[h].rmse:.3g} ({by_h[h].skill:+.2f})" if h in by_h else "" for h in horizons
+            ]
+            table.add_row(str(metal), str(model), *cells)
+        out.print(table)
+        if len(result.warnings) and "level" in result.warnings.columns:
+            counts = result.warnings["level"].value_counts().to_dict()
+            levels = ", ".join(f"{k}: {v}" for k, v in counts.items())
+            out.print(f"warning levels (sites x metals): {levels}")
+        out.print(f"{len(result.outputs)} files in [bold]{escape(str(result.out_dir))}[/]")
+
+
 _STATUS_STYLE = {
     "queued": "dim",
     "running": "cyan",
@@ -334,9 +370,7 @@ def _batch_progress(total: int) -> Iterator[Callable[[str, str], None]]:
         if status == "queued":
             return
         style = _STATUS_STYLE.get(status, "")
-        bar.console.print(
-            f"{escape(name)}: [{style}]{status}[/]", highlight=False, soft_wrap=True
-        )
+        bar.console.print(f"{escape(name)}: [{style}]{status}[/]", highlight=False, soft_wrap=True)
         if status in ("done", "skipped", "failed"):
             bar.advance(overall)
 
@@ -423,9 +457,7 @@ def batch(
     ] = None,
     force: Annotated[
         bool,
-        typer.Option(
-            "--force", help="Redo scenes whose manifest matches (outputs up to date)."
-        ),
+        typer.Option("--force", help="Redo scenes whose manifest matches (outputs up to date)."),
     ] = False,
 ) -> None:
     """Run many scene jobs on dask.distributed; skip scenes whose outputs are up to date.

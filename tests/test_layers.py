@@ -95,6 +95,7 @@ def test_lower_layers_do_not_import_higher_ones() -> None:
         "risk",
         "riskmaps",
         "sampledesign",
+        "series",
         "report",
         "pipeline",
         "synth",

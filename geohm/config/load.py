@@ -116,6 +116,27 @@ def parse_config(
     return cfg
 
 
+def read_yaml(path: Path, *, what: str) -> Any:
+    """The parsed YAML of a config file.
+
+    Raises
+    ------
+    InputError
+        The file does not exist or cannot be read.
+    ConfigError
+        Invalid YAML (the message names the file and line).
+    """
+    text = read_text(path, what=what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{path}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+
+
 def load_config(
     path: str | os.PathLike[str], *, output_dir: str | os.PathLike[str] | None = None
 ) -> SceneConfig:
@@ -142,15 +163,7 @@ def load_config(
         Invalid YAML or schema; the message names the key.
     """
     p = Path(path)
-    text = read_text(p, what="scene config")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"{p}:{where} is not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
+    data = read_yaml(p, what="scene config")
     cfg = parse_config(data, base_dir=p.parent, source=str(p))
     if output_dir is not None:
         cfg.output.dir = Path(output_dir).resolve()
