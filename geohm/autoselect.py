@@ -149,6 +149,9 @@ class Proposal:
         apply.
     reason : str or None
         Why it does not apply (with ``build`` None).
+    stackable : bool
+        Whether it may be a member of the stacked ensemble (a model that maps from a
+        pixel's neighbourhood, not its feature row, may not: the stack predicts rows).
     """
 
     name: str
@@ -156,6 +159,7 @@ class Proposal:
     distribution: str
     build: Callable[[], tuple[Any, list[str]]] | None
     reason: str | None = None
+    stackable: bool = True
 
 
 @dataclass
@@ -272,6 +276,7 @@ def select_model(
     rows: list[dict[str, Any]] = []
     left: list[dict[str, Any]] = []
     scored: dict[str, tuple[np.ndarray, Any, list[str]]] = {}
+    unstackable = {p.name for p in proposals if not p.stackable}
     for p in proposals:
         spent = time.perf_counter() - start
         if p.build is None:
@@ -322,7 +327,7 @@ def select_model(
     weights: dict[str, float] = {}
     stacked = False
     spent = time.perf_counter() - start
-    if stack and len(scored) >= 2 and spent > max_minutes * 60.0:
+    if stack and sum(k not in unstackable for k in scored) >= 2 and spent > max_minutes * 60.0:
         left.append(
             {
                 "candidate": "stack",
@@ -331,8 +336,9 @@ def select_model(
                 f"{spent:.1f} s used)",
             }
         )
-    elif stack and len(scored) >= 2:
-        srow, weights = _stack_row(scored, X, y, splits, null, coverage)
+    elif stack and sum(k not in unstackable for k in scored) >= 2:
+        stackable = {k: v for k, v in scored.items() if k not in unstackable}
+        srow, weights = _stack_row(stackable, X, y, splits, null, coverage)
         if srow["status"] != "scored":
             left.insert(0, srow)
         elif srow["rmse"] < best["rmse"]:

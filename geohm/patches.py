@@ -63,8 +63,14 @@ def read_halo(
     return out
 
 
-def read_patches(source: WindowLike, rows: Any, cols: Any, half: int) -> np.ndarray:
+def read_patches(
+    source: WindowLike, rows: Any, cols: Any, half: int, *, tile: int = 256
+) -> np.ndarray:
     """The ``(2 half + 1)``-pixel patch centred on each pixel, NaN outside the grid.
+
+    Samples are grouped by ``tile`` x ``tile`` block of the grid and each group is one
+    :func:`read_halo` of the box around its pixels (a few reads for a whole survey, not
+    one per sample); the values do not depend on the window read.
 
     Parameters
     ----------
@@ -74,19 +80,34 @@ def read_patches(source: WindowLike, rows: Any, cols: Any, half: int) -> np.ndar
         Pixel row and column of every sample.
     half : int
         Patch half-width ``h`` in pixels.
+    tile : int
+        Side of the blocks samples are grouped by (pixels).
 
     Returns
     -------
     ndarray of shape (n, C, 2 half + 1, 2 half + 1), float32
-        Patch ``i`` is :func:`read_halo` of the one-pixel window at ``(rows[i], cols[i])``.
+        Patch ``i`` equals :func:`read_halo` of the one-pixel window at
+        ``(rows[i], cols[i])``.
     """
     rr = np.asarray(rows, dtype=np.int64).ravel()
     cc = np.asarray(cols, dtype=np.int64).ravel()
     if rr.size == 0:
         raise ValueError("read_patches: no pixels given")
-    return np.stack(
-        [read_halo(source, int(r), int(c), 1, 1, half) for r, c in zip(rr, cc, strict=True)]
-    )
+    size = 2 * half + 1
+    out: np.ndarray | None = None
+    key = (rr // tile) * (int(cc.max()) // tile + 1) + cc // tile
+    for k in np.unique(key):
+        idx = np.flatnonzero(key == k)
+        r0, c0 = int(rr[idx].min()), int(cc[idx].min())
+        r1, c1 = int(rr[idx].max()) + 1, int(cc[idx].max()) + 1
+        block = read_halo(source, r0, c0, r1 - r0, c1 - c0, half)
+        if out is None:
+            out = np.empty((rr.size, block.shape[0], size, size), dtype=np.float32)
+        for i in idx:
+            r, c = int(rr[i]) - r0, int(cc[i]) - c0
+            out[i] = block[:, r : r + size, c : c + size]
+    assert out is not None
+    return out
 
 
 def patch_columns(features: Sequence[str], half: int) -> list[str]:

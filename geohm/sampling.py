@@ -406,7 +406,8 @@ def with_patches(table: SampleTable, source: WindowSource, half: int) -> SampleT
     """``table`` with the ``(2 half + 1)``-pixel feature patch around each sample.
 
     Read through ``source``, the window reader of the map (:func:`geohm.patches.read_patches`):
-    the centre of each patch is the sample's own feature row, bit for bit, and cells
+    the centre of each patch is the sample's own pixel, bit for bit (its feature row with
+    ``samples.window: 1``; a larger window averages the row, never the patch), and cells
     beyond the scene are NaN.
 
     Parameters

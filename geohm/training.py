@@ -172,6 +172,8 @@ def _candidate(
     cspec = spec.model_copy(
         update={"model": ModelSpec(name=cand.model, params=params), "spatial_features": spatial}
     )
+    if model_entry(cand.model).inputs == "patches" and table.patches is not None:
+        return cspec, list(table.patches.columns)
     columns = list(table.X.columns)
     if not (_takes_coordinates(cand) or _user_coordinates(spec)):
         columns = [c for c in columns if c not in COORDS]
@@ -189,18 +191,24 @@ def _proposal(
     table: SampleTable,
     source: SampleTable | None,
     target: str,
+    n_train: int,
 ) -> Proposal:
     """A candidate for :func:`geohm.autoselect.select_model`, or why it does not apply."""
     entry = model_entry(cand.model)
+    patches = entry.inputs == "patches"
     reason = None
-    if _takes_coordinates(cand) and not all(c in table.X.columns for c in COORDS):
+    if n_train < cand.min_samples:
+        reason = f"needs at least {cand.min_samples} training samples, {n_train} here"
+    elif patches and table.patches is None:
+        reason = "the samples were read without their neighbourhood patches"
+    elif _takes_coordinates(cand) and not all(c in table.X.columns for c in COORDS):
         reason = "needs the map coordinates x, y: the scene grid is not projected (metres)"
     elif entry.needs_source and source is None:
         reason = "needs a 'source:' block (an earlier year's imagery and samples)"
     elif entry.needs_source and source is not None and target not in source.y.columns:
         reason = f"the source year's samples have no {target}"
     if reason is not None:
-        return Proposal(cand.name, cand.summary, entry.distribution, None, reason)
+        return Proposal(cand.name, cand.summary, entry.distribution, None, reason, not patches)
     cspec, columns = _candidate(spec, cand, params, table)
 
     def build() -> tuple[Any, list[str]]:
@@ -213,7 +221,7 @@ def _proposal(
         features = model_columns(cspec, columns)
         return model_pipeline(cspec, features), features
 
-    return Proposal(cand.name, cand.summary, entry.distribution, build)
+    return Proposal(cand.name, cand.summary, entry.distribution, build, stackable=not patches)
 
 
 def _fit_auto(
@@ -244,8 +252,11 @@ def _fit_auto(
         folds_rep = {"kind": "random (too few spatial blocks)"}
     folds_rep["n"] = n_folds
     proposals = [
-        _proposal(spec, cand, params, table, source, target) for cand, params in settings.candidates
+        _proposal(spec, cand, params, table, source, target, len(train))
+        for cand, params in settings.candidates
     ]
+    if table.patches is not None:  # the patch candidates' columns beside the others'
+        X = pd.concat([X, table.patches.iloc[pos].reset_index(drop=True)], axis=1)
     found_sel = select_model(
         proposals,
         X.iloc[train],

@@ -78,3 +78,47 @@ def test_the_report_and_a_saved_model_reused(run, tmp_path: Path) -> None:
             _read(again / f"{metal}_concentration.tif"),
         )
         np.testing.assert_array_equal(a, b)
+
+
+def test_auto_scores_the_patch_cnn_but_never_stacks_it(tmp_path: Path) -> None:
+    paths = make_demo(tmp_path / "data", seed=1, size=64)
+    cfg = yaml.safe_load(paths.scene.read_text())
+    cands = ["rf", "ok", {"patch-cnn": PARAMS}]
+    cfg["model"] = {"name": "auto", "params": {"candidates": cands, "stack": True}}
+    cfg["samples"]["targets"] = ["Cu"]
+    for key in ("source", "zones", "sampling_design", "accumulation", "risk"):
+        cfg.pop(key, None)
+    cfg["output"] = {"dir": "out", "quicklooks": False}
+    scene = paths.root / "auto.yaml"
+    scene.write_text(yaml.safe_dump(cfg))
+    run_scene(load_job(scene, output_dir=tmp_path / "out"))
+    auto = json.loads((tmp_path / "out" / "report.json").read_text())["targets"]["Cu"]["auto"]
+    rows = {r["candidate"]: r for r in auto["ranking"]}
+    n_train = json.loads((tmp_path / "out" / "report.json").read_text())["targets"]["Cu"]["n_train"]
+    if n_train >= 30:
+        assert rows["patch-cnn"]["status"] == "scored"
+        assert rows["patch-cnn"]["inputs"][0] == "blue@-2,-2"
+    else:
+        assert rows["patch-cnn"]["status"] == "not applicable"
+        assert f"{n_train} here" in rows["patch-cnn"]["reason"]
+    # the stack is made of row models only: rf and ok
+    if "stack" in rows and rows["stack"]["status"] == "scored":
+        assert set(auto.get("weights", {})) <= {"rf", "ok"}
+
+
+def test_too_few_samples_leave_the_patch_cnn_out_of_auto() -> None:
+    import pandas as pd
+
+    from geohm.config import FitSpec
+    from geohm.models.registry import CANDIDATES
+    from geohm.sampling import SampleTable
+    from geohm.training import _proposal
+
+    X = pd.DataFrame({"a": np.arange(20.0)})
+    table = SampleTable(X=X, y=pd.DataFrame({"Cu": np.arange(20.0)}), xy=np.zeros((20, 2)))
+    spec = FitSpec.model_validate({"model": {"name": "auto"}})
+    p = _proposal(spec, CANDIDATES["patch-cnn"], {}, table, None, "Cu", 20)
+    assert p.build is None and p.reason == "needs at least 30 training samples, 20 here"
+    assert not p.stackable
+    p = _proposal(spec, CANDIDATES["patch-cnn"], {}, table, None, "Cu", 40)
+    assert p.reason == "the samples were read without their neighbourhood patches"

@@ -47,7 +47,7 @@ def test_one_class_for_the_whole_scene_gives_the_hand_computed_fluxes() -> None:
 
 
 def test_a_land_use_raster_and_a_ph_raster_vary_rates_and_kd(tmp_path: Path) -> None:
-    codes = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 3, 9]], dtype="uint8")
+    codes = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 5, 9]], dtype="uint8")  # 5: unnamed
     write_geotiff(tmp_path / "lu.tif", codes, crs=GRID.crs, transform=GRID.transform, nodata=9)
     ph = np.array([[5, 6, 7, 8]] * 3, dtype="float32")
     write_geotiff(tmp_path / "ph.tif", ph, crs=GRID.crs, transform=GRID.transform, nodata=-1)
@@ -70,10 +70,10 @@ def test_a_land_use_raster_and_a_ph_raster_vary_rates_and_kd(tmp_path: Path) -> 
     )
     local = LocalParameters(spec, None, GRID, ["Cu"])
     got = local.at("Cu", XS, YS)
-    fert = np.array([[0.5, 0.5, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1], [0, 0, 0, np.nan]])
+    fert = np.array([[0.5, 0.5, 0.1, 0.1], [0.5, 0.5, 0.1, 0.1], [0, 0, np.nan, np.nan]])
     np.testing.assert_allclose(got.fertiliser, fert)
     np.testing.assert_allclose(
-        got.crop_yield, np.where(codes == 1, 4.0, np.where(codes == 9, np.nan, 0.0))
+        got.crop_yield, np.where(codes == 1, 4.0, np.where(codes >= 5, np.nan, 0.0))
     )
     # log10 Kd = 1 + 0.5 pH + log10(2)
     np.testing.assert_allclose(got.kd, 2.0 * 10 ** (1 + 0.5 * ph.astype("float64")), rtol=1e-12)

@@ -397,6 +397,8 @@ class Candidate:
     coordinates, buffer_distances : bool
         Its ``spatial_features`` (RFsp: the pixel coordinates and the distance to every
         training sample as features; needs a projected grid).
+    min_samples : int
+        Fewest training samples for it to be scored (fewer: listed as not applicable).
     """
 
     name: str
@@ -404,6 +406,7 @@ class Candidate:
     summary: str
     coordinates: bool = False
     buffer_distances: bool = False
+    min_samples: int = 0
 
 
 #: The candidates of ``auto``, in the order they are scored (and, by default, all of them:
@@ -424,6 +427,12 @@ CANDIDATES: dict[str, Candidate] = {
         Candidate("tr-ga-bp", "tr-ga-bp", "GA-BP net transferred from the source year"),
         Candidate("ok", "ok", "ordinary kriging of the samples"),
         Candidate("rk", "rk", "regression kriging (random forest + kriged residuals)"),
+        Candidate(
+            "patch-cnn",
+            "patch-cnn",
+            "CNN on the neighbourhood of each sample (never stacked)",
+            min_samples=30,
+        ),
     )
 }
 

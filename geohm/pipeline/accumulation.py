@@ -111,7 +111,7 @@ class AccumulationPlan:
             )
         self.screening = {m: float(screening[m]) for m in self.metals}
         #: Land-use practice and Kd, per cell (numbers or rasters).
-        self.local = LocalParameters(spec, cfg.risk, grid, self.metals)
+        self.local = LocalParameters(spec, cfg.risk, grid, metals)
         self.notes.extend(self.local.notes)
         water = spec.percolation_mm > 0 or spec.runoff_mm > 0
         missing = [m for m in self.metals if water and m not in spec.kd]
@@ -429,8 +429,9 @@ class AccumulationPlan:
             if mapped_px is not None and classed is not None and mapped_px.count > classed.count:
                 self.notes.append(
                     f"{m}: {mapped_px.count - classed.count} mapped pixels not projected (no "
-                    "LS factor next to DEM holes or at the DEM's edge, or nodata in the land-use, "
-                    "pH or organic-matter raster): nodata in the projection"
+                    "LS factor next to DEM holes or at the DEM's edge, nodata in the land-use, "
+                    "pH or organic-matter raster, or a land-use code that "
+                    "agriculture.land_use.classes does not name): nodata in the projection"
                 )
             out["metals"][m] = {
                 "screening_mg_kg": self.screening[m],

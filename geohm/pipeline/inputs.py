@@ -42,6 +42,7 @@ from geohm.io.rasters import (
 )
 from geohm.io.reading import AlignedRaster
 from geohm.models import make_regressor, model_entry
+from geohm.models.registry import auto_settings
 from geohm.pipeline.common import CHUNK
 from geohm.riskmaps import (
     LAND_USE_LAYER,
@@ -182,10 +183,20 @@ def stac_item(spec: StacSpec) -> Any:
 
 
 def patch_half(model: Any) -> int:
-    """The patch half-width (pixels) a ``model:`` block's samples need (0: none)."""
-    if model_entry(model.name).inputs != "patches":
-        return 0
-    return int(make_regressor(model.name, model.params).patch)
+    """The patch half-width (pixels) a ``model:`` block's samples need (0: none).
+
+    ``auto`` needs the widest of its patch candidates'.
+    """
+    if model_entry(model.name).selects:
+        named = [(c.model, p) for c, p in auto_settings(model.params).candidates]
+    else:
+        named = [(model.name, model.params)]
+    halves = [
+        int(make_regressor(name, params).patch)
+        for name, params in named
+        if model_entry(name).inputs == "patches"
+    ]
+    return max(halves, default=0)
 
 
 def sample_points(

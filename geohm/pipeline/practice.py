@@ -97,7 +97,7 @@ class LocalParameters:
     grid : Grid
         The scene grid.
     metals : list of str
-        The projected metals.
+        The mapped metals (what per-metal keys may name).
 
     Raises
     ------
@@ -219,8 +219,10 @@ class LocalParameters:
             rate: dict[str, Any] = dict(self.scene_rates)
         else:
             codes = raster_at(self.grid, self.land_use, gx, gy)
+            # a code the classes do not name is not projected (NaN), as the risk maps
+            # leave it unclassed; the report counts such pixels
             rate = {
-                name: per_class(codes, table, name=f"{name} rate")
+                name: per_class(codes, table, default=np.nan, name=f"{name} rate")
                 for name, table in self.rates.items()
             }
         return CellInputs(

@@ -438,7 +438,12 @@ def _predict_scene(
             for k, v in targets.items()
         }
         per_target: dict[str, Any] = {
-            k: {"model": bundle["model"], "features": v["features"]} for k, v in targets.items()
+            k: {
+                "model": bundle["model"],
+                # a patch model's channels, not its (2h+1)^2 columns per channel
+                "features": models[k].inputs() if models[k].halo else v["features"],
+            }
+            for k, v in targets.items()
         }
         points_xy = None
         sample_report = None

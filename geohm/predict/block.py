@@ -175,6 +175,8 @@ def _grid_distribution(
     pred = parts.from_model(center)
     correction = getattr(tm.interval, "correction_", None)
     if correction is None or getattr(tm.interval, "method_", None) != "residual":
+        if thresholds is not None:  # as predict_distribution for a model without members
+            raise TypeError("P(C > S) of a patch model needs its conformal interval")
         return Distribution(pred)
     lower = parts.from_model(center - correction)
     upper = parts.from_model(center + correction)
