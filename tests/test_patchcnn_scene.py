@@ -83,7 +83,7 @@ def test_the_report_and_a_saved_model_reused(run, tmp_path: Path) -> None:
 def test_auto_scores_the_patch_cnn_but_never_stacks_it(tmp_path: Path) -> None:
     paths = make_demo(tmp_path / "data", seed=1, size=64)
     cfg = yaml.safe_load(paths.scene.read_text())
-    cands = ["rf", "ok", {"patch-cnn": PARAMS}]
+    cands = ["rf", "ok", {"patch-cnn": PARAMS}]  # ok: fast, a second stack member
     cfg["model"] = {"name": "auto", "params": {"candidates": cands, "stack": True}}
     cfg["samples"]["targets"] = ["Cu"]
     for key in ("source", "zones", "sampling_design", "accumulation", "risk"):

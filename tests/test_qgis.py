@@ -123,12 +123,25 @@ def test_demo_outputs_open_styled_in_qgis(demo_out: Path, qgis_tmp: Path) -> Non
 
 @pytest.mark.timeout(600)  # a demo run with the projection and its calibration
 def test_accumulation_outputs_open_styled_in_qgis(qgis_tmp: Path) -> None:
-    """Issue 16: the projection and carrying-capacity maps of ``geohm demo --accumulation``
+    """Issue 16: the projection and carrying-capacity maps of the demo's accumulation scene
     open in QGIS with their styles: ramps for concentrations, fluxes, headroom and the
     steady state, the classes of the years to exceedance."""
+    import yaml
+
+    from geohm import load_job, make_demo, run_scene
+
+    # the demo's accumulation scene, with a small forest for speed (the projection and its
+    # styles are the same whatever the model)
+    paths = make_demo(qgis_tmp / "acc_data", seed=0, size=64, accumulation=True)
+    cfg = yaml.safe_load(paths.scene.read_text())
+    cfg["model"] = {"name": "rf", "params": {"n_estimators": 30}}
+    for key in ("zones", "sampling_design"):
+        cfg.pop(key, None)
+    cfg["output"] = {"dir": "out", "quicklooks": False}
+    scene = paths.root / "acc.yaml"
+    scene.write_text(yaml.safe_dump(cfg))
     out = qgis_tmp / "accumulation"
-    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--size", "96", "--accumulation"])
-    assert res.exit_code == 0, res.output
+    run_scene(load_job(scene, output_dir=out))
     png = qgis_tmp / "accumulation_render.png"
     summary = run_check(out, png, qgis_tmp)
     assert_layers_match_geotiffs(summary, out)
