@@ -163,6 +163,29 @@ def test_accumulation_outputs_open_styled_in_qgis(qgis_tmp: Path) -> None:
         assert labels[0] == "already above" and labels[-1] == "not within 50 years"
 
 
+def test_series_warning_layer_opens_styled_in_qgis(qgis_tmp: Path) -> None:
+    """Issue 17: series_warning.gpkg opens with its style: wells coloured by warning level
+    (categorized: low, medium, high) and labelled with their site id."""
+    import yaml
+
+    from geohm import run_series
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "scenes" / "series_tull.yaml").read_text())
+    cfg["lstm"] = {"hidden": 8, "members": 2, "epochs": 3, "batch": 64}  # the style, not skill
+    cfg["validation"] = {"origins": 1, "stride": 1, "site_folds": 2, "seed": 0}
+    cfg["output"] = {"dir": str(qgis_tmp / "series"), "plots": False}
+    job = qgis_tmp / "series.yaml"
+    job.write_text(yaml.safe_dump(cfg))
+    out = run_series(job).out_dir
+    summary = run_check(out, qgis_tmp / "series_render.png", qgis_tmp)
+    vectors = {v["file"]: v for v in summary["vectors"]}
+    warning = vectors["series_warning.gpkg"]
+    assert warning["valid"] and warning["style_loaded"]
+    assert warning["renderer"] == warning["default_style_renderer"] == "categorizedSymbol"
+    assert warning["feature_count"] == 31  # the tull wells kept
+
+
 def _risk_first(stem: str) -> tuple[bool, str]:
     return (not stem.endswith("_risk"), stem)
 

@@ -23,10 +23,10 @@ from PIL import Image
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+from geohm.io.point_styles import write_qml_points
 from geohm.io.styles import (
     AOA_CLASSES,
     write_qml_paletted,
-    write_qml_points,
     write_qml_ramp,
     write_qml_zones,
 )

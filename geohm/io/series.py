@@ -26,9 +26,16 @@ import numpy as np
 import pandas as pd
 
 from geohm.errors import InputError
+from geohm.io.point_styles import write_qml_categories
 from geohm.io.rasters import atomic_path
 
-__all__ = ["SeriesTable", "read_series_table", "read_tull", "write_warning_layer"]
+__all__ = [
+    "SeriesTable",
+    "read_series_table",
+    "read_tull",
+    "write_warning_layer",
+    "write_warning_style",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -366,3 +373,27 @@ def write_warning_layer(
         warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
         gdf.to_file(tmp, driver="GPKG", layer=layer, engine="pyogrio")
     return final
+
+
+#: The warning levels' legend: value, label, colour (low to high).
+WARNING_STYLE = (
+    ("low", "low: unlikely to exceed within the horizon", "#1a9850"),
+    ("medium", "medium", "#fdae61"),
+    ("high", "high: likely to exceed within the horizon", "#d7191c"),
+)
+
+
+def write_warning_style(path: PathLike) -> Path:
+    """The QGIS style of ``series_warning.gpkg``: sites coloured by warning level, labelled.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.qml`` beside the GeoPackage (``series_warning.qml``).
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    return write_qml_categories(path, "level", WARNING_STYLE, label_field="site")

@@ -8,8 +8,8 @@ XML documents are built here with ElementTree.
 Rasters: :func:`write_qml_ramp` (continuous values: concentrations, the dissimilarity
 index ``<t>_di.tif``), :func:`write_qml_paletted` (classes: risk, exceedance, the area of
 applicability ``<t>_aoa.tif`` with :data:`AOA_CLASSES`). Vectors:
-:func:`write_qml_zones` (``zones.gpkg``: polygons graduated on one statistic) and
-:func:`write_qml_points` (``next_samples.gpkg``: points labelled with their rank).
+:func:`write_qml_zones` (``zones.gpkg``: polygons graduated on one statistic); point
+layers in :mod:`geohm.io.point_styles`.
 Symbol layers carry their properties both as ``<Option>`` maps (QGIS >= 3.18 reads these)
 and as ``<prop>`` elements (what older QGIS reads), as QGIS 3.22 itself writes them.
 """
@@ -30,7 +30,6 @@ from geohm.io.rasters import atomic_path
 __all__ = [
     "AOA_CLASSES",
     "write_qml_paletted",
-    "write_qml_points",
     "write_qml_ramp",
     "write_qml_zones",
 ]
@@ -485,71 +484,3 @@ def write_qml_zones(
         else _labeling(label_field, polygon=True, size_pt=9, bold=False, dist_mm=0)
     )
     return _write(_vector_document(r, _POLYGON, labeling), path)
-
-
-def write_qml_points(
-    path: str | os.PathLike[str],
-    *,
-    rank_field: str = "rank",
-    color: str = "#2166ac",
-    size_mm: float = 3.0,
-) -> Path:
-    """A point style for suggested sample points (``next_samples.gpkg``), labelled by rank.
-
-    One symbol for every point (renderer ``singleSymbol``): a filled circle with a white
-    outline, and the point's rank as a bold label beside it (every label drawn, even where
-    labels collide).
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.qml`` file: ``next_samples.qml`` beside ``next_samples.gpkg`` is QGIS's
-        default style.
-    rank_field : str
-        The column labelled on each point (1 = the best suggestion).
-    color : str
-        Marker fill colour (any matplotlib colour, e.g. ``#rrggbb``).
-    size_mm : float
-        Marker diameter, mm on the map.
-
-    Returns
-    -------
-    pathlib.Path
-        The written file.
-
-    Raises
-    ------
-    ValueError
-        ``rank_field`` empty or ``size_mm`` not positive.
-    OutputError
-        The write failed (nothing is left under ``path``).
-    """
-    if not rank_field:
-        raise ValueError("the point style needs the name of the rank column")
-    if not size_mm > 0:
-        raise ValueError(f"size_mm must be positive, got {size_mm}")
-    props = {
-        "name": "circle",
-        "color": _qgis_color(color),
-        "outline_color": "255,255,255,255",
-        "outline_style": "solid",
-        "outline_width": "0.4",
-        "outline_width_unit": "MM",
-        "size": f"{size_mm:g}",
-        "size_unit": "MM",
-        "scale_method": "diameter",
-        "angle": "0",
-        "joinstyle": "bevel",
-        "offset": "0,0",
-        "offset_unit": "MM",
-        "horizontal_anchor_point": "1",
-        "vertical_anchor_point": "1",
-    }
-    r = ET.Element(
-        "renderer-v2", type="singleSymbol", symbollevels="0", enableorderby="0", forceraster="0"
-    )
-    ET.SubElement(r, "symbols").append(_symbol("0", "marker", "SimpleMarker", props))
-    ET.SubElement(r, "rotation")
-    ET.SubElement(r, "sizescale")
-    labeling = _labeling(rank_field, polygon=False, size_pt=10, bold=True, dist_mm=0.8)
-    return _write(_vector_document(r, _POINT, labeling), path)

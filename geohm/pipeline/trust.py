@@ -16,9 +16,10 @@ from pyproj import Transformer
 from geohm.config import SceneConfig
 from geohm.errors import ConfigError
 from geohm.grid import Grid
+from geohm.io.point_styles import write_qml_points
 from geohm.io.rasters import read_overview
 from geohm.io.reports import save_figure
-from geohm.io.styles import write_qml_points, write_qml_zones
+from geohm.io.styles import write_qml_zones
 from geohm.io.zones import Zones, read_zones, write_next_samples, write_zones
 from geohm.predict import TargetModel
 from geohm.report import next_samples_figure

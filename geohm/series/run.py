@@ -31,7 +31,12 @@ from scipy.stats import norm
 
 from geohm.io.outdir import job_fingerprint, output_folder
 from geohm.io.reports import save_figure, write_csv, write_json, write_text
-from geohm.io.series import SeriesTable, read_series_table, write_warning_layer
+from geohm.io.series import (
+    SeriesTable,
+    read_series_table,
+    write_warning_layer,
+    write_warning_style,
+)
 from geohm.series.config import SeriesConfig, load_series_config
 from geohm.series.data import SeriesPanel, regularise
 from geohm.series.figures import SitePanel, site_figure
@@ -323,6 +328,7 @@ def _write(
     cfg, panel, out = result.config, result.panel, result.out_dir
     outputs = [
         write_warning_layer(out / "series_warning.gpkg", result.warnings, crs=read.crs),
+        write_warning_style(out / "series_warning.qml"),
         write_csv(out / "series_warning.csv", result.warnings.set_index(["site", "metal"])),
         write_csv(out / "series_forecast.csv", result.forecasts.set_index(["site", "metal"])),
         write_csv(out / "series_metrics.csv", result.metrics.set_index(["metal", "scheme"])),
