@@ -68,6 +68,9 @@ def test_the_report_and_a_saved_model_reused(run, tmp_path: Path) -> None:
         rep = report["targets"][metal]
         assert rep["features"][:3] == ["blue", "green", "red"]  # channels, not patch pixels
         assert any("neighbourhood patches" in s for s in rep["skipped"])
+        gaps = rep["patch_gaps"]  # filled patch cells are named by sample, none silent
+        assert gaps["cells"] == rep["n_train"] * 19 * 25
+        assert gaps["cells_filled"] == sum(gaps["samples"].values())
         assert rep["cv"]["rmse"] > 0 and "skill" in rep["cv"]
         assert (out / f"{metal}_uncertainty.tif").exists()
     again = tmp_path / "again"
@@ -95,15 +98,41 @@ def test_auto_scores_the_patch_cnn_but_never_stacks_it(tmp_path: Path) -> None:
     auto = json.loads((tmp_path / "out" / "report.json").read_text())["targets"]["Cu"]["auto"]
     rows = {r["candidate"]: r for r in auto["ranking"]}
     n_train = json.loads((tmp_path / "out" / "report.json").read_text())["targets"]["Cu"]["n_train"]
-    if n_train >= 30:
-        assert rows["patch-cnn"]["status"] == "scored"
-        assert rows["patch-cnn"]["inputs"][0] == "blue@-2,-2"
-    else:
-        assert rows["patch-cnn"]["status"] == "not applicable"
-        assert f"{n_train} here" in rows["patch-cnn"]["reason"]
+    assert n_train >= 30  # this demo (seed 1, 64 px) trains on 32 samples
+    assert rows["patch-cnn"]["status"] == "scored"
+    assert rows["patch-cnn"]["inputs"][0] == "blue@-2,-2"
+    assert rows["rf"]["status"] == rows["ok"]["status"] == "scored"
     # the stack is made of row models only: rf and ok
-    if "stack" in rows and rows["stack"]["status"] == "scored":
-        assert set(auto.get("weights", {})) <= {"rf", "ok"}
+    if auto["chosen"] == "stack":
+        assert set(auto["weights"]) <= {"rf", "ok"}
+
+
+def test_a_stack_needs_two_stackable_candidates() -> None:
+    """One row model and one patch model: no stack is scored (the patch model may not be
+    a member, and a stack of one is none)."""
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    from geohm.autoselect import Proposal, select_model
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    y = X["a"].to_numpy() + 0.5 * X["b"].to_numpy()
+    splits = [
+        (np.flatnonzero(np.arange(60) % 4 != k), np.flatnonzero(np.arange(60) % 4 == k))
+        for k in range(4)
+    ]
+    row = Proposal("row", "on a", "residuals", lambda: (LinearRegression(), ["a"]))
+    patch = Proposal(
+        "patch", "on a, b", "residuals", lambda: (LinearRegression(), ["a", "b"]), stackable=False
+    )
+    found = select_model([row, patch], X, y, splits, max_minutes=5.0, stack=True)
+    names = [r["candidate"] for r in found.ranking]
+    assert names == ["patch", "row"] and found.chosen == "patch" and not found.stacked
+    # the same two as row models: the stack is scored
+    both = Proposal("patch", "on a, b", "residuals", lambda: (LinearRegression(), ["a", "b"]))
+    found = select_model([row, both], X, y, splits, max_minutes=5.0, stack=True)
+    assert "stack" in [r["candidate"] for r in found.ranking]
 
 
 def test_too_few_samples_leave_the_patch_cnn_out_of_auto() -> None:
@@ -122,3 +151,14 @@ def test_too_few_samples_leave_the_patch_cnn_out_of_auto() -> None:
     assert not p.stackable
     p = _proposal(spec, CANDIDATES["patch-cnn"], {}, table, None, "Cu", 40)
     assert p.reason == "the samples were read without their neighbourhood patches"
+
+
+def test_filled_patch_cells_are_named_by_sample() -> None:
+    import pandas as pd
+
+    from geohm.fitting.model import _patch_gaps
+
+    X = pd.DataFrame([[1.0, np.nan, np.nan], [1.0, 2.0, 3.0], [np.nan, 2.0, 3.0]])
+    got = _patch_gaps(X, ["s1", "s2", "s3"])
+    assert got["cells_filled"] == 3 and got["cells"] == 9
+    assert got["samples"] == {"s1": 2, "s3": 1}

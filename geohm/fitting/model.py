@@ -152,6 +152,8 @@ def fit_model(
     Xtr, ytr = X.iloc[train], y.to_numpy()[train]
     estimator.fit(Xtr, ytr)
     rep.update(_fitted_report(entry, estimator, features))
+    if entry.inputs == "patches":
+        rep["patch_gaps"] = _patch_gaps(Xtr, ids[train])
     samples = pd.DataFrame(index=ids)
     samples[f"{target}_observed"] = y.to_numpy()
     samples[f"{target}_split"] = "train"
@@ -266,6 +268,22 @@ def _fitted_report(entry: ModelEntry, estimator: Any, features: list[str]) -> di
     if sel != "passthrough":
         return {"selection": sel.scores_, "features": list(sel.selected_)}
     return {"features": features}
+
+
+def _patch_gaps(X: pd.DataFrame, ids: Any) -> dict[str, Any]:
+    """The training patches' missing cells (beyond the scene or nodata), named by sample.
+
+    The patch model fills them with the training mean of their feature and marks them in
+    its validity channel: a substitution, so the report says where.
+    """
+    gaps = ~np.isfinite(X.to_numpy(dtype="float64"))
+    per_sample = gaps.sum(axis=1)
+    return {
+        "cells_filled": int(gaps.sum()),
+        "cells": int(gaps.size),
+        "rule": "training mean of the feature, marked in the validity channel",
+        "samples": {str(i): int(n) for i, n in zip(ids, per_sample, strict=True) if n},
+    }
 
 
 def _required_inputs(
